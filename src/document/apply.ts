@@ -1,0 +1,246 @@
+/**
+ * Applies RFC 6902 operations to the working document in place, keeping an
+ * undo log, so a change costs time in proportion to its size and a failed or
+ * refused change can be rolled back exactly.
+ */
+import { JsonStoreError } from '../errors.js';
+import { cloneJson, describeType, getMember, hasMember, isObject, jsonEqual, setMember, type JsonValue } from './json.js';
+import type { PatchOperation } from './patch-types.js';
+import { displayPath, isArrayIndex, parsePointer, toPointer } from './path.js';
+
+/** Holder for the document, so that replacing the root is an ordinary write. */
+export interface DocumentState {
+  root: JsonValue;
+}
+
+export type UndoLog = Array<() => void>;
+
+export interface AppliedChange {
+  /** The operations as applied: no `test`, `-` replaced by the real index. */
+  ops: PatchOperation[];
+  /** Undo steps, in the order they must run. */
+  undo: () => void;
+}
+
+interface Slot {
+  parent: JsonValue[] | Record<string, JsonValue> | null;
+  key: string;
+  /** Parent as seen by the path, for messages. */
+  parentPath: string[];
+}
+
+/** Reads the value at a path; `undefined` when any step is missing. */
+export function valueAt(root: JsonValue, path: readonly string[]): JsonValue | undefined {
+  let node: JsonValue | undefined = root;
+  for (const segment of path) {
+    if (Array.isArray(node)) {
+      if (!isArrayIndex(segment)) return undefined;
+      node = node[Number(segment)];
+    } else if (isObject(node)) {
+      node = getMember(node, segment);
+    } else {
+      return undefined;
+    }
+    if (node === undefined) return undefined;
+  }
+  return node;
+}
+
+function conflict(where: string, detail: string): JsonStoreError {
+  return new JsonStoreError('conflict', `${where}: ${detail}`);
+}
+
+/** Finds the container that holds the last segment of `path`. */
+function slotFor(root: JsonValue, path: string[], where: string): Slot {
+  if (path.length === 0) return { parent: null, key: '', parentPath: [] };
+  const parentPath = path.slice(0, -1);
+  const parent = valueAt(root, parentPath);
+  if (parent === undefined) throw conflict(where, `${displayPath(parentPath)} does not exist`);
+  if (parent === null || typeof parent !== 'object') {
+    throw conflict(where, `${displayPath(parentPath)} is ${describeType(parent)}, which has no members`);
+  }
+  return { parent, key: path[path.length - 1] as string, parentPath };
+}
+
+function arrayIndex(slot: Slot, array: JsonValue[], where: string, allowEnd: boolean): number {
+  if (allowEnd && slot.key === '-') return array.length;
+  if (!isArrayIndex(slot.key)) {
+    throw conflict(where, `"${slot.key}" is not an index into the array at ${displayPath(slot.parentPath)}`);
+  }
+  const index = Number(slot.key);
+  const max = allowEnd ? array.length : array.length - 1;
+  if (index > max) {
+    throw conflict(where, `index ${index} is out of range for the array at ${displayPath(slot.parentPath)} (length ${array.length})`);
+  }
+  return index;
+}
+
+/**
+ * Applies `ops` to `state`. On the first operation that cannot apply, undoes
+ * the earlier ones and throws a 409 `JsonStoreError` naming the operation.
+ */
+export function applyOperations(state: DocumentState, ops: readonly PatchOperation[], describe?: (index: number) => string): AppliedChange {
+  const undo: UndoLog = [];
+  const applied: PatchOperation[] = [];
+  const rollback = () => {
+    for (let i = undo.length - 1; i >= 0; i--) (undo[i] as () => void)();
+  };
+  try {
+    ops.forEach((op, index) => {
+      const where = describe ? describe(index) : `Operation ${index} (${op.op} ${op.path})`;
+      applyOne(state, op, where, undo, applied);
+    });
+  } catch (error) {
+    rollback();
+    throw error;
+  }
+  return { ops: applied, undo: rollback };
+}
+
+function applyOne(state: DocumentState, op: PatchOperation, where: string, undo: UndoLog, applied: PatchOperation[]): void {
+  const path = parsePointer(op.path);
+  switch (op.op) {
+    case 'test': {
+      const actual = valueAt(state.root, path);
+      if (actual === undefined) throw conflict(where, `${displayPath(path)} does not exist`);
+      if (!jsonEqual(actual, op.value)) throw conflict(where, `the value at ${displayPath(path)} is not the expected one`);
+      return;
+    }
+    case 'add': {
+      const pointer = insert(state, path, op.value, where, undo);
+      applied.push({ op: 'add', path: pointer, value: op.value });
+      return;
+    }
+    case 'remove': {
+      remove(state, path, where, undo);
+      applied.push(op);
+      return;
+    }
+    case 'replace': {
+      replace(state, path, op.value, where, undo);
+      applied.push(op);
+      return;
+    }
+    case 'move': {
+      const from = parsePointer(op.from, 'from');
+      if (op.from === op.path) return;
+      if (op.path.startsWith(op.from + '/')) throw conflict(where, `cannot move ${displayPath(from)} into its own child`);
+      const value = valueAt(state.root, from);
+      if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
+      remove(state, from, where, undo);
+      const pointer = insert(state, path, value, where, undo);
+      applied.push({ op: 'move', from: op.from, path: pointer });
+      return;
+    }
+    case 'copy': {
+      const from = parsePointer(op.from, 'from');
+      const value = valueAt(state.root, from);
+      if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
+      const pointer = insert(state, path, cloneJson(value), where, undo);
+      applied.push({ op: 'copy', from: op.from, path: pointer });
+      return;
+    }
+  }
+}
+
+/** RFC 6902 `add`: returns the pointer actually written (with a real index). */
+function insert(state: DocumentState, path: string[], value: JsonValue, where: string, undo: UndoLog): string {
+  const slot = slotFor(state.root, path, where);
+  const { parent, key } = slot;
+  if (parent === null) {
+    const previous = state.root;
+    state.root = value;
+    undo.push(() => {
+      state.root = previous;
+    });
+    return '';
+  }
+  if (Array.isArray(parent)) {
+    const index = arrayIndex(slot, parent, where, true);
+    parent.splice(index, 0, value);
+    undo.push(() => {
+      parent.splice(index, 1);
+    });
+    return toPointer([...slot.parentPath, String(index)]);
+  }
+  if (hasMember(parent, key)) {
+    const previous = parent[key] as JsonValue;
+    parent[key] = value;
+    undo.push(() => {
+      parent[key] = previous;
+    });
+  } else {
+    setMember(parent, key, value);
+    undo.push(() => {
+      delete parent[key];
+    });
+  }
+  return toPointer(path);
+}
+
+function remove(state: DocumentState, path: string[], where: string, undo: UndoLog): void {
+  const slot = slotFor(state.root, path, where);
+  const { parent, key } = slot;
+  if (parent === null) {
+    // RFC 6902 lets `remove` target the root; this store's empty document is `{}`.
+    const previous = state.root;
+    state.root = {};
+    undo.push(() => {
+      state.root = previous;
+    });
+    return;
+  }
+  if (Array.isArray(parent)) {
+    const index = arrayIndex(slot, parent, where, false);
+    const [previous] = parent.splice(index, 1) as [JsonValue];
+    undo.push(() => {
+      parent.splice(index, 0, previous);
+    });
+    return;
+  }
+  if (!hasMember(parent, key)) throw conflict(where, `${displayPath(path)} does not exist`);
+  // Undo must put the key back where it was: key order shows in every GET
+  // and in the ETag, and a rolled-back change must leave no trace.
+  const order = Object.keys(parent);
+  const position = order.indexOf(key);
+  const previous = parent[key] as JsonValue;
+  delete parent[key];
+  undo.push(() => {
+    setMember(parent, key, previous);
+    for (let i = position + 1; i < order.length; i++) {
+      const later = order[i] as string;
+      const value = parent[later] as JsonValue;
+      delete parent[later];
+      setMember(parent, later, value);
+    }
+  });
+}
+
+/** RFC 6902 `replace`: the member keeps its place in its object. */
+function replace(state: DocumentState, path: string[], value: JsonValue, where: string, undo: UndoLog): void {
+  const slot = slotFor(state.root, path, where);
+  const { parent, key } = slot;
+  if (parent === null) {
+    const previous = state.root;
+    state.root = value;
+    undo.push(() => {
+      state.root = previous;
+    });
+    return;
+  }
+  if (Array.isArray(parent)) {
+    const index = arrayIndex(slot, parent, where, false);
+    const previous = parent[index] as JsonValue;
+    parent[index] = value;
+    undo.push(() => {
+      parent[index] = previous;
+    });
+    return;
+  }
+  if (!hasMember(parent, key)) throw conflict(where, `${displayPath(path)} does not exist, so it cannot be replaced`);
+  const previous = parent[key] as JsonValue;
+  parent[key] = value;
+  undo.push(() => {
+    parent[key] = previous;
+  });
+}

@@ -1,0 +1,128 @@
+/**
+ * What each write does to the document, planned as RFC 6902 operations
+ * against the current value. Planning never mutates; the engine applies the
+ * plan. Every refusal names the request and the step that stopped it.
+ */
+import { JsonStoreError } from '../errors.js';
+import { describeType, getMember, isObject, setMember, type JsonObject, type JsonValue } from './json.js';
+import { mergePatchOperations } from './merge-patch.js';
+import { parseJsonPatch } from './json-patch.js';
+import type { PatchOperation } from './patch-types.js';
+import { displayPath, isArrayIndex, toPointer, type Path } from './path.js';
+import { pushId } from './push-id.js';
+import { valueAt } from './apply.js';
+
+export type WriteMethod = 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+export interface WritePlan {
+  ops: PatchOperation[];
+  /** Whether the write creates the member it targets (201). */
+  created: boolean;
+  /** Where the written value lives afterwards (an append's real index included). */
+  resultPath: string[];
+  /** Names JSON Patch operations as the client wrote them, for 409 messages. */
+  describe?: (index: number) => string;
+}
+
+function cannot(method: string, path: Path, detail: string, code: 'conflict' | 'not-found' = 'conflict'): JsonStoreError {
+  return new JsonStoreError(code, `Cannot ${method} ${displayPath(path)}: ${detail}`);
+}
+
+/** Wraps `value` in objects for the segments that do not exist yet. */
+function nest(segments: readonly string[], value: JsonValue): JsonValue {
+  let out = value;
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const wrapper: JsonObject = {};
+    setMember(wrapper, segments[i] as string, out);
+    out = wrapper;
+  }
+  return out;
+}
+
+/**
+ * PUT: store `value` at `path`, creating missing parent objects (never
+ * arrays). In an array, index == length or `-` appends.
+ */
+export function planPut(root: JsonValue, path: Path, value: JsonValue, method = 'PUT'): WritePlan {
+  if (path.length === 0) return { ops: [{ op: 'replace', path: '', value }], created: false, resultPath: [] };
+  let node: JsonValue = root;
+  for (let i = 0; i < path.length; i++) {
+    const segment = path[i] as string;
+    const here = path.slice(0, i);
+    const last = i === path.length - 1;
+    if (Array.isArray(node)) {
+      const append = segment === '-' || (isArrayIndex(segment) && Number(segment) === node.length);
+      if (append) {
+        const at = [...here, String(node.length)];
+        return { ops: [{ op: 'add', path: toPointer(at), value: nest(path.slice(i + 1), value) }], created: true, resultPath: [...at, ...path.slice(i + 1)] };
+      }
+      if (!isArrayIndex(segment)) {
+        throw cannot(method, path, `${displayPath(here)} is an array, and "${segment}" is not an index (use 0, 1, ... or - to append)`);
+      }
+      if (Number(segment) > node.length) {
+        throw cannot(method, path, `index ${segment} is past the end of the array at ${displayPath(here)} (length ${node.length}); use ${node.length} or - to append`);
+      }
+      if (last) return { ops: [{ op: 'replace', path: toPointer(path), value }], created: false, resultPath: [...path] };
+      node = node[Number(segment)] as JsonValue;
+    } else if (isObject(node)) {
+      const child = getMember(node, segment);
+      if (child === undefined) {
+        const at = path.slice(0, i + 1);
+        return { ops: [{ op: 'add', path: toPointer(at), value: nest(path.slice(i + 1), value) }], created: true, resultPath: [...path] };
+      }
+      if (last) return { ops: [{ op: 'replace', path: toPointer(path), value }], created: false, resultPath: [...path] };
+      node = child;
+    } else {
+      throw cannot(method, path, `${displayPath(here)} is ${describeType(node)}`);
+    }
+  }
+  /* c8 ignore next */
+  throw new Error('unreachable');
+}
+
+/** POST: append to an array, or add under a new push key to an object. */
+export function planPost(root: JsonValue, path: Path, value: JsonValue): WritePlan {
+  const target = valueAt(root, path);
+  if (target === undefined) throw cannot('POST to', path, 'it does not exist; create it first with PUT', 'not-found');
+  if (Array.isArray(target)) {
+    const at = [...path, String(target.length)];
+    return { ops: [{ op: 'add', path: toPointer(at), value }], created: true, resultPath: at };
+  }
+  if (isObject(target)) {
+    let key = pushId();
+    while (Object.prototype.hasOwnProperty.call(target, key)) key = pushId();
+    const at = [...path, key];
+    return { ops: [{ op: 'add', path: toPointer(at), value }], created: true, resultPath: at };
+  }
+  throw cannot('POST to', path, `it is ${describeType(target)}; POST adds to an array or an object`);
+}
+
+/** DELETE: remove the member; on the root, leave the empty document `{}`. */
+export function planDelete(root: JsonValue, path: Path): WritePlan {
+  if (path.length === 0) return { ops: [{ op: 'replace', path: '', value: {} }], created: false, resultPath: [] };
+  if (valueAt(root, path) === undefined) throw cannot('DELETE', path, 'it does not exist', 'not-found');
+  return { ops: [{ op: 'remove', path: toPointer(path) }], created: false, resultPath: [...path] };
+}
+
+/** RFC 7396 merge patch at `path`; a missing target counts as null, so it is created. */
+export function planMergePatch(root: JsonValue, path: Path, patch: JsonValue): WritePlan {
+  const target = valueAt(root, path);
+  if (target === undefined) {
+    const value = mergePatchOperations(undefined, patch, [])[0] as { value: JsonValue };
+    return planPut(root, path, value.value, 'PATCH');
+  }
+  return { ops: mergePatchOperations(target, patch, [...path]), created: false, resultPath: [...path] };
+}
+
+/** RFC 6902 JSON Patch with pointers relative to `path`; the target must exist. */
+export function planJsonPatch(root: JsonValue, path: Path, patch: JsonValue): WritePlan {
+  const ops = parseJsonPatch(patch, path);
+  if (valueAt(root, path) === undefined) throw cannot('PATCH', path, 'it does not exist', 'not-found');
+  const original = patch as Array<{ op: string; path: string }>;
+  return {
+    ops,
+    created: false,
+    resultPath: [...path],
+    describe: (index) => `JSON Patch operation ${index} (${original[index]?.op} ${JSON.stringify(original[index]?.path)})`,
+  };
+}

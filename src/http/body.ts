@@ -1,0 +1,155 @@
+/**
+ * Request bodies: JSON only, read with a size cap enforced while reading, and
+ * compatible with body parsers that already ran (express.json() and friends).
+ */
+import type { IncomingMessage } from 'node:http';
+import contentType from 'content-type';
+import { JsonStoreError } from '../errors.js';
+import { depthOf, type JsonValue } from '../document/json.js';
+import { locateJsonSyntaxError } from './json-syntax.js';
+
+/** How a body is to be understood. */
+export type BodyKind = 'json' | 'merge-patch' | 'json-patch';
+
+export const acceptedPatchTypes = ['application/merge-patch+json', 'application/json-patch+json'] as const;
+
+/**
+ * Content types: absent, `application/json` or `application/*+json` are JSON;
+ * for PATCH, `application/json-patch+json` selects RFC 6902 and the others
+ * RFC 7396. Only UTF-8 is accepted.
+ */
+export function bodyKindOf(header: string | undefined, method: string): BodyKind {
+  const isPatch = method === 'PATCH';
+  if (header === undefined || header.trim() === '') return isPatch ? 'merge-patch' : 'json';
+  let type: string;
+  let charset: string | undefined;
+  try {
+    const parsed = contentType.parse(header);
+    type = parsed.type;
+    charset = parsed.parameters['charset'];
+  } catch {
+    throw unsupported(header, isPatch);
+  }
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+    throw new JsonStoreError('unsupported-media-type', `The body must be UTF-8 JSON; charset=${charset} is not supported`, {
+      headers: isPatch ? { 'Accept-Patch': acceptedPatchTypes.join(', ') } : {},
+    });
+  }
+  if (isPatch && type === 'application/json-patch+json') return 'json-patch';
+  if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) {
+    return isPatch ? 'merge-patch' : 'json';
+  }
+  throw unsupported(header, isPatch);
+}
+
+function unsupported(header: string, isPatch: boolean): JsonStoreError {
+  const accepted = isPatch
+    ? 'application/merge-patch+json, application/json-patch+json or application/json'
+    : 'application/json (or any application/*+json type)';
+  return new JsonStoreError('unsupported-media-type', `Content-Type ${JSON.stringify(header)} is not accepted; send ${accepted}`, {
+    headers: isPatch ? { 'Accept-Patch': acceptedPatchTypes.join(', ') } : {},
+  });
+}
+
+/** What a body parser that ran before us may have left on the request. */
+interface ParsedRequest extends IncomingMessage {
+  body?: unknown;
+  _body?: boolean;
+}
+
+function tooLarge(limit: number): JsonStoreError {
+  return new JsonStoreError('payload-too-large', `The request body is larger than the limit of ${limit} bytes (the limit option)`, {
+    headers: { Connection: 'close' },
+  });
+}
+
+/** Reads the raw body, refusing as soon as it passes `limit` bytes. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let finished = false;
+    const finish = (error: JsonStoreError | undefined) => {
+      if (finished) return;
+      finished = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('aborted', onAborted);
+      if (error) {
+        // Discard the rest rather than buffer it; the answer closes the connection.
+        req.resume();
+        reject(error);
+      } else {
+        resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) finish(tooLarge(limit));
+      else chunks.push(chunk);
+    };
+    const onEnd = () => finish(undefined);
+    const onError = () => finish(new JsonStoreError('bad-request', 'The request body could not be read'));
+    const onAborted = () => finish(new JsonStoreError('bad-request', 'The client went away while sending the body'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('aborted', onAborted);
+  });
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a JSON body, saying where it broke when it is not JSON. */
+export function parseJson(bytes: Buffer | string, maxDepth: number): JsonValue {
+  let text: string;
+  if (typeof bytes === 'string') {
+    text = bytes;
+  } else {
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      throw new JsonStoreError('invalid-json', 'The request body is not valid UTF-8');
+    }
+  }
+  if (text.trim() === '') throw new JsonStoreError('invalid-json', 'The request body is empty; send a JSON value (for example {} or "text")');
+  let value: JsonValue;
+  try {
+    value = JSON.parse(text) as JsonValue;
+  } catch (error) {
+    const where = locateJsonSyntaxError(text);
+    const detail = where
+      ? `The request body is not valid JSON: at line ${where.line}, column ${where.column}, ${where.reason}`
+      : `The request body is not valid JSON: ${(error as Error).message}`;
+    throw new JsonStoreError('invalid-json', detail);
+  }
+  return checkDepth(value, maxDepth);
+}
+
+export function checkDepth(value: JsonValue, maxDepth: number): JsonValue {
+  if (depthOf(value, maxDepth) > maxDepth) {
+    throw new JsonStoreError('too-deep', `The request body nests more than ${maxDepth} levels deep (the maxDepth option)`);
+  }
+  return value;
+}
+
+/**
+ * The request's JSON body, whether it is still on the wire or a body parser
+ * already read it.
+ */
+export async function jsonBodyOf(req: IncomingMessage, limit: number, maxDepth: number): Promise<JsonValue> {
+  const parsed = req as ParsedRequest;
+  if (parsed._body === true || req.readableEnded) {
+    const body = parsed.body;
+    if (Buffer.isBuffer(body) || typeof body === 'string') return parseJson(body, maxDepth);
+    if (parsed._body === true && body !== undefined) return checkDepth(body as JsonValue, maxDepth);
+    throw new JsonStoreError(
+      'internal-error',
+      'The request body was consumed by another middleware before the store could read it; mount the store before that body parser',
+    );
+  }
+  return parseJson(await readBody(req, limit), maxDepth);
+}

@@ -1,0 +1,230 @@
+/**
+ * The HTTP layer: turns a request below the mount point into a read or a
+ * write on the document store, and the outcome into a response. Works with
+ * Express 4 and 5, connect and plain `node:http` (it only uses Node's own
+ * request and response objects).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { JsonStoreError, StorageError } from '../errors.js';
+import { valueAt } from '../document/apply.js';
+import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
+import { contentTag, formatEtag, type Representation } from '../document/etag.js';
+import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
+import { planDelete, planJsonPatch, planMergePatch, planPost, planPut, type WritePlan } from '../document/operations.js';
+import type { DocumentStore } from '../store.js';
+import type { ResolvedOptions } from '../options.js';
+import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
+import { checkWritePreconditions, hasPreconditions, isNotModified, preconditionsOf } from './conditional.js';
+import { sendProblem } from './problem.js';
+import { mountPrefix, splitTarget } from './request-target.js';
+
+export type NextFunction = (error?: unknown) => void;
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
+
+const writeMethods = ['PUT', 'POST', 'PATCH', 'DELETE'];
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+interface ReadOutcome {
+  value: JsonValue | undefined;
+  body: string | undefined;
+  etag: string | undefined;
+}
+
+interface WriteOutcome {
+  status: number;
+  body: string | undefined;
+  etag: string | undefined;
+  location: string | undefined;
+}
+
+/** Query flags of a GET: `?shallow=true`, `?pretty`. */
+function readFlags(query: string): { shallow: boolean; pretty: boolean } {
+  if (query === '') return { shallow: false, pretty: false };
+  const params = new URLSearchParams(query);
+  return { shallow: flag(params, 'shallow'), pretty: flag(params, 'pretty') };
+}
+
+function flag(params: URLSearchParams, name: string): boolean {
+  const value = params.get(name);
+  if (value === null) return false;
+  if (value === '' || value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new JsonStoreError('bad-request', `?${name}=${value} is not understood; use ?${name}=true or ?${name}=false`);
+}
+
+function serialize(value: JsonValue, pretty: boolean): string {
+  return pretty ? JSON.stringify(value, null, 2) + '\n' : JSON.stringify(value);
+}
+
+/** A container with each child replaced by `true`; scalars as they are. */
+function shallowOf(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(() => true);
+  if (isObject(value)) {
+    const out: Record<string, JsonValue> = {};
+    for (const key of Object.keys(value)) Object.defineProperty(out, key, { value: true, enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return value;
+}
+
+/** Explains a 404 by naming the deepest part of the path that exists. */
+function describeMissing(root: JsonValue, path: readonly string[]): string {
+  let node: JsonValue = root;
+  for (let i = 0; i < path.length; i++) {
+    const segment = path[i] as string;
+    const here = displayPath(path.slice(0, i));
+    const next = isContainer(node) ? valueAt(node, [segment]) : undefined;
+    if (next === undefined) {
+      if (Array.isArray(node)) {
+        return isArrayIndex(segment)
+          ? `Nothing at ${displayPath(path)}: the array at ${here} has ${node.length} element${node.length === 1 ? '' : 's'}`
+          : `Nothing at ${displayPath(path)}: ${here} is an array, and "${segment}" is not an index`;
+      }
+      if (isObject(node)) return `Nothing at ${displayPath(path)}: ${here} has no member "${segment}"`;
+      return `Nothing at ${displayPath(path)}: ${here} is ${describeType(node)}`;
+    }
+    node = next;
+  }
+  return `Nothing at ${displayPath(path)}`;
+}
+
+function allowHeader(readOnly: boolean): string {
+  return readOnly ? 'GET, HEAD, OPTIONS' : 'GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS';
+}
+
+function prefersMinimal(req: IncomingMessage): boolean {
+  const header = req.headers['prefer'];
+  const prefer = Array.isArray(header) ? header.join(', ') : header;
+  return prefer !== undefined && /(?:^|[,;\s])return\s*=\s*"?minimal"?/i.test(prefer);
+}
+
+function send(res: ServerResponse, status: number, body: string | undefined, headers: Record<string, string | undefined>, head: boolean): void {
+  res.statusCode = status;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) res.setHeader(name, value);
+  }
+  if (body === undefined) {
+    res.end();
+    return;
+  }
+  res.setHeader('Content-Type', JSON_TYPE);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(head ? undefined : body);
+}
+
+export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void): RequestHandler {
+  async function handleRead(req: IncomingMessage, res: ServerResponse, path: string[], query: string, head: boolean): Promise<void> {
+    const { shallow, pretty } = readFlags(query);
+    const preconditions = preconditionsOf(req.headers);
+    const representation = ((shallow ? 'shallow' : '') + (shallow && pretty ? '-' : '') + (pretty ? 'pretty' : '')) as Representation;
+    const outcome = await store.read<ReadOutcome>((root) => {
+      const value = valueAt(root, path);
+      if (value === undefined) return { value, body: undefined, etag: undefined };
+      const shown = shallow ? shallowOf(value) : value;
+      const compact = JSON.stringify(shown);
+      const body = pretty ? serialize(shown, true) : compact;
+      return { value, body, etag: formatEtag(contentTag(compact), representation) };
+    });
+    const what = displayPath(path);
+    if (isNotModified(preconditions, outcome.etag, outcome.value !== undefined, what)) {
+      send(res, 304, undefined, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
+      return;
+    }
+    if (outcome.value === undefined) {
+      const detail = await store.read((root) => describeMissing(root, path));
+      throw new JsonStoreError('not-found', detail);
+    }
+    send(res, 200, outcome.body, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
+  }
+
+  async function handleWrite(req: IncomingMessage, res: ServerResponse, method: string, path: string[]): Promise<void> {
+    if (options.readOnly) {
+      throw new JsonStoreError('method-not-allowed', `This store is read-only; ${method} is not allowed`, {
+        headers: { Allow: allowHeader(true) },
+      });
+    }
+    const preconditions = preconditionsOf(req.headers);
+    if (options.requirePreconditions && !hasPreconditions(preconditions)) {
+      throw new JsonStoreError(
+        'precondition-required',
+        `${method} needs If-Match with the ETag you last read (or If-None-Match: * to create); this store refuses unconditional writes`,
+      );
+    }
+    let planner: (root: JsonValue) => WritePlan;
+    if (method === 'DELETE') {
+      planner = (root) => planDelete(root, path);
+    } else {
+      const kind = bodyKindOf(req.headers['content-type'], method);
+      const body = await jsonBodyOf(req, options.limit, options.maxDepth);
+      if (method === 'PUT') planner = (root) => planPut(root, path, body);
+      else if (method === 'POST') planner = (root) => planPost(root, path, body);
+      else if (kind === 'json-patch') planner = (root) => planJsonPatch(root, path, body);
+      else planner = (root) => planMergePatch(root, path, body);
+    }
+    const what = displayPath(path);
+    const guarded = hasPreconditions(preconditions)
+      ? (root: JsonValue) => {
+          checkWritePreconditions(preconditions, valueAt(root, path), what);
+          return planner(root);
+        }
+      : planner;
+    const minimal = prefersMinimal(req);
+    const prefix = method === 'DELETE' ? '' : mountPrefix(req);
+    const outcome = await store.write<WriteOutcome>(guarded, (root, plan) => {
+      if (method === 'DELETE') return { status: 204, body: undefined, etag: undefined, location: undefined };
+      const value = valueAt(root, plan.resultPath);
+      if (value === undefined) return { status: 204, body: undefined, etag: undefined, location: undefined };
+      const compact = JSON.stringify(value);
+      return {
+        status: plan.created ? 201 : 200,
+        body: minimal ? undefined : compact,
+        etag: formatEtag(contentTag(compact)),
+        location: plan.created ? prefix + urlPath(plan.resultPath) : undefined,
+      };
+    });
+    send(
+      res,
+      outcome.status,
+      outcome.body,
+      {
+        ETag: outcome.etag,
+        Location: outcome.location,
+        'Preference-Applied': minimal && outcome.status !== 204 ? 'return=minimal' : undefined,
+        'Cache-Control': 'no-store',
+      },
+      false,
+    );
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const target = splitTarget(req.url);
+    const path = parseUrlPath(target.path);
+    if (method === 'GET' || method === 'HEAD') return handleRead(req, res, path, target.query, method === 'HEAD');
+    if (writeMethods.includes(method)) return handleWrite(req, res, method, path);
+    if (method === 'OPTIONS') {
+      const headers: Record<string, string> = { Allow: allowHeader(options.readOnly) };
+      if (!options.readOnly) headers['Accept-Patch'] = acceptedPatchTypes.join(', ');
+      send(res, 204, undefined, headers, false);
+      return;
+    }
+    throw new JsonStoreError('method-not-allowed', `${method} is not supported here; use ${allowHeader(options.readOnly)}`, {
+      headers: { Allow: allowHeader(options.readOnly) },
+    });
+  }
+
+  return function jsonStoreHandler(req, res) {
+    handle(req, res).catch((error: unknown) => {
+      const head = req.method === 'HEAD';
+      if (error instanceof JsonStoreError) {
+        // Storage failures were already reported by the store.
+        if (error.status >= 500 && !(error instanceof StorageError)) onUnexpected(error);
+        sendProblem(res, error, { head });
+        return;
+      }
+      onUnexpected(error);
+      sendProblem(res, new JsonStoreError('internal-error', 'The store failed to handle this request; the error was logged on the server'), { head });
+    });
+  };
+}

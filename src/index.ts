@@ -1,0 +1,19 @@
+export { jsonStore, type JsonStore } from './json-store.js';
+export type { JsonStoreOptions } from './options.js';
+export { DocumentStore, etagOf, type ChangeEvent, type WriteOptions, type WriteResult, type Precondition } from './store.js';
+export { memoryStorage, type MemoryStorage } from './storage/memory.js';
+export type {
+  Change,
+  MaybePromise,
+  StorageAdapter,
+  StorageCapabilities,
+  StoredDocument,
+  Unwatch,
+} from './storage/types.js';
+export type { JsonValue, JsonObject, JsonArray, JsonPrimitive } from './document/json.js';
+export type { PatchOperation } from './document/patch-types.js';
+export { applyOperations, valueAt, type DocumentState, type AppliedChange } from './document/apply.js';
+export { toPointer, parsePointer } from './document/path.js';
+export { JsonStoreError, StorageError, RevisionConflictError, type JsonStoreErrorCode } from './errors.js';
+export type { ProblemDetails } from './http/problem.js';
+export type { RequestHandler, NextFunction } from './http/handler.js';

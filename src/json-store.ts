@@ -1,0 +1,79 @@
+/**
+ * `jsonStore()`: the middleware and, on the same object, the programmatic
+ * API of the store it serves.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JsonValue } from './document/json.js';
+import { createRequestHandler, type NextFunction } from './http/handler.js';
+import { resolveOptions, type JsonStoreOptions } from './options.js';
+import { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult } from './store.js';
+
+type PathArgument = string | readonly string[] | undefined;
+
+export interface JsonStore {
+  /** Mount it: `app.use('/store', store)`, or `http.createServer(store)`. */
+  (req: IncomingMessage, res: ServerResponse, next?: NextFunction): void;
+  /** The engine behind the middleware (events, revision, lower-level `read`/`write`). */
+  readonly store: DocumentStore;
+  /** Resolves once the document is loaded from storage. */
+  ready(): Promise<void>;
+  /** The value at `path` (a copy), or `undefined`. A path is `'/a/0'` (URL-style, percent-decoded) or `['a', '0']`. */
+  get(path?: PathArgument): Promise<JsonValue | undefined>;
+  put(path: PathArgument, value: JsonValue, options?: WriteOptions): Promise<WriteResult>;
+  post(path: PathArgument, value: JsonValue, options?: WriteOptions): Promise<WriteResult>;
+  patch(path: PathArgument, patch: JsonValue, options?: WriteOptions & { type?: 'merge' | 'json-patch' }): Promise<WriteResult>;
+  delete(path?: PathArgument, options?: WriteOptions): Promise<WriteResult>;
+  /** `change`: every committed change, local or from other processes. `error`: storage failures. */
+  on(event: 'change', listener: (event: ChangeEvent) => void): this;
+  on(event: 'error', listener: (error: unknown) => void): this;
+  off(event: 'change', listener: (event: ChangeEvent) => void): this;
+  off(event: 'error', listener: (error: unknown) => void): this;
+  once(event: 'change', listener: (event: ChangeEvent) => void): this;
+  once(event: 'error', listener: (error: unknown) => void): this;
+  /** Finishes pending writes and releases the storage; later requests get 503. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the middleware serving one JSON document. Options are checked
+ * here: a bad one throws a `TypeError` naming it.
+ */
+export function jsonStore(options?: JsonStoreOptions): JsonStore {
+  const resolved = resolveOptions(options);
+  const store = new DocumentStore({
+    initial: resolved.initial,
+    storage: resolved.storage,
+    maxDepth: resolved.maxDepth,
+    maxRetries: resolved.maxRetries,
+    readConsistency: resolved.readConsistency,
+  });
+  const handler = createRequestHandler(store, resolved, (error) => {
+    if (store.listenerCount('error') > 0) store.emit('error', error);
+    else console.error('express-jsonstore:', error);
+  });
+  const middleware = ((req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
+  Object.defineProperty(middleware, 'store', { value: store, enumerable: true });
+  Object.assign(middleware, {
+    ready: () => store.ready(),
+    get: (path?: PathArgument) => store.get(path),
+    put: (path: PathArgument, value: JsonValue, o?: WriteOptions) => store.put(path, value, o),
+    post: (path: PathArgument, value: JsonValue, o?: WriteOptions) => store.post(path, value, o),
+    patch: (path: PathArgument, patch: JsonValue, o?: WriteOptions & { type?: 'merge' | 'json-patch' }) => store.patch(path, patch, o),
+    delete: (path?: PathArgument, o?: WriteOptions) => store.delete(path, o),
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- EventEmitter's own listener type
+    on(event: string, listener: (...args: any[]) => void) {
+      store.on(event, listener);
+      return middleware;
+    },
+    off(event: string, listener: (...args: any[]) => void) {
+      store.off(event, listener);
+      return middleware;
+    },
+    once(event: string, listener: (...args: any[]) => void) {
+      store.once(event, listener);
+      return middleware;
+    },
+    close: () => store.close(),
+  });
+  return middleware;
+}

@@ -1,0 +1,98 @@
+/**
+ * The storage contract. The engine keeps the working document in memory and
+ * serves reads from it; an adapter only has to load a document once and make
+ * each change durable. Every method may return a value or a Promise.
+ *
+ * Nothing but the engine depends on this module's shape; adapters are plain
+ * objects, so a whole-document adapter is a `load` and a `commit`.
+ */
+import type { JsonValue } from '../document/json.js';
+import type { PatchOperation } from '../document/patch-types.js';
+
+export type { JsonValue, PatchOperation };
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/** A stored document and the revision it is at. */
+export interface StoredDocument {
+  document: JsonValue;
+  /** Number of changes committed so far; 0 for a document nobody wrote yet. */
+  revision: number;
+}
+
+/** One committed change, as the engine hands it to `commit` and to `change` listeners. */
+export interface Change {
+  /** The revision after this change: always the previous revision + 1. */
+  readonly revision: number;
+  /**
+   * RFC 6902 operations with pointers from the document root, in order. No
+   * `test` operations, and appends carry the real index instead of `-`, so
+   * replaying them onto the previous revision gives exactly this revision.
+   * The first change to storage whose `load` returned `undefined` starts with
+   * `{ op: 'replace', path: '', value: <the starting document> }`, so the
+   * stored history is complete without knowing the store's `initial`.
+   */
+  readonly ops: readonly PatchOperation[];
+  /**
+   * The whole document after the change: present only when the adapter
+   * declares `capabilities.wholeDocument`. A fresh copy the adapter may keep.
+   */
+  readonly document?: JsonValue;
+}
+
+/** What an adapter can do. A missing capability is never faked by the engine. */
+export interface StorageCapabilities {
+  /** Give `commit` the whole resulting document (`change.document`), for adapters that store it whole. */
+  readonly wholeDocument?: boolean;
+  /**
+   * `commit` may be called again before the previous call settles. The
+   * adapter must then make changes durable in revision order, fail any change
+   * whose revision does not follow the last one it accepted, and copy what it
+   * keeps of a change before returning (the engine may mutate the values
+   * afterwards). Enables group commit; needs no sharing.
+   */
+  readonly pipelining?: boolean;
+  /**
+   * Several processes share the stored document. `commit` throws
+   * `RevisionConflictError` when `change.revision` is not the next revision
+   * in storage; the engine then catches up (`changesSince`, else `load`) and
+   * retries the write on the fresh document.
+   */
+  readonly shared?: boolean;
+  /** Data outlives the process (informational, e.g. for health checks and the CLI). */
+  readonly persistent?: boolean;
+}
+
+/** Stops a `watch`. */
+export type Unwatch = () => MaybePromise<void>;
+
+export interface StorageAdapter {
+  /** A short name for messages and logs, such as `"file"`. */
+  readonly name?: string;
+  readonly capabilities?: StorageCapabilities;
+  /** The stored document, or `undefined` when nothing is stored yet (the store then starts from `initial`). */
+  load(): MaybePromise<StoredDocument | undefined>;
+  /**
+   * Makes one change durable. Resolve only when it is; throw (or reject) to
+   * refuse it, and the engine answers 503 and does not apply it. Without
+   * `pipelining`, the engine never calls `commit` again before this settles,
+   * and leaves `change` untouched until then.
+   */
+  commit(change: Change): MaybePromise<void>;
+  /**
+   * Shared adapters: the changes after `revision`, oldest first, or
+   * `undefined` when they are no longer kept (the engine then calls `load`).
+   */
+  changesSince?(revision: number): MaybePromise<readonly Change[] | undefined>;
+  /** Shared adapters: the latest committed revision, cheaply, for reads that must not be stale. */
+  currentRevision?(): MaybePromise<number>;
+  /**
+   * Shared adapters: calls `onChange` for changes other processes commit
+   * (repeats and gaps are allowed: the engine skips what it has and fills gaps
+   * with `changesSince`), and `onError` when the feed broke and the engine
+   * should resync. Returns a function that stops watching.
+   */
+  watch?(onChange: (change: Change) => void, onError: (error: unknown) => void): MaybePromise<Unwatch | void>;
+  /** Releases files, connections, locks. Called once by the store's `close()`. */
+  close?(): MaybePromise<void>;
+}
