@@ -1,18 +1,26 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    testing: 'src/testing/index.ts',
-    gateway: 'src/gateway/index.ts',
-    cli: 'src/cli.ts',
+const shared = { target: 'node20', platform: 'node', sourcemap: false, shims: false } as const;
+
+export default defineConfig([
+  {
+    ...shared,
+    // The library: ESM and CommonJS, with declarations for both.
+    entry: {
+      index: 'src/index.ts',
+      testing: 'src/testing/index.ts',
+      gateway: 'src/gateway/index.ts',
+    },
+    format: ['esm', 'cjs'],
+    dts: true,
+    clean: true,
+    splitting: true,
   },
-  format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', gateway: 'src/gateway/index.ts' } },
-  target: 'node20',
-  platform: 'node',
-  clean: true,
-  sourcemap: false,
-  splitting: true,
-  shims: false,
-});
+  {
+    ...shared,
+    // The command line tool: ESM only, run by node.
+    entry: { cli: 'src/cli.ts' },
+    format: ['esm'],
+    clean: false,
+  },
+]);

@@ -144,8 +144,11 @@ export async function jsonBodyOf(req: IncomingMessage, limit: number, maxDepth: 
   const parsed = req as ParsedRequest;
   if (parsed._body === true || req.readableEnded) {
     const body = parsed.body;
-    if (Buffer.isBuffer(body) || typeof body === 'string') return parseJson(body, maxDepth);
+    // express.raw() leaves bytes; a JSON parser (express.json(), even with
+    // strict: false, where a body may parse to a string) leaves the value.
+    if (Buffer.isBuffer(body)) return parseJson(body, maxDepth);
     if (parsed._body === true && body !== undefined) return checkDepth(body as JsonValue, maxDepth);
+    if (typeof body === 'string') return parseJson(body, maxDepth);
     throw new JsonStoreError(
       'internal-error',
       'The request body was consumed by another middleware before the store could read it; mount the store before that body parser',

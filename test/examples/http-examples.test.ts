@@ -1,0 +1,75 @@
+/**
+ * Runs the HTTP examples as a user would (node examples/.../server.mjs, on
+ * the built package) and talks to them over HTTP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterEach, describe, expect, test } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const running: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const child of running.splice(0)) child.kill('SIGKILL');
+});
+
+function start(example: string): Promise<string> {
+  const child = spawn(process.execPath, [resolve(root, example)], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(child);
+  return new Promise((resolveUrl, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk) => {
+      out += chunk;
+      const match = /listening on (http:\/\/\S+)/.exec(out);
+      if (match) resolveUrl(match[1]!);
+    });
+    child.stderr!.on('data', (chunk) => (out += chunk));
+    child.on('exit', (code) => reject(new Error(`${example} exited with ${code}: ${out}`)));
+  });
+}
+
+const json = { 'content-type': 'application/json' };
+
+describe('examples', () => {
+  test('talk: the talk example replays exactly', async () => {
+    const base = await start('examples/talk/server.mjs');
+    const doc = { sniffles: [{ name: 'fred' }, { name: 'irma' }, { name: 'wobble' }], snuffle: { name: 'gundar' } };
+    expect((await fetch(base, { method: 'PUT', headers: json, body: JSON.stringify(doc) })).status).toBe(200);
+    expect(await (await fetch(`${base}/sniffles/`)).json()).toEqual(doc.sniffles);
+    expect(await (await fetch(`${base}/sniffles/0`)).json()).toEqual({ name: 'fred' });
+    const put = await fetch(`${base}/sniffles/0/rank`, { method: 'PUT', headers: json, body: '"sniffle chief"' });
+    expect(put.status).toBe(201);
+    expect(await (await fetch(`${base}/sniffles/0`)).json()).toEqual({ name: 'fred', rank: 'sniffle chief' });
+  });
+
+  test('express4-mount: own routes, auth and body parser beside the store', async () => {
+    const base = await start('examples/express4-mount/server.mjs');
+    const origin = new URL(base).origin;
+    expect(await (await fetch(`${origin}/health`)).json()).toEqual({ ok: true });
+    expect((await fetch(base)).status).toBe(401);
+    const auth = { authorization: 'Bearer let-me-in' };
+    expect(await (await fetch(`${base}/theme`, { headers: auth })).json()).toBe('dark');
+    const patch = await fetch(`${base}/notifications`, {
+      method: 'PATCH',
+      headers: { ...auth, 'content-type': 'application/merge-patch+json' },
+      body: JSON.stringify({ email: null, sms: true }),
+    });
+    expect(patch.status).toBe(200);
+    expect(await patch.json()).toEqual({ sms: true });
+    const put = await fetch(`${base}/theme`, { method: 'PUT', headers: { ...auth, ...json }, body: '"light"' });
+    expect(put.status).toBe(200);
+    expect(await (await fetch(base, { headers: auth })).json()).toEqual({ theme: 'light', notifications: { sms: true } });
+    expect((await fetch(`${origin}/nowhere`)).status).toBe(404);
+  });
+
+  test('node-http: the store as a plain request listener', async () => {
+    const base = await start('examples/node-http/server.mjs');
+    const patch = await fetch(`${base}/`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: JSON.stringify([{ op: 'test', path: '/visits', value: 0 }, { op: 'replace', path: '/visits', value: 1 }]),
+    });
+    expect(patch.status).toBe(200);
+    expect(await patch.json()).toEqual({ visits: 1 });
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * Packs the package as npm would publish it, installs the tarball into a
+ * scratch app and uses it from ESM, CommonJS and a TypeScript consumer.
+ * Relies on `npm test` having built dist/ first.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const run = promisify(execFile);
+const root = resolve(import.meta.dirname, '../..');
+let scratch: string;
+let files: string[] = [];
+
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'jsonstore-pack-'));
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', scratch], { cwd: root });
+  const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  files = info!.files.map((f) => f.path);
+  const tarball = join(scratch, info!.filename.replace(/^@.*\//, '').replace('/', '-'));
+  await writeFile(join(scratch, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, version: '1.0.0' }));
+  const ours = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  await run(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--ignore-scripts',
+      tarball,
+      `typescript@${ours.devDependencies['typescript']}`,
+      '@types/node@20',
+    ],
+    { cwd: scratch, timeout: 180_000 },
+  );
+}, 240_000);
+
+afterAll(async () => {
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
+
+describe('the published package', () => {
+  test('holds only what users need', () => {
+    expect(files).toContain('dist/index.js');
+    expect(files).toContain('dist/index.cjs');
+    expect(files).toContain('dist/index.d.ts');
+    expect(files).toContain('dist/cli.js');
+    expect(files).toContain('README.md');
+    expect(files).toContain('LICENSE');
+    expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
+  });
+
+  const serverScript = `
+    const store = jsonStore({ initial: { greeting: 'hello' } });
+    const server = http.createServer(store).listen(0, '127.0.0.1', async () => {
+      const base = 'http://127.0.0.1:' + server.address().port;
+      const put = await fetch(base + '/sniffles/0/rank', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '"sniffle chief"' });
+      const got = await (await fetch(base + '/sniffles/0')).json();
+      console.log(JSON.stringify({ status: put.status, got, greeting: await store.get('/greeting'), memory: typeof memoryStorage }));
+      server.close();
+      await store.close();
+    });`;
+
+  test('works with import (ESM)', async () => {
+    const file = join(scratch, 'esm.mjs');
+    await writeFile(file, `import http from 'node:http';\nimport { jsonStore, memoryStorage } from 'express-jsonstore';\n${serverScript}`);
+    const { stdout } = await run('node', [file], { cwd: scratch });
+    expect(JSON.parse(stdout)).toEqual({ status: 201, got: { rank: 'sniffle chief' }, greeting: 'hello', memory: 'function' });
+  });
+
+  test('works with require (CommonJS)', async () => {
+    const file = join(scratch, 'cjs.cjs');
+    await writeFile(file, `const http = require('node:http');\nconst { jsonStore, memoryStorage } = require('express-jsonstore');\n${serverScript}`);
+    const { stdout } = await run('node', [file], { cwd: scratch });
+    expect(JSON.parse(stdout)).toEqual({ status: 201, got: { rank: 'sniffle chief' }, greeting: 'hello', memory: 'function' });
+  });
+
+  test('type-checks in a TypeScript consumer, and rejects misuse', async () => {
+    await writeFile(
+      join(scratch, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'] }, include: ['*.ts', '*.cts'] }),
+    );
+    await writeFile(
+      join(scratch, 'consumer.ts'),
+      `import http from 'node:http';
+import { jsonStore, memoryStorage, JsonStoreError, type JsonStoreOptions, type StorageAdapter, type ChangeEvent } from 'express-jsonstore';
+const options: JsonStoreOptions = { initial: { a: [1, 2] }, storage: memoryStorage(), limit: '2mb', readOnly: false };
+const store = jsonStore(options);
+const adapter: StorageAdapter = { load: () => undefined, commit: async () => {} };
+void adapter;
+http.createServer(store);
+store.on('change', (event: ChangeEvent) => console.log(event.revision, event.ops.length));
+export async function use(): Promise<number> {
+  const result = await store.put('/a/2', 3);
+  if (result.created) console.log(result.etag);
+  const error: JsonStoreError | undefined = undefined;
+  void error;
+  return result.revision;
+}
+`,
+    );
+    await writeFile(
+      join(scratch, 'consumer-cjs.cts'),
+      `import express_jsonstore = require('express-jsonstore');
+const store = express_jsonstore.jsonStore();
+export const ready: Promise<void> = store.ready();
+`,
+    );
+    await run(join(scratch, 'node_modules/.bin/tsc'), ['-p', scratch], { cwd: scratch });
+
+    await writeFile(join(scratch, 'misuse.ts'), `import { jsonStore } from 'express-jsonstore';\njsonStore({ limit: true });\n`);
+    const failed = await run(join(scratch, 'node_modules/.bin/tsc'), ['-p', scratch], { cwd: scratch }).then(
+      () => undefined,
+      (error: { stdout: string }) => error.stdout,
+    );
+    await rm(join(scratch, 'misuse.ts'));
+    expect(failed).toMatch(/misuse\.ts\(2,\d+\): error TS2322: Type 'true' is not assignable/);
+  });
+
+  test('the jsonstore command runs from the installed package', async () => {
+    const { stdout } = await run(join(scratch, 'node_modules/.bin/jsonstore'), ['--help'], { cwd: scratch });
+    expect(stdout).toMatch(/Usage: jsonstore/);
+  });
+});
