@@ -99,6 +99,8 @@ export class StorageError extends JsonStoreError {
   }
 }
 
+const revisionConflictMark = Symbol.for('express-jsonstore.RevisionConflictError');
+
 /**
  * Thrown by a shared storage adapter's `commit` when the change was made on a
  * stale revision (another process wrote first). The engine catches up and
@@ -112,5 +114,13 @@ export class RevisionConflictError extends Error {
     super(message);
     this.name = 'RevisionConflictError';
     this.currentRevision = currentRevision;
+    Object.defineProperty(this, revisionConflictMark, { value: true });
+  }
+
+  // An adapter loaded through the CommonJS build throws a different class than
+  // the ESM engine checks for; the registered symbol makes both recognized.
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[revisionConflictMark] === true;
   }
 }
+

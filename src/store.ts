@@ -252,7 +252,8 @@ export class DocumentStore extends EventEmitter {
   private checkValue(value: unknown): JsonValue {
     const reason = invalidJsonReason(value);
     if (reason !== undefined) throw new TypeError(`value is not JSON: ${reason}`);
-    return value as JsonValue;
+    // The store must not share objects the caller may go on changing.
+    return cloneJson(value as JsonValue);
   }
 
   /** Refuses changes that would nest the document deeper than `maxDepth`. */

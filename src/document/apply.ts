@@ -107,7 +107,9 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       return;
     }
     case 'add': {
-      const pointer = insert(state, path, op.value, where, undo);
+      // The document gets its own copy: `op.value` travels with the change to
+      // storage and listeners, and later operations mutate the document in place.
+      const pointer = insert(state, path, cloneJson(op.value), where, undo);
       applied.push({ op: 'add', path: pointer, value: op.value });
       return;
     }
@@ -117,7 +119,7 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       return;
     }
     case 'replace': {
-      replace(state, path, op.value, where, undo);
+      replace(state, path, cloneJson(op.value), where, undo);
       applied.push(op);
       return;
     }

@@ -56,7 +56,9 @@ export interface StorageCapabilities {
    * Several processes share the stored document. `commit` throws
    * `RevisionConflictError` when `change.revision` is not the next revision
    * in storage; the engine then catches up (`changesSince`, else `load`) and
-   * retries the write on the fresh document.
+   * retries the write on the fresh document. A shared adapter must offer
+   * `currentRevision` or `watch` (or both), or other processes' writes would
+   * be seen only when a write of this one conflicts.
    */
   readonly shared?: boolean;
   /** Data outlives the process (informational, e.g. for health checks and the CLI). */
@@ -70,7 +72,11 @@ export interface StorageAdapter {
   /** A short name for messages and logs, such as `"file"`. */
   readonly name?: string;
   readonly capabilities?: StorageCapabilities;
-  /** The stored document, or `undefined` when nothing is stored yet (the store then starts from `initial`). */
+  /**
+   * The stored document, or `undefined` when nothing is stored yet (the store
+   * then starts from `initial`). Return a fresh value on every call: the
+   * engine keeps it and changes it in place.
+   */
   load(): MaybePromise<StoredDocument | undefined>;
   /**
    * Makes one change durable. Resolve only when it is; throw (or reject) to

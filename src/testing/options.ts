@@ -1,0 +1,66 @@
+/**
+ * The options of the storage conformance suite, checked when the suite is
+ * set up so a mistake is a `TypeError` naming the option, not 40 failing tests.
+ */
+import type { StorageAdapter } from '../storage/types.js';
+
+type MaybePromise<T> = T | Promise<T>;
+
+/** What every case needs to open, reopen and clean up storage. */
+export interface ConformanceSetup {
+  /** Prefix for test names, e.g. 'file storage'. */
+  name?: string;
+  /** A new adapter on fresh, empty storage (each call independent). */
+  factory: () => MaybePromise<StorageAdapter>;
+  /**
+   * A new adapter on the same stored data as `closed`, which the suite has
+   * closed (close() awaited). Omit for storage that does not outlive its
+   * adapter; persistence cases are then reported as skipped via a test whose
+   * name says so.
+   */
+  reopen?: (closed: StorageAdapter) => MaybePromise<StorageAdapter>;
+  /** Shared adapters only: a second adapter on the same data, open at the same time (another process's view). */
+  peer?: (adapter: StorageAdapter) => MaybePromise<StorageAdapter>;
+  /** Called after each case with every adapter the case opened (already closed), to delete files/keys. */
+  cleanup?: (adapters: StorageAdapter[]) => MaybePromise<void>;
+}
+
+export interface ConformanceOptions extends ConformanceSetup {
+  /** The runner's test function: vitest/bun `test`, node:test `test`, mocha `it`. */
+  test: (name: string, fn: () => void | Promise<void>) => unknown;
+}
+
+const setupKeys = ['name', 'factory', 'reopen', 'peer', 'cleanup'];
+
+function fail(caller: string, message: string): never {
+  throw new TypeError(`${caller}: ${message}`);
+}
+
+/** Checks everything but `test`; `caller` names the function in messages. */
+export function checkSetup(options: unknown, caller: string, extraKeys: readonly string[] = []): ConformanceSetup {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    fail(caller, 'options must be an object such as { test, factory }');
+  }
+  const record = options as Record<string, unknown>;
+  const known = [...extraKeys, ...setupKeys];
+  for (const key of Object.keys(record)) {
+    if (!known.includes(key)) fail(caller, `unknown option "${key}"; the options are ${known.join(', ')}`);
+  }
+  if (typeof record['factory'] !== 'function') {
+    fail(caller, 'option "factory" must be a function returning a new adapter on fresh, empty storage');
+  }
+  if (record['name'] !== undefined && typeof record['name'] !== 'string') {
+    fail(caller, 'option "name" must be a string, the prefix of every test name');
+  }
+  for (const key of ['reopen', 'peer', 'cleanup'] as const) {
+    if (record[key] !== undefined && typeof record[key] !== 'function') fail(caller, `option "${key}" must be a function`);
+  }
+  return record as unknown as ConformanceSetup;
+}
+
+export function checkOptions(options: unknown, caller: string): ConformanceOptions {
+  if (typeof options === 'object' && options !== null && typeof (options as { test?: unknown }).test !== 'function') {
+    fail(caller, 'option "test" must be the test runner\'s test function (vitest or bun `test`, node:test `test`, mocha `it`)');
+  }
+  return checkSetup(options, caller, ['test']) as ConformanceOptions;
+}
