@@ -83,6 +83,7 @@ export class JsonStoreError extends Error {
     return problemType(this.code);
   }
 
+  /** What a client is told; the same as `message` unless it holds server-side details. */
   get detail(): string {
     return this.message;
   }
@@ -93,9 +94,20 @@ export class JsonStoreError extends Error {
  * and the change is not applied. The adapter's own error is the `cause`.
  */
 export class StorageError extends JsonStoreError {
-  constructor(detail: string, options?: { cause?: unknown }) {
-    super('storage-unavailable', detail, { headers: { 'Retry-After': '1' }, ...options });
+  private readonly clientDetail: string;
+
+  /**
+   * `message` may name files, hosts and the adapter's own error for the
+   * server's log; `publicDetail`, when given, is all a client is told.
+   */
+  constructor(message: string, options?: { cause?: unknown; publicDetail?: string }) {
+    super('storage-unavailable', message, { headers: { 'Retry-After': '1' }, cause: options?.cause });
     this.name = 'StorageError';
+    this.clientDetail = options?.publicDetail ?? message;
+  }
+
+  override get detail(): string {
+    return this.clientDetail;
   }
 }
 

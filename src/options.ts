@@ -43,6 +43,8 @@ export interface ResolvedOptions {
 
 const known = ['initial', 'storage', 'limit', 'readOnly', 'maxDepth', 'requirePreconditions', 'maxRetries', 'readConsistency'];
 
+const sizePattern = /^\s*\d+(?:\.\d+)?\s*(?:b|kb|mb|gb|tb|pb)?\s*$/i;
+
 function fail(message: string): never {
   throw new TypeError(`jsonStore(): ${message}`);
 }
@@ -58,15 +60,16 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     if (!known.includes(key)) fail(`unknown option "${key}"; the options are ${known.join(', ')}`);
   }
 
-  const maxDepth = options.maxDepth ?? 100;
+  const maxDepth = options.maxDepth === undefined ? 100 : options.maxDepth;
   if (!isNonNegativeInteger(maxDepth) || maxDepth < 1) fail(`option "maxDepth" must be a positive integer, got ${String(options.maxDepth)}`);
 
-  const initial = options.initial ?? {};
+  // `null` is a JSON value like any other; only a missing `initial` means `{}`.
+  const initial = options.initial === undefined ? {} : options.initial;
   const reason = invalidJsonReason(initial);
   if (reason !== undefined) fail(`option "initial" must be a JSON value: ${reason}`);
   if (depthOf(initial, maxDepth) > maxDepth) fail(`option "initial" nests deeper than maxDepth (${maxDepth})`);
 
-  const storage = options.storage ?? memoryStorage();
+  const storage = options.storage === undefined ? memoryStorage() : options.storage;
   if (typeof storage !== 'object' || storage === null || typeof storage.load !== 'function' || typeof storage.commit !== 'function') {
     fail('option "storage" must be a storage adapter: an object with load() and commit() methods');
   }
@@ -74,7 +77,8 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
   let limit: number;
   if (options.limit === undefined) limit = 1024 * 1024;
   else if (typeof options.limit === 'number') limit = options.limit;
-  else if (typeof options.limit === 'string') limit = bytes.parse(options.limit) ?? Number.NaN;
+  // bytes.parse() reads '12xyz' as 12 and '1kb2' as 1; accept only a number and a unit.
+  else if (typeof options.limit === 'string') limit = sizePattern.test(options.limit) ? (bytes.parse(options.limit.trim()) ?? Number.NaN) : Number.NaN;
   else limit = Number.NaN;
   if (!isNonNegativeInteger(limit) || limit < 1) {
     fail(`option "limit" must be a positive number of bytes or a size such as '1mb', got ${JSON.stringify(options.limit)}`);
@@ -83,9 +87,9 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
   for (const flag of ['readOnly', 'requirePreconditions'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') fail(`option "${flag}" must be true or false`);
   }
-  const maxRetries = options.maxRetries ?? 10;
+  const maxRetries = options.maxRetries === undefined ? 10 : options.maxRetries;
   if (!isNonNegativeInteger(maxRetries)) fail(`option "maxRetries" must be a non-negative integer, got ${String(options.maxRetries)}`);
-  const readConsistency = options.readConsistency ?? 'strong';
+  const readConsistency = options.readConsistency === undefined ? 'strong' : options.readConsistency;
   if (readConsistency !== 'strong' && readConsistency !== 'local') fail(`option "readConsistency" must be 'strong' or 'local'`);
 
   return {

@@ -84,7 +84,8 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
 function toStorageError(error: unknown, what: string): StorageError {
   if (error instanceof StorageError) return error;
   const reason = error instanceof Error ? error.message : String(error);
-  return new StorageError(`The storage could not ${what}, so nothing was changed; try again later (${reason})`, { cause: error });
+  const publicDetail = `The storage could not ${what}, so nothing was changed; try again later`;
+  return new StorageError(`${publicDetail} (${reason})`, { cause: error, publicDetail });
 }
 
 /** The strong ETag of a value (compact JSON hashed). */
@@ -164,16 +165,21 @@ export class DocumentStore extends EventEmitter {
     plan: (root: JsonValue) => WritePlan,
     respond: (root: JsonValue, plan: WritePlan, revision: number) => T,
   ): Promise<T> {
-    await this.ensureLoaded();
     this.assertOpen();
+    // Queued at once (no await before), so a close() called after this write
+    // started waits for it instead of refusing it.
     const outcome = await this.enqueue(async () => {
-      this.assertOpen();
+      await this.ensureLoaded();
       for (let attempt = 0; ; attempt++) {
         const planned = plan(this.state.root);
         if (planned.ops.length === 0) {
           return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
         }
         const applied = applyOperations(this.state, planned.ops, planned.describe);
+        if (applied.ops.length === 0) {
+          // Only `test` operations (or a move onto itself): nothing to commit.
+          return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
+        }
         try {
           this.checkDepth(applied.ops);
         } catch (error) {
@@ -235,7 +241,9 @@ export class DocumentStore extends EventEmitter {
   /** Remove the member at `path`; on the root, leaves `{}`. */
   delete(path?: string | readonly string[], options?: WriteOptions): Promise<WriteResult> {
     const segments = toPath(path);
-    return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), resultOf);
+    // Nothing is left at the path (after an array element, its successor is).
+    const deleted = (root: JsonValue, plan: WritePlan, revision: number): WriteResult => ({ ...resultOf(root, plan, revision), value: undefined, etag: undefined });
+    return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), deleted);
   }
 
   /** Wraps a planner so the precondition runs inside the write's critical section. */

@@ -125,10 +125,11 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
     }
     case 'move': {
       const from = parsePointer(op.from, 'from');
-      if (op.from === op.path) return;
       if (op.path.startsWith(op.from + '/')) throw conflict(where, `cannot move ${displayPath(from)} into its own child`);
       const value = valueAt(state.root, from);
+      // "from" must exist even when the move is onto itself (RFC 6902 4.4).
       if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
+      if (op.from === op.path) return;
       remove(state, from, where, undo);
       const pointer = insert(state, path, value, where, undo);
       applied.push({ op: 'move', from: op.from, path: pointer });

@@ -46,7 +46,9 @@ function unsupported(header: string, isPatch: boolean): JsonStoreError {
   const accepted = isPatch
     ? 'application/merge-patch+json, application/json-patch+json or application/json'
     : 'application/json (or any application/*+json type)';
-  return new JsonStoreError('unsupported-media-type', `Content-Type ${JSON.stringify(header)} is not accepted; send ${accepted}`, {
+  // curl -d sends form data unless told otherwise: say how to fix that.
+  const hint = header.toLowerCase().startsWith('application/x-www-form-urlencoded') ? ' (with curl, use --json or -H "Content-Type: application/json")' : '';
+  return new JsonStoreError('unsupported-media-type', `Content-Type ${JSON.stringify(header)} is not accepted; send ${accepted}${hint}`, {
     headers: isPatch ? { 'Accept-Patch': acceptedPatchTypes.join(', ') } : {},
   });
 }
@@ -143,16 +145,27 @@ export function checkDepth(value: JsonValue, maxDepth: number): JsonValue {
 export async function jsonBodyOf(req: IncomingMessage, limit: number, maxDepth: number): Promise<JsonValue> {
   const parsed = req as ParsedRequest;
   if (parsed._body === true || req.readableEnded) {
+    // Another parser read the body under its own limit; ours still holds.
+    if (Number(req.headers['content-length']) > limit) throw tooLarge(limit);
     const body = parsed.body;
     // express.raw() leaves bytes; a JSON parser (express.json(), even with
     // strict: false, where a body may parse to a string) leaves the value.
     if (Buffer.isBuffer(body)) return parseJson(body, maxDepth);
-    if (parsed._body === true && body !== undefined) return checkDepth(body as JsonValue, maxDepth);
-    if (typeof body === 'string') return parseJson(body, maxDepth);
+    // A string is either a text parser's raw body, which is exactly
+    // Content-Length bytes, or a JSON string value, which is always shorter
+    // than the body it was parsed from (by its quotes, at least).
+    if (typeof body === 'string' && Buffer.byteLength(body) === Number(req.headers['content-length'])) return parseJson(body, maxDepth);
+    // body-parser 1 marks what it parsed with `_body`; body-parser 2
+    // (Express 5) does not, and leaves the value on a fully read request.
+    if (body !== undefined) return checkDepth(body as JsonValue, maxDepth);
     throw new JsonStoreError(
       'internal-error',
       'The request body was consumed by another middleware before the store could read it; mount the store before that body parser',
     );
+  }
+  const encoding = req.headers['content-encoding'];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+    throw new JsonStoreError('unsupported-media-type', `Content-Encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`);
   }
   return parseJson(await readBody(req, limit), maxDepth);
 }

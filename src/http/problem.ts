@@ -11,7 +11,7 @@ export interface ProblemDetails {
 }
 
 export function problemFromError(error: JsonStoreError): ProblemDetails {
-  return { type: error.type, title: error.title, status: error.status, detail: error.message };
+  return { type: error.type, title: error.title, status: error.status, detail: error.detail };
 }
 
 /**
