@@ -17,3 +17,35 @@ export { toPointer, parsePointer } from './document/path.js';
 export { JsonStoreError, StorageError, RevisionConflictError, type JsonStoreErrorCode } from './errors.js';
 export type { ProblemDetails } from './http/problem.js';
 export type { RequestHandler, NextFunction } from './http/handler.js';
+export { wsgi, jsgi, fetchHandler, cgi, GatewayError, GatewayProtocolError } from './gateway/index.js';
+export type {
+  WsgiApplication,
+  WsgiEnviron,
+  WsgiBody,
+  WsgiHeaders,
+  WsgiOptions,
+  WsgiWrite,
+  StartResponse,
+  JsgiApplication,
+  JsgiRequest,
+  JsgiResponse,
+  JsgiResponseObject,
+  JsgiResponseTuple,
+  JsgiHeaders,
+  JsgiBody,
+  JsgiInfo,
+  JsgiOptions,
+  FetchHandler,
+  FetchHandlerOptions,
+  FetchContext,
+  CgiOptions,
+  GatewayErrorCode,
+  GatewayOptions,
+  GatewayMiddleware,
+  GatewayLogger,
+  BodyChunk,
+  CgiVariables,
+  Closable,
+  ErrorStream,
+  RequestInput,
+} from './gateway/index.js';

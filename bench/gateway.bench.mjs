@@ -1,0 +1,121 @@
+// Hello world through each gateway bridge against the same handler written
+// natively for Express 5, in one run. Target (issue 4): every bridge within
+// 15% of native, i.e. a ratio of at least 0.85.
+//
+//   npm run build && node bench/gateway.bench.mjs      (or: npm run bench -- gateway)
+//   BENCH_DURATION=3 BENCH_ROUNDS=5 node bench/gateway.bench.mjs
+//
+// Each server runs in a child process of its own (this file, started with
+// `--serve <kind>`), so autocannon, here, does not share its event loop.
+import { fileURLToPath } from 'node:url';
+import { isMain, machine, measure, printTable, startServer } from './lib.mjs';
+
+const self = fileURLToPath(import.meta.url);
+const hello = 'Hello world!\n';
+
+/** Express 5 app with the hello-world handler for one `kind`, mounted at /hello. */
+async function helloApp(kind) {
+  const { default: express } = await import('express');
+  const { wsgi, jsgi, fetchHandler, cgi } = await import('../dist/gateway.js');
+  const app = express();
+  switch (kind) {
+    case 'native':
+      app.get('/hello', (_req, res) => {
+        res.type('text/plain').send(hello);
+      });
+      break;
+    case 'wsgi':
+      // The talk's hello_world, as WSGI.
+      app.use('/hello', wsgi((_environ, startResponse) => {
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return [hello];
+      }));
+      break;
+    case 'jsgi':
+      app.use('/hello', jsgi(() => [200, { 'content-type': 'text/plain' }, [hello]]));
+      break;
+    case 'fetch':
+      app.use('/hello', fetchHandler(() => new Response(hello, { headers: { 'content-type': 'text/plain' } })));
+      break;
+    case 'cgi':
+      app.use('/hello', cgi(fileURLToPath(new URL('../examples/legacy/cgi-bin/hello.cgi', import.meta.url))));
+      break;
+    default:
+      throw new Error(`unknown server kind ${kind}`);
+  }
+  return app;
+}
+
+async function serve(kind) {
+  const app = await helloApp(kind);
+  const server = app.listen(0, '127.0.0.1', () => {
+    console.log(`listening ${server.address().port}`);
+  });
+  process.on('SIGTERM', () => {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  });
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+
+/**
+ * Cases run round-robin, `rounds` times, each against a fresh server. A
+ * bridge's ratio is the median of its ratios to the native run of the same
+ * round, so load that drifts during the run (a shared machine) skews it less.
+ */
+export default async function run({
+  duration = Number(process.env.BENCH_DURATION ?? 5),
+  rounds = Number(process.env.BENCH_ROUNDS ?? 3),
+} = {}) {
+  const cases = [
+    ['native Express 5 handler', 'native'],
+    ['wsgi() in Express 5', 'wsgi'],
+    ['jsgi() in Express 5', 'jsgi'],
+    ['fetchHandler() in Express 5', 'fetch'],
+    ['cgi() in Express 5 (a process per request; no target)', 'cgi'],
+  ];
+  const runs = new Map(cases.map(([, kind]) => [kind, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [, kind] of cases) {
+      const server = await startServer(self, ['--serve', kind]);
+      try {
+        runs.get(kind).push(await measure({ url: `http://127.0.0.1:${server.port}/hello`, duration }));
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const native = runs.get('native');
+  const results = cases.map(([label, kind]) => {
+    const own = runs.get(kind);
+    return {
+      label,
+      kind,
+      rps: median(own.map((r) => r.rps)),
+      latency: median(own.map((r) => r.latency)),
+      ratio: median(own.map((r, round) => r.rps / native[round].rps)),
+      perRound: own.map((r) => Math.round(r.rps)),
+    };
+  });
+  printTable(
+    `GET /hello, "Hello world!\\n" (${machine()}; 10 connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
+    [
+      ['server', 'req/s', 'mean latency ms', 'ratio to native', 'req/s per round'],
+      ...results.map((r) => [r.label, Math.round(r.rps), r.latency.toFixed(2), r.ratio.toFixed(2), r.perRound.join(' / ')]),
+    ],
+  );
+  console.log('');
+  for (const kind of ['wsgi', 'jsgi', 'fetch']) {
+    const result = results.find((r) => r.kind === kind);
+    console.log(`  ${result.label}: ${result.ratio.toFixed(2)} of native (target >= 0.85: ${result.ratio >= 0.85 ? 'met' : 'NOT met'})`);
+  }
+  return results;
+}
+
+if (process.argv[2] === '--serve') await serve(process.argv[3]);
+else if (isMain(import.meta)) await run();

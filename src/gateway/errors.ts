@@ -1,0 +1,70 @@
+/**
+ * Errors of the gateway layer. `GatewayProtocolError` is thrown *into* an app
+ * that breaks its interface's rules (so the app sees it where it made the
+ * mistake); `GatewayError` is an answer the gateway itself gives when the app
+ * behind it failed or took too long (502, 504), sent as problem+json.
+ */
+import type { ServerResponse } from 'node:http';
+import { problemType } from '../errors.js';
+import { sendProblemOf } from '../http/problem.js';
+
+/** The app broke a rule of its gateway interface (bad status line, header, call order...). */
+export class GatewayProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GatewayProtocolError';
+  }
+}
+
+export type GatewayErrorCode = 'bad-gateway' | 'gateway-timeout';
+
+const gatewayStatuses: Record<GatewayErrorCode, { status: number; title: string }> = {
+  'bad-gateway': { status: 502, title: 'Bad gateway' },
+  'gateway-timeout': { status: 504, title: 'Gateway timeout' },
+};
+
+// Same URI scheme as the shared codes, derived rather than copied so the two
+// cannot drift apart.
+const typePrefix = problemType('internal-error').slice(0, -'internal-error'.length);
+
+/** The app behind the gateway gave no usable answer. `status` lets Express error handlers use it as is. */
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  readonly status: number;
+  readonly title: string;
+
+  constructor(code: GatewayErrorCode, detail: string, options?: { cause?: unknown }) {
+    super(detail, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = gatewayStatuses[code].status;
+    this.title = gatewayStatuses[code].title;
+  }
+
+  get type(): string {
+    return typePrefix + this.code;
+  }
+
+  get detail(): string {
+    return this.message;
+  }
+}
+
+/** problem+json for a `GatewayError`, written the way `sendProblem` writes the shared codes. */
+export function sendGatewayProblem(res: ServerResponse, error: GatewayError, options: { head?: boolean } = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ type: error.type, title: error.title, status: error.status, detail: error.message });
+  res.statusCode = error.status;
+  res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(options.head ? undefined : body);
+}
+
+/** The 500 every bridge sends for an app that failed before its response started. */
+export function sendAppFailure(res: ServerResponse, head: boolean): void {
+  sendProblemOf(res, 'internal-error', 'The application failed before it sent a response.', { head });
+}

@@ -1,0 +1,204 @@
+/**
+ * Fetch-style handlers, `(Request) => Response`, as written for Hono,
+ * itty-router or serverless runtimes, mounted as middleware. The handler sees
+ * a WHATWG `Request` with an absolute URL, the body as a stream, and a signal
+ * that aborts when the client goes away; its `Response` body is streamed back
+ * with backpressure.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { JsonStoreError } from '../errors.js';
+import { forEachRequestHeader, requestAuthority, requestScheme, requestTarget } from './environ.js';
+import { GatewayProtocolError } from './errors.js';
+import { consumedBody } from './input.js';
+import { checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
+import { buildHead, checkStatusCode, chunkToBuffer, hopByHopHeaders, ResponseWriter } from './response-writer.js';
+import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
+
+/** Second argument of the handler: the Node objects behind the Request, for reading (e.g. `req.user` set by Express auth middleware). */
+export interface FetchContext {
+  incoming: IncomingMessage;
+  /** Do not write to it: the bridge sends the returned Response. */
+  outgoing: ServerResponse;
+}
+
+export type FetchHandler = (request: Request, context: FetchContext) => Response | Promise<Response>;
+
+export interface FetchHandlerOptions extends GatewayOptions {
+  /**
+   * `'strip'` (default): the Request URL is relative to the mount point, as
+   * Express's `req.url` is (mounted at `/api`, `/api/users` arrives as
+   * `/users`). `'keep'`: the URL the client requested, mount point included.
+   */
+  mountPath?: 'strip' | 'keep';
+}
+
+// The connection belongs to the server on each side, so these neither go to
+// the handler nor come back from it (a handler returning a proxied `fetch()`
+// response carries the upstream's).
+const connectionHeaders = hopByHopHeaders;
+
+const invalidReason = /[^\t\x20-\x7e\x80-\xff]/;
+
+type ReadStep = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
+
+const notYet = Symbol('not yet');
+
+/** Settles once the promise work already under way has run (a read that can complete now will have). */
+function afterPendingWork(): Promise<typeof notYet> {
+  return new Promise((resolve) => process.nextTick(resolve, notYet));
+}
+
+function isResponse(value: unknown): value is Response {
+  if (value instanceof Response) return true;
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as Response).status === 'number' &&
+    typeof (value as Response).headers?.forEach === 'function' &&
+    'body' in value
+  );
+}
+
+/** Whether the Request gets a body: never for GET and HEAD (the fetch API forbids it), nor for an empty one. */
+function requestBodyWanted(req: IncomingMessage): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD') return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** Mounts a fetch-style handler as middleware: `app.use('/edge', fetchHandler(honoApp.fetch))`. */
+export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOptions): GatewayMiddleware {
+  checkFunction('fetchHandler', 'handler', handler);
+  const raw = checkOptionObject('fetchHandler', options, [...commonOptionNames, 'mountPath']);
+  const common = resolveCommonOptions('fetchHandler', raw);
+  const mountPath = raw.mountPath ?? 'strip';
+  if (mountPath !== 'strip' && mountPath !== 'keep') {
+    throw new TypeError(`fetchHandler(): option 'mountPath' must be 'strip' or 'keep', got ${JSON.stringify(mountPath)}`);
+  }
+  const where = 'fetchHandler';
+
+  function buildRequest(req: IncomingMessage, signal: AbortSignal): Request {
+    const scheme = requestScheme(req, common.trustProxy);
+    const authority = requestAuthority(req, scheme, common.trustProxy);
+    const defaultPort = scheme === 'https' ? '443' : '80';
+    let pathAndQuery: string;
+    if (mountPath === 'keep') {
+      const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
+      const target = typeof original === 'string' ? original : (req.url ?? '/');
+      pathAndQuery = target.startsWith('/') ? target : '/';
+    } else {
+      const target = requestTarget(req);
+      pathAndQuery = (target.pathInfo || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
+    }
+    const url = `${scheme}://${authority.name}${authority.port === defaultPort ? '' : `:${authority.port}`}${pathAndQuery}`;
+
+    const headers: Array<[string, string]> = [];
+    forEachRequestHeader(req, (name, value) => {
+      if (!connectionHeaders.has(name)) headers.push([name, value]);
+    });
+    const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers, signal };
+    if (requestBodyWanted(req)) {
+      const consumed = consumedBody(req);
+      if (consumed !== undefined) init.body = consumed;
+      else {
+        init.body = Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>;
+        init.duplex = 'half';
+      }
+    }
+    try {
+      return new Request(url, init); // Parses (and so checks) the URL built from the Host header.
+    } catch (error) {
+      throw new JsonStoreError('bad-request', `The request cannot be represented as a fetch Request: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
+  return function fetchMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
+    const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: 'fetchHandler: no response' });
+    const controller = new AbortController();
+    const stopAbortOnLeave = writer.onClientGone(() => controller.abort());
+
+    (async () => {
+      let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+      let bodyFinished = false;
+      let released = false;
+      const release = (): void => {
+        if (released || reader === undefined || bodyFinished) return;
+        released = true;
+        reader.cancel().catch(() => undefined);
+      };
+      const stopReleaseOnLeave = writer.onClientGone(release);
+      try {
+        const response: unknown = await handler(buildRequest(req, controller.signal), { incoming: req, outgoing: res });
+        if (!isResponse(response)) {
+          throw new GatewayProtocolError(`${where}: the handler must return a Response, got ${response === null ? 'null' : typeof response}`);
+        }
+        if (response.type === 'error' || response.status === 0) {
+          throw new GatewayProtocolError(`${where}: the handler returned a network error (Response.error())`);
+        }
+        const statusCode = checkStatusCode(response.status, where);
+        const reason = response.statusText && !invalidReason.test(response.statusText) ? response.statusText : undefined;
+        const pairs: Array<[string, string]> = [];
+        response.headers.forEach((value, name) => {
+          if (name !== 'set-cookie') pairs.push([name, value]);
+        });
+        for (const cookie of response.headers.getSetCookie()) pairs.push(['set-cookie', cookie]);
+        writer.setHead(buildHead(statusCode, reason, pairs, where, true));
+
+        const body = response.body;
+        if (body === null) {
+          writer.end();
+          return;
+        }
+        reader = body.getReader();
+        if (writer.fallsThrough || req.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+          writer.end(); // No body goes out, so none is read.
+          return;
+        }
+        const open = reader;
+        const read = (): Promise<ReadStep> => {
+          const step = open.read().then(undefined, (error: unknown) => {
+            bodyFinished = true; // An errored stream needs no cancel.
+            throw error;
+          });
+          step.catch(() => undefined); // Awaited below, or abandoned when the response stops early.
+          return step;
+        };
+        let pending = read();
+        let first = true;
+        for (;;) {
+          const step = await pending;
+          if (step.done) {
+            bodyFinished = true;
+            break;
+          }
+          if (!writer.active) break;
+          const chunk = chunkToBuffer(step.value, where);
+          pending = read();
+          if (first) {
+            first = false;
+            // A body that is already complete (a string or bytes given to
+            // new Response) goes out with a Content-Length, in one write.
+            const next = await Promise.race([pending, afterPendingWork()]);
+            if (next !== notYet && next.done) {
+              bodyFinished = true;
+              await writer.writeAll([chunk]);
+              return;
+            }
+          }
+          const wait = writer.write(chunk);
+          if (wait) await wait;
+          if (!writer.active) break;
+        }
+        writer.end();
+      } catch (error) {
+        writer.fail(error, where);
+      } finally {
+        stopReleaseOnLeave();
+        release();
+        // Once answered, a later disconnect is not the handler's business.
+        stopAbortOnLeave();
+      }
+    })().catch((error: unknown) => reportEscaped(common.logger, where, error));
+  };
+}

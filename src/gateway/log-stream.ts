@@ -1,0 +1,52 @@
+/**
+ * A text sink that hands complete lines to the logger: `wsgi.errors`,
+ * `jsgi.errors`, and a CGI script's stderr. Partial lines wait for the rest
+ * (or for `flush()`), so one message is never split across log lines.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { safeLog } from './options.js';
+import type { ErrorStream, GatewayLogger } from './types.js';
+
+/** Longest partial line kept while waiting for its end; past it the text is logged as is. */
+const maxPending = 16 * 1024;
+
+export class LineLogStream implements ErrorStream {
+  readonly #logger: GatewayLogger;
+  readonly #prefix: string;
+  #pending = '';
+  #decoder: StringDecoder | undefined;
+
+  constructor(logger: GatewayLogger, prefix: string) {
+    this.#logger = logger;
+    this.#prefix = prefix;
+  }
+
+  write(text: string | Uint8Array): void {
+    if (typeof text !== 'string') {
+      this.#decoder ??= new StringDecoder('utf8');
+      text = this.#decoder.write(Buffer.from(text.buffer, text.byteOffset, text.byteLength));
+    }
+    let pending = this.#pending + String(text);
+    let newline = pending.indexOf('\n');
+    while (newline !== -1) {
+      safeLog(this.#logger, this.#prefix + pending.slice(0, newline).replace(/\r$/, ''));
+      pending = pending.slice(newline + 1);
+      newline = pending.indexOf('\n');
+    }
+    if (pending.length > maxPending) {
+      safeLog(this.#logger, this.#prefix + pending);
+      pending = '';
+    }
+    this.#pending = pending;
+  }
+
+  writelines(lines: Iterable<string>): void {
+    for (const line of lines) this.write(line);
+  }
+
+  flush(): void {
+    const rest = this.#pending + (this.#decoder?.end() ?? '');
+    this.#pending = '';
+    if (rest !== '') safeLog(this.#logger, this.#prefix + rest);
+  }
+}

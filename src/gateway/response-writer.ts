@@ -1,0 +1,437 @@
+/**
+ * The response side every bridge shares: checks the status and headers an app
+ * hands over, holds them back until the first non-empty chunk (so an app can
+ * still replace them after an error), streams chunks with backpressure, keeps
+ * an app-declared Content-Length honest, and cuts the connection when a
+ * response cannot be completed, so a client never takes a broken response
+ * for a whole one.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { JsonStoreError } from '../errors.js';
+import { sendProblem } from '../http/problem.js';
+import { GatewayError, GatewayProtocolError, sendAppFailure, sendGatewayProblem } from './errors.js';
+import { describeError, safeLog, type ResolvedGatewayOptions } from './options.js';
+import type { NextFunction } from './types.js';
+
+/** One response header name as the app spelled it, with all its values in order. */
+export interface HeaderField {
+  name: string;
+  values: string[];
+}
+
+/** A checked status and header set, waiting to be sent. */
+export interface ResponseHead {
+  statusCode: number;
+  /** Reason phrase to send; Node's default for the code when undefined. */
+  reason: string | undefined;
+  /** Keyed by lower-cased name. */
+  headers: Map<string, HeaderField>;
+  /** The app's own Content-Length, when it declared one. */
+  contentLength: number | undefined;
+}
+
+/** Connection-level headers (RFC 9110 section 7.6.1); an app may not set them, the server owns them. */
+export const hopByHopHeaders: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'trailers',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+const tokenPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// What Node accepts in a header value or reason phrase: tab, visible ASCII, Latin-1.
+const invalidFieldChar = /[^\t\x20-\x7e\x80-\xff]/;
+const controlChar = /[\x00-\x1f\x7f]/;
+
+function describeCharacter(text: string): string {
+  const match = invalidFieldChar.exec(text);
+  if (!match) return 'an invalid character';
+  const code = match[0].charCodeAt(0);
+  if (code === 13) return 'CR';
+  if (code === 10) return 'LF';
+  if (code === 0) return 'NUL';
+  return code > 0xff ? `U+${code.toString(16).toUpperCase().padStart(4, '0')} (outside Latin-1)` : `control character 0x${code.toString(16).padStart(2, '0')}`;
+}
+
+/** Checks a status code number: a final status of HTTP (informational 1xx cannot end a response). */
+export function checkStatusCode(code: unknown, where: string): number {
+  if (typeof code !== 'number' || !Number.isInteger(code) || code < 200 || code > 599) {
+    throw new GatewayProtocolError(`${where}: status must be an integer from 200 to 599, got ${JSON.stringify(code) ?? String(code)}`);
+  }
+  return code;
+}
+
+/** Parses a WSGI/CGI status line such as `'200 OK'`. */
+export function parseStatusLine(status: unknown, where: string, reasonRequired = true): { statusCode: number; reason: string | undefined } {
+  if (typeof status !== 'string') throw new GatewayProtocolError(`${where}: status must be a string such as '200 OK', got ${typeof status}`);
+  if (controlChar.test(status)) throw new GatewayProtocolError(`${where}: status ${JSON.stringify(status)} contains a control character`);
+  const match = reasonRequired ? /^(\d{3}) (.+)$/.exec(status) : /^(\d{3})(?: (.*))?$/.exec(status);
+  if (!match) {
+    throw new GatewayProtocolError(
+      `${where}: status ${JSON.stringify(status)} must be three digits, a space and a reason phrase, such as '200 OK'`,
+    );
+  }
+  const reason = match[2] === undefined || match[2].trim() === '' ? undefined : match[2];
+  if (reason !== undefined && invalidFieldChar.test(reason)) {
+    throw new GatewayProtocolError(`${where}: reason phrase contains ${describeCharacter(reason)}`);
+  }
+  return { statusCode: checkStatusCode(Number(match[1]), where), reason };
+}
+
+/**
+ * Builds a head from header pairs. Names must be tokens, values free of
+ * CR/LF/NUL (and Latin-1, as HTTP/1.1 and Node require), hop-by-hop headers
+ * are refused (or dropped with `dropHopByHop`, for proxied responses), and
+ * Content-Length must be one non-negative integer.
+ */
+export function buildHead(
+  statusCode: number,
+  reason: string | undefined,
+  pairs: Iterable<readonly [unknown, unknown]>,
+  where: string,
+  dropHopByHop = false,
+): ResponseHead {
+  const headers = new Map<string, HeaderField>();
+  for (const pair of pairs) {
+    const [name, rawValue] = pair;
+    if (typeof name !== 'string' || !tokenPattern.test(name)) {
+      throw new GatewayProtocolError(`${where}: header name ${JSON.stringify(name) ?? String(name)} is not a valid HTTP token`);
+    }
+    // Numbers are accepted as a convenience (Content-Length: 12); anything else is a mistake.
+    if (typeof rawValue !== 'string' && !(typeof rawValue === 'number' && Number.isFinite(rawValue))) {
+      throw new GatewayProtocolError(`${where}: value of header '${name}' must be a string, got ${typeof rawValue}`);
+    }
+    const value = String(rawValue);
+    if (invalidFieldChar.test(value)) {
+      throw new GatewayProtocolError(`${where}: value of header '${name}' contains ${describeCharacter(value)}`);
+    }
+    const lower = name.toLowerCase();
+    if (hopByHopHeaders.has(lower)) {
+      if (dropHopByHop) continue;
+      throw new GatewayProtocolError(`${where}: '${name}' is a hop-by-hop header; the server manages the connection`);
+    }
+    const field = headers.get(lower);
+    if (field) field.values.push(value);
+    else headers.set(lower, { name, values: [value] });
+  }
+
+  let contentLength: number | undefined;
+  const declared = headers.get('content-length');
+  if (declared) {
+    const distinct = new Set(declared.values.map((value) => value.trim()));
+    const only = distinct.size === 1 ? [...distinct][0] : undefined;
+    if (only === undefined || !/^\d+$/.test(only) || !Number.isSafeInteger(Number(only))) {
+      throw new GatewayProtocolError(`${where}: Content-Length must be one non-negative integer, got ${JSON.stringify(declared.values)}`);
+    }
+    contentLength = Number(only);
+    declared.values = [only];
+  }
+  return { statusCode, reason, headers, contentLength };
+}
+
+/** A body chunk as bytes: strings are UTF-8, other views are wrapped without copying. */
+export function chunkToBuffer(chunk: unknown, where: string): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const kind = chunk === null ? 'null' : Array.isArray(chunk) ? 'an array' : typeof chunk;
+  throw new GatewayProtocolError(`${where}: body chunks must be strings or Uint8Arrays, got ${kind}`);
+}
+
+/** How long a cut waits for already-written bytes to reach a slow client. */
+const flushBeforeCutMs = 1_000;
+
+type WriterState = 'pending' | 'streaming' | 'fell-through' | 'ended' | 'aborted';
+
+export interface WriterSettings {
+  options: ResolvedGatewayOptions;
+  next: NextFunction | undefined;
+  /** Thrown when a body arrives before any head was set (WSGI: before start_response). */
+  missingHeadMessage: string;
+}
+
+function uncork(writer: ResponseWriter): void {
+  writer.uncork();
+}
+
+/** Sends one app response through a `ServerResponse`. One per request. */
+export class ResponseWriter {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly #settings: WriterSettings;
+  #state: WriterState = 'pending';
+  #head: ResponseHead | undefined;
+  #bodyAllowed = true;
+  /** Bytes still owed under a declared Content-Length. */
+  #remaining: number | undefined;
+  #clientGone = false;
+  #corked = false;
+  #goneListeners: Array<() => void> = [];
+
+  constructor(req: IncomingMessage, res: ServerResponse, settings: WriterSettings) {
+    this.req = req;
+    this.res = res;
+    this.#settings = settings;
+    res.once('close', () => {
+      // 'close' before the response finished: the client left, or we cut it.
+      if (res.writableFinished) return;
+      this.#clientGone = true;
+      const listeners = this.#goneListeners;
+      this.#goneListeners = [];
+      for (const listener of listeners) listener();
+    });
+  }
+
+  /** Whether the status and headers were handed to the socket (nothing can replace them now). */
+  get headersSent(): boolean {
+    return this.#state === 'streaming' || this.#state === 'ended' || this.#state === 'aborted';
+  }
+
+  /** Whether a head was set (WSGI: start_response was called). */
+  get hasHead(): boolean {
+    return this.#head !== undefined;
+  }
+
+  /** Whether the app should still be asked for more body. */
+  get active(): boolean {
+    return (this.#state === 'pending' || this.#state === 'streaming') && !this.#clientGone;
+  }
+
+  get clientGone(): boolean {
+    return this.#clientGone;
+  }
+
+  get fellThrough(): boolean {
+    return this.#state === 'fell-through';
+  }
+
+  /** Whether the response is over, one way or another. */
+  get done(): boolean {
+    return this.#state === 'ended' || this.#state === 'aborted' || this.#clientGone;
+  }
+
+  /** Runs `listener` once if the client disconnects before the response completes. Returns an unsubscribe. */
+  onClientGone(listener: () => void): () => void {
+    if (this.#clientGone) {
+      listener();
+      return () => {};
+    }
+    this.#goneListeners.push(listener);
+    return () => {
+      this.#goneListeners = this.#goneListeners.filter((entry) => entry !== listener);
+    };
+  }
+
+  /** Sets (or, before anything was sent, replaces) the status and headers. */
+  setHead(head: ResponseHead): void {
+    if (this.headersSent) throw new GatewayProtocolError('the response headers were already sent');
+    this.#head = head;
+  }
+
+  /** Whether the head set now would pass the request on to `next()` instead of being sent. */
+  get fallsThrough(): boolean {
+    const head = this.#head;
+    const { fallthrough } = this.#settings.options;
+    return head !== undefined && fallthrough.size > 0 && this.#settings.next !== undefined && fallthrough.has(head.statusCode);
+  }
+
+  #commit(knownLength?: number): void {
+    const head = this.#head;
+    if (head === undefined) throw new GatewayProtocolError(this.#settings.missingHeadMessage);
+    if (this.fallsThrough) {
+      this.#state = 'fell-through';
+      return;
+    }
+    const { res } = this;
+    const statusCode = head.statusCode;
+    this.#bodyAllowed = this.req.method !== 'HEAD' && statusCode !== 204 && statusCode !== 304;
+    res.statusCode = statusCode;
+    if (head.reason !== undefined) res.statusMessage = head.reason;
+    for (const field of head.headers.values()) {
+      res.setHeader(field.name, field.values.length === 1 ? (field.values[0] as string) : field.values);
+    }
+    if (head.contentLength !== undefined) this.#remaining = head.contentLength;
+    else if (knownLength !== undefined && statusCode !== 204 && statusCode !== 304) res.setHeader('Content-Length', knownLength);
+    this.#state = 'streaming';
+  }
+
+  /** The part of `chunk` the declared Content-Length still allows. */
+  #limit(chunk: Buffer): Buffer {
+    const remaining = this.#remaining;
+    if (remaining === undefined) return chunk;
+    if (chunk.length > remaining) {
+      safeLog(
+        this.#settings.options.logger,
+        `the app sent more than its Content-Length of ${this.#head?.contentLength} bytes; the excess was dropped`,
+      );
+      chunk = chunk.subarray(0, remaining);
+    }
+    this.#remaining = remaining - chunk.length;
+    return chunk;
+  }
+
+  /**
+   * Writes one chunk; sends the head first if this is the first non-empty
+   * one. Returns a promise when the caller must wait (socket buffer full)
+   * before the next chunk; it settles on 'drain', or on 'close' if the client
+   * left meanwhile.
+   */
+  write(chunk: Buffer): Promise<void> | undefined {
+    if (chunk.length === 0) return undefined;
+    if (this.#state === 'pending') this.#commit();
+    if (this.#state !== 'streaming' || !this.#bodyAllowed || this.#clientGone) return undefined;
+    const allowed = this.#limit(chunk);
+    if (allowed.length === 0) return undefined;
+    this.#cork();
+    if (this.res.write(allowed)) return undefined;
+    return this.#drained();
+  }
+
+  /**
+   * Holds writes until the current burst of synchronous and promise work is
+   * over, so the head, a short body and the end of a response leave in one
+   * packet instead of one write each.
+   */
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.res.cork();
+    process.nextTick(uncork, this);
+  }
+
+  /** @internal */
+  uncork(): void {
+    this.#corked = false;
+    this.res.uncork();
+  }
+
+  #drained(): Promise<void> {
+    const { res } = this;
+    return new Promise((resolve) => {
+      const settle = (): void => {
+        res.off('drain', settle);
+        res.off('close', settle);
+        resolve();
+      };
+      res.on('drain', settle);
+      res.on('close', settle);
+    });
+  }
+
+  /**
+   * A body known in full up front (an array, a string): Content-Length is
+   * computed unless the app declared one, then the response ends.
+   */
+  async writeAll(chunks: readonly Buffer[]): Promise<void> {
+    if (this.#state === 'pending') {
+      let total = 0;
+      for (const chunk of chunks) total += chunk.length;
+      this.#commit(total);
+    }
+    const last = chunks.length - 1;
+    for (let i = 0; i < last; i++) {
+      const wait = this.write(chunks[i] as Buffer);
+      if (wait) await wait;
+      if (!this.active) break;
+    }
+    this.end(this.active ? chunks[last] : undefined);
+  }
+
+  /**
+   * Completes the response (sending the head if no chunk did), or falls
+   * through to `next()`. Safe to call in any state: after a cut or a
+   * disconnect it does nothing.
+   */
+  end(lastChunk?: Buffer): void {
+    if (this.#state === 'pending') this.#commit();
+    if (this.#state === 'fell-through') {
+      this.#state = 'ended';
+      this.#settings.next?.();
+      return;
+    }
+    if (this.#state !== 'streaming' || this.#clientGone) return;
+    let chunk = lastChunk !== undefined && lastChunk.length > 0 && this.#bodyAllowed ? this.#limit(lastChunk) : undefined;
+    if (chunk !== undefined && chunk.length === 0) chunk = undefined;
+    if (this.#bodyAllowed && this.#remaining !== undefined && this.#remaining > 0) {
+      // Fewer bytes than the app promised: ending normally would leave the
+      // client waiting for the rest, so the connection is cut instead.
+      safeLog(this.#settings.options.logger, `the app sent less than its Content-Length of ${this.#head?.contentLength} bytes; connection cut`);
+      if (chunk !== undefined) this.res.write(chunk);
+      this.abort();
+      return;
+    }
+    this.#state = 'ended';
+    if (chunk !== undefined) this.res.end(chunk);
+    else this.res.end();
+  }
+
+  /** Cuts the connection: the client sees an incomplete response, never a complete-looking one. */
+  abort(): void {
+    if (this.#state === 'aborted') return;
+    const framed = this.#state !== 'streaming' || this.res.hasHeader('content-length') || this.req.httpVersion !== '1.0';
+    this.#state = 'aborted';
+    const { res } = this;
+    const socket = res.socket;
+    // Under HTTP/1.1 the framing (chunked, or Content-Length) shows a closed
+    // connection as an incomplete body, so the bytes already written are let
+    // out first (useful to whoever debugs the client). An unframed HTTP/1.0
+    // body would look complete on a normal close: that one is reset.
+    const cut = (): void => {
+      if (!framed && socket && !socket.destroyed && typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+      res.destroy();
+    };
+    if (!framed || !socket || socket.destroyed || socket.writableLength === 0) {
+      cut();
+      return;
+    }
+    const timer = setTimeout(cut, flushBeforeCutMs);
+    timer.unref();
+    socket.once('drain', () => {
+      clearTimeout(timer);
+      cut();
+    });
+  }
+
+  /**
+   * The app failed. Before anything was sent: a problem+json answer (or
+   * `next(err)` with `onError: 'next'`). After: the connection is cut.
+   */
+  fail(error: unknown, bridge: string): void {
+    const { options, next } = this.#settings;
+    if (this.#clientGone) return; // Nobody is left to answer, and the failure is a consequence.
+    if (this.#state === 'streaming') {
+      safeLog(options.logger, `${bridge}: the app failed after the response started; connection cut: ${describeError(error)}`);
+      this.abort();
+      return;
+    }
+    if (this.#state === 'aborted') {
+      safeLog(options.logger, `${bridge}: the app failed after the response started; connection cut: ${describeError(error)}`);
+      return;
+    }
+    if (this.#state === 'ended') {
+      safeLog(options.logger, `${bridge}: the app failed after its response ended: ${describeError(error)}`);
+      return;
+    }
+    this.#state = 'ended';
+    if (options.onError === 'next' && next !== undefined) {
+      next(error);
+      return;
+    }
+    const head = this.req.method === 'HEAD';
+    if (error instanceof GatewayError) {
+      safeLog(options.logger, `${bridge}: ${error.message}`);
+      sendGatewayProblem(this.res, error, { head });
+    } else if (error instanceof JsonStoreError) {
+      sendProblem(this.res, error, { head });
+    } else {
+      safeLog(options.logger, `${bridge}: the app failed: ${describeError(error)}`);
+      sendAppFailure(this.res, head);
+    }
+  }
+}

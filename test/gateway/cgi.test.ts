@@ -1,0 +1,330 @@
+/**
+ * cgi(): RFC 3875 scripts run as real child processes (the executables in
+ * ./fixtures), over real HTTP, in Express 5 and Express 4.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import request from 'supertest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cgi } from '../../src/gateway/index.js';
+import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, listen, rawRequest, waitFor, type Listening } from './helpers.js';
+
+let scratch: string;
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'gateway-cgi-'));
+});
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+let pidFiles = 0;
+function pidFile(): string {
+  return join(scratch, `pids-${process.pid}-${pidFiles++}`);
+}
+
+function readPids(path: string): number[] {
+  return readFileSync(path, 'utf8').trim().split(/\s+/).map(Number);
+}
+
+function envLines(text: string): Record<string, string> {
+  const variables: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals > 0) variables[line.slice(0, equals)] = line.slice(equals + 1);
+  }
+  return variables;
+}
+
+describe.each(expressVersions)('cgi in %s', (_version, express) => {
+  let servers: Listening[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+    servers = [];
+  });
+
+  function mountScript(script: string, options: Parameters<typeof cgi>[1] = {}) {
+    const log = captureLogger();
+    const app = express();
+    app.use('/cgi/respond', cgi(fixture(script), { logger: log.logger, ...options }));
+    app.get('/native', (req, res) => {
+      res.json({ method: req.method, url: req.originalUrl, from: req.query.from ?? null });
+    });
+    return { app, lines: log.lines };
+  }
+
+  async function serveScript(script: string, options: Parameters<typeof cgi>[1] = {}) {
+    const mounted = mountScript(script, options);
+    const listening = await listen(mounted.app);
+    servers.push(listening);
+    return { ...listening, lines: mounted.lines };
+  }
+
+  describe('response', () => {
+    it('answers with the script output', async () => {
+      const { app } = mountScript('respond.sh');
+      const response = await request(app).get('/cgi/respond').expect(200);
+      expect(response.headers['content-type']).toBe('text/plain');
+      expect(response.text).toBe('default\n');
+    });
+
+    it('takes the status from the Status field', async () => {
+      const { port } = await serveScript('respond.sh');
+      const created = await rawRequest(port, 'GET /cgi/respond?status HTTP/1.1\nHost: x');
+      expect([created.status, created.reason]).toEqual([201, 'Created']);
+      expect(header(created, 'Status')).toEqual([]);
+      expect(created.body.toString()).toBe('created\n');
+      const teapot = await rawRequest(port, 'GET /cgi/respond?status-code-only HTTP/1.1\nHost: x');
+      expect(teapot.status).toBe(418);
+    });
+
+    it('turns an absolute Location into a 302 for the client', async () => {
+      const { app } = mountScript('respond.sh');
+      const response = await request(app).get('/cgi/respond?client-redirect').expect(302);
+      expect(response.headers.location).toBe('http://example.com/elsewhere');
+    });
+
+    it('serves a local Location as if that path had been requested (GET, no body)', async () => {
+      const { app } = mountScript('respond.sh');
+      const response = await request(app).post('/cgi/respond?local-redirect').type('text/plain').send('dropped').expect(200);
+      expect(response.body).toEqual({ method: 'GET', url: '/native?from=cgi', from: 'cgi' });
+    });
+
+    it('stops a local redirect loop with a 502', async () => {
+      const { app } = mountScript('respond.sh');
+      const response = await request(app).get('/cgi/respond?redirect-loop').expect(502);
+      expect(response.body.detail).toMatch(/redirected locally more than 10 times/);
+    });
+
+    it('keeps several Set-Cookie fields on separate lines and reads CRLF line ends', async () => {
+      const { port } = await serveScript('respond.sh');
+      const cookies = await rawRequest(port, 'GET /cgi/respond?cookies HTTP/1.1\nHost: x');
+      expect(header(cookies, 'Set-Cookie')).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+      const crlf = await rawRequest(port, 'GET /cgi/respond?crlf HTTP/1.1\nHost: x');
+      expect(header(crlf, 'X-Style')).toEqual(['crlf']);
+      expect(crlf.body.toString()).toBe('body\n');
+    });
+
+    it('drops hop-by-hop fields the script prints', async () => {
+      const { port } = await serveScript('respond.sh');
+      const response = await rawRequest(port, 'GET /cgi/respond?hop HTTP/1.1\nHost: x');
+      expect(response.status).toBe(200);
+      expect(header(response, 'Keep-Alive')).toEqual([]);
+      expect(header(response, 'Connection')).toEqual(['close']); // Node's own, for our Connection: close.
+      expect(response.body.toString()).toBe('hop\n');
+    });
+
+    it('sends no more than a declared Content-Length', async () => {
+      const { port } = await serveScript('respond.sh');
+      const response = await rawRequest(port, 'GET /cgi/respond?long-body HTTP/1.1\nHost: x');
+      expect(header(response, 'Content-Length')).toEqual(['5']);
+      expect(response.body.toString()).toBe('Hello');
+    });
+
+    it('sends no body for HEAD', async () => {
+      const { port } = await serveScript('respond.sh');
+      const response = await rawRequest(port, 'HEAD /cgi/respond HTTP/1.1\nHost: x');
+      expect(response.status).toBe(200);
+      expect(response.body.length).toBe(0);
+    });
+
+    it.each(['no-blank-line', 'no-fields', 'bad-line', 'bad-status', 'big-header'])('answers a malformed response (%s) with 502 problem+json', async (shape) => {
+      const { app, lines } = mountScript('respond.sh');
+      const response = await request(app).get(`/cgi/respond?${shape}`).expect(502);
+      expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(response.body).toEqual({ type: expect.stringMatching(/bad-gateway$/), title: 'Bad gateway', status: 502, detail: expect.any(String) });
+      expect(lines.join('\n')).toMatch(/cgi: The CGI script/);
+    });
+
+    it('answers a script that exits non-zero before any output with 502, and logs its stderr', async () => {
+      const { app, lines } = mountScript('respond.sh');
+      const response = await request(app).get('/cgi/respond?fail').expect(502);
+      expect(response.body.detail).toMatch(/exited with status 3/);
+      expect(lines).toContain('respond.sh: cannot open database');
+    });
+
+    it('cuts the connection when the script fails after its output started', async () => {
+      const { port } = await serveScript('respond.sh');
+      const response = await rawRequest(port, 'GET /cgi/respond?fail-mid-body HTTP/1.1\nHost: x');
+      expect(response.status).toBe(200);
+      expect(response.body.toString()).toBe('partial');
+      expect(response.complete).toBe(false);
+    });
+
+    it('sends stderr to the logger line by line, prefixed with the script name', async () => {
+      const { app, lines } = mountScript('respond.sh');
+      await request(app).get('/cgi/respond?stderr').expect(200);
+      await waitFor(() => lines.length >= 2, 'stderr lines');
+      expect(lines).toEqual(['respond.sh: first line', 'respond.sh: second line']);
+    });
+
+    it('passes a 404 on to the next middleware with fallthrough', async () => {
+      const app = express();
+      app.use('/cgi/respond', cgi(fixture('respond.sh'), { fallthrough: true }));
+      app.get('/cgi/respond', (_req, res) => {
+        res.send('native fallback');
+      });
+      expect((await request(app).get('/cgi/respond?notfound').expect(200)).text).toBe('native fallback');
+      expect((await request(app).get('/cgi/respond?status').expect(201)).text).toBe('created\n');
+    });
+  });
+
+  describe('request', () => {
+    it('runs the script in a clean environment: meta-variables, PATH and the env option only', async () => {
+      process.env.GATEWAY_TEST_SECRET = 'must-not-leak';
+      try {
+        const { app } = mountScript('env.sh', { env: { APP_MODE: 'legacy' } });
+        const response = await request(app).get('/cgi/respond/extra?q=1').set('Authorization', 'Basic c2VjcmV0').expect(200);
+        const variables = envLines(response.text);
+        expect(variables.GATEWAY_TEST_SECRET).toBeUndefined();
+        expect(variables.APP_MODE).toBe('legacy');
+        expect(variables.PATH).toBeTruthy();
+        expect(variables).toMatchObject({
+          GATEWAY_INTERFACE: 'CGI/1.1',
+          SERVER_SOFTWARE: 'express-jsonstore',
+          REQUEST_METHOD: 'GET',
+          SCRIPT_NAME: '/cgi/respond',
+          PATH_INFO: '/extra',
+          QUERY_STRING: 'q=1',
+          REMOTE_ADDR: expect.stringMatching(/127\.0\.0\.1$/),
+          REMOTE_HOST: expect.stringMatching(/127\.0\.0\.1$/),
+        });
+        // No body: no CONTENT_LENGTH. Credentials are not handed to scripts by default.
+        expect(variables.CONTENT_LENGTH).toBeUndefined();
+        expect(variables.HTTP_AUTHORIZATION).toBeUndefined();
+        const names = Object.keys(variables).filter((name) => !name.startsWith('HTTP_'));
+        const allowed = new Set([
+          'GATEWAY_INTERFACE', 'SERVER_SOFTWARE', 'SERVER_NAME', 'SERVER_PORT', 'SERVER_PROTOCOL', 'REQUEST_METHOD',
+          'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REMOTE_ADDR', 'REMOTE_HOST', 'CONTENT_TYPE', 'CONTENT_LENGTH',
+          'PATH', 'APP_MODE', 'PWD', // PWD: set by the shell itself.
+        ]);
+        expect(names.filter((name) => !allowed.has(name))).toEqual([]);
+      } finally {
+        delete process.env.GATEWAY_TEST_SECRET;
+      }
+    });
+
+    it('passes Authorization with passAuthorization', async () => {
+      const { app } = mountScript('env.sh', { passAuthorization: true });
+      const response = await request(app).get('/cgi/respond').set('Authorization', 'Basic c2VjcmV0').expect(200);
+      expect(envLines(response.text).HTTP_AUTHORIZATION).toBe('Basic c2VjcmV0');
+    });
+
+    it('runs the script in its own directory', async () => {
+      const { app } = mountScript('env.sh');
+      const response = await request(app).get('/cgi/respond').expect(200);
+      expect(envLines(response.text).PWD).toBe(dirname(fixture('env.sh')));
+    });
+
+    it('gives the body on stdin with CONTENT_LENGTH', async () => {
+      const { app } = mountScript('echo.sh');
+      const response = await request(app).post('/cgi/respond').type('application/json').send('{"a":1}').expect(200);
+      expect(response.headers['x-content-length']).toBe('7');
+      expect(response.headers['content-type']).toBe('application/json');
+      expect(response.text).toBe('{"a":1}');
+    });
+
+    it('reads a chunked body in full first, so CONTENT_LENGTH can be set', async () => {
+      const { port } = await serveScript('echo.sh');
+      const response = await rawRequest(port, 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Type: text/plain\nTransfer-Encoding: chunked', '6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n');
+      expect(header(response, 'X-Content-Length')).toEqual(['11']);
+      expect(response.body.toString()).toBe('hello world');
+    });
+
+    it('answers 413 to a chunked body over maxBodySize', async () => {
+      const { port } = await serveScript('echo.sh', { maxBodySize: 8 });
+      const response = await rawRequest(port, 'POST /cgi/respond HTTP/1.1\nHost: x\nTransfer-Encoding: chunked', '6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n');
+      expect(response.status).toBe(413);
+      expect(JSON.parse(response.body.toString())).toMatchObject({ status: 413 });
+    });
+
+    it('gives the already-parsed body when a body parser ran first', async () => {
+      const app = express();
+      app.use(express.text());
+      app.use('/cgi/respond', cgi(fixture('echo.sh')));
+      const response = await request(app).post('/cgi/respond').type('text/plain').send('parsed text').expect(200);
+      expect(response.headers['x-content-length']).toBe('11');
+      expect(response.text).toBe('parsed text');
+    });
+  });
+
+  describe('process control', () => {
+    it('answers 504 when the script overruns its timeout, and kills its process group', async () => {
+      const pids = pidFile();
+      const { app } = mountScript('sleepy.sh', { timeout: 300, env: { PIDFILE: pids } });
+      const response = await request(app).get('/cgi/respond').expect(504);
+      expect(response.body).toEqual({ type: expect.stringMatching(/gateway-timeout$/), title: 'Gateway timeout', status: 504, detail: expect.stringMatching(/300 ms/) });
+      const [script = 0, sleeper = 0] = readPids(pids);
+      // Gone and reaped: not left as a zombie.
+      await waitFor(() => !isRunning(script) && !isZombie(script) && !isRunning(sleeper), 'the script and its sleeper to die');
+    });
+
+    it('escalates to SIGKILL when the script ignores SIGTERM', async () => {
+      const pids = pidFile();
+      const { app } = mountScript('stubborn.sh', { timeout: 200, killGrace: 200, env: { PIDFILE: pids } });
+      await request(app).get('/cgi/respond').expect(504);
+      const [script = 0] = readPids(pids);
+      await waitFor(() => !isRunning(script) && !isZombie(script), 'SIGKILL to stop the script');
+    });
+
+    it('kills the script when the client goes away mid-response', async () => {
+      const pids = pidFile();
+      const { port } = await serveScript('sleepy.sh', { env: { PIDFILE: pids } });
+      await new Promise<void>((resolve) => {
+        const req = get({ port, host: '127.0.0.1', path: '/cgi/respond?stream' }, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', () => undefined);
+      });
+      const [script = 0, sleeper = 0] = readPids(pids);
+      await waitFor(() => !isRunning(script) && !isZombie(script) && !isRunning(sleeper), 'the script and its sleeper to die');
+    });
+  });
+});
+
+describe('cgi outside Express', () => {
+  it('turns a local redirect into a 302 when there is no app to re-dispatch to', async () => {
+    const middleware = cgi(fixture('respond.sh'));
+    const server = await listen((req, res) => middleware(req, res));
+    try {
+      const response = await request(server.url).get('/?local-redirect').expect(302);
+      expect(response.headers.location).toBe('/native?from=cgi');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('cgi() options', () => {
+  const script = fixture('respond.sh');
+
+  it.each([
+    [() => cgi(join(dirname(script), 'missing.sh')), /scriptPath '.*missing\.sh' does not exist/],
+    [() => cgi(dirname(script)), /is not a file/],
+    [() => cgi(42 as never), /scriptPath must be a non-empty string/],
+    [() => cgi(script, { timeout: 0 }), /option 'timeout' must be a positive number/],
+    [() => cgi(script, { timeout: -5 }), /option 'timeout'/],
+    [() => cgi(script, { timeout: '10s' } as never), /option 'timeout'/],
+    [() => cgi(script, { killGrace: Number.NaN }), /option 'killGrace'/],
+    [() => cgi(script, { maxHeaderSize: 0 }), /option 'maxHeaderSize'/],
+    [() => cgi(script, { maxBodySize: Infinity }), /option 'maxBodySize'/],
+    [() => cgi(script, { env: { 'A=B': 'x' } }), /option 'env'/],
+    [() => cgi(script, { env: { A: 1 } } as never), /option 'env'/],
+    [() => cgi(script, { cwd: '/no/such/dir' }), /option 'cwd'/],
+    [() => cgi(script, { timout: 5 } as never), /unknown option 'timout'/],
+  ])('throws a TypeError naming the problem (%#)', (create, message) => {
+    expect(create).toThrow(TypeError);
+    expect(create).toThrow(message);
+  });
+
+  it('refuses a script without the execute bit', async () => {
+    const { chmodSync } = await import('node:fs');
+    const path = join(dirname(script), 'not-executable.sh');
+    chmodSync(path, 0o644); // In case a checkout made it executable.
+    expect(() => cgi(path)).toThrow(/is not executable/);
+  });
+});
