@@ -62,6 +62,22 @@ describe('examples', () => {
     expect((await fetch(`${origin}/nowhere`)).status).toBe(404);
   });
 
+  test('legacy: WSGI hello_world, a CGI script and a WSGI-style store beside jsonStore()', async () => {
+    const first = await start('examples/legacy/server.mjs');
+    const origin = new URL(first).origin;
+    const hello = await fetch(`${origin}/hello`);
+    expect(hello.status).toBe(200);
+    expect(await hello.text()).toBe('Hello world!\n');
+    const info = await fetch(`${origin}/cgi-bin/info/extra?x=1`);
+    expect(info.status).toBe(200);
+    const report = await info.text();
+    expect(report).toMatch(/PATH_INFO\W+\/extra/);
+    expect(report).toMatch(/QUERY_STRING\W+x=1/);
+    expect(await (await fetch(`${origin}/wsgi-store/sniffles/0/name`)).json()).toBe('fred');
+    const put = await fetch(`${origin}/store/sniffles/0/rank`, { method: 'PUT', headers: json, body: '"sniffle chief"' });
+    expect(put.status).toBe(201);
+  });
+
   test('node-http: the store as a plain request listener', async () => {
     const base = await start('examples/node-http/server.mjs');
     const patch = await fetch(`${base}/`, {
