@@ -2,6 +2,15 @@ export { jsonStore, type JsonStore } from './json-store.js';
 export type { JsonStoreOptions } from './options.js';
 export { DocumentStore, etagOf, type ChangeEvent, type WriteOptions, type WriteResult, type Precondition } from './store.js';
 export { memoryStorage, type MemoryStorage } from './storage/memory.js';
+export {
+  fileStorage,
+  nodeFileSystem,
+  type FileStorage,
+  type FileStorageOptions,
+  type FileStorageStats,
+  type FileStorageFileSystem,
+  type FileStorageFile,
+} from './storage/file.js';
 export type {
   Change,
   MaybePromise,

@@ -1,0 +1,788 @@
+/**
+ * `fileStorage(path)`: the document in a plain JSON file on disk, safe
+ * against crashes, with writes that cost in proportion to the change.
+ *
+ * Three files live side by side (see docs/file-storage.md):
+ *   store.json          the snapshot: the document, pretty-printed
+ *   store.json.journal  the changes made since the snapshot, one line each
+ *   store.json.lock     the pid of the process that has the store open
+ *
+ * A write is appended to the journal and acknowledged once it is on disk;
+ * writes that arrive during an append + fsync share the next one (group
+ * commit). When the journal outgrows the snapshot, a new snapshot is written
+ * beside the old one and renamed over it, and the journal starts again.
+ * Loading replays the journal onto the snapshot.
+ */
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
+import { applyOperations, type DocumentState } from '../document/apply.js';
+import type { JsonValue } from '../document/json.js';
+import { StorageError } from '../errors.js';
+import {
+  decodeOwnChange,
+  encodeChange,
+  encodeHeader,
+  encodeMarker,
+  encodeSnapshot,
+  parseJournal,
+  parseSnapshot,
+  sha256Hex,
+  startupError,
+  type ChangeRecord,
+  type JournalContext,
+  type MarkerRecord,
+  type SnapshotRef,
+} from './file-journal.js';
+import { acquireLock, type FileLock } from './file-lock.js';
+import type { Change, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
+
+// ---- the file operations, replaceable for tests ---------------------------------
+
+/** An open file, as the adapter uses it. */
+export interface FileStorageFile {
+  /** Writes `data` at byte `position`; resolves with how many bytes were written. */
+  write(data: Uint8Array, position: number): Promise<number>;
+  /** Makes what was written durable (fdatasync). */
+  sync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The file operations behind `fileStorage()`. The default is `node:fs`
+ * (`nodeFileSystem`); pass your own as the `fs` option in tests, to see what
+ * a store does when the disk fails. The lock file always uses `node:fs`.
+ */
+export interface FileStorageFileSystem {
+  /** The whole file, or `undefined` when it does not exist. */
+  readFile(path: string): Promise<Uint8Array | undefined>;
+  /** `'r+'`: an existing file, for writing. `'w'`: a new or emptied file. */
+  open(path: string, flags: 'r+' | 'w'): Promise<FileStorageFile>;
+  /** Atomically replaces `to` with `from`. */
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file; no error when it does not exist. */
+  removeFile(path: string): Promise<void>;
+  /** Creates a folder and its parents; no error when it exists. */
+  makeDirectory(path: string): Promise<void>;
+  /** Makes the folder's entries (new files, renames) durable: fsync on the folder. */
+  syncDirectory(path: string): Promise<void>;
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+export const nodeFileSystem: FileStorageFileSystem = {
+  async readFile(path) {
+    try {
+      return await readFile(path);
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    }
+  },
+  async open(path, flags) {
+    const handle = await open(path, flags);
+    return {
+      write: async (data, position) => (await handle.write(data, 0, data.length, position)).bytesWritten,
+      sync: () => handle.datasync(),
+      truncate: (length) => handle.truncate(length),
+      close: () => handle.close(),
+    };
+  },
+  rename: (from, to) => rename(from, to),
+  async removeFile(path) {
+    try {
+      await unlink(path);
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+    }
+  },
+  async makeDirectory(path) {
+    await mkdir(path, { recursive: true });
+  },
+  async syncDirectory(path) {
+    // Windows cannot open a folder as a file; its renames are durable without this.
+    if (process.platform === 'win32') return;
+    const handle = await open(path, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+};
+
+// ---- options ----------------------------------------------------------------------
+
+export interface FileStorageOptions {
+  /**
+   * `'always'` (default): a write is acknowledged only once it is on disk
+   * (fsync); writes that arrive while one is being synced share the next
+   * fsync (group commit). `'never'`: acknowledged once the operating system
+   * has it, which survives the process being killed but not a power loss or
+   * an OS crash. Compaction fsyncs in both modes.
+   */
+  fsync?: 'always' | 'never';
+  /**
+   * Compact (fold the journal into a new snapshot) when the journal grows
+   * larger than `compactRatio` times the snapshot. Default 1. `Infinity`:
+   * only when the store is closed.
+   */
+  compactRatio?: number;
+  /** Never compact a journal smaller than this many bytes. Default 65536 (64 KiB). */
+  compactMinSize?: number;
+  /** For tests: the file operations to use instead of `node:fs`. */
+  fs?: FileStorageFileSystem;
+}
+
+interface ResolvedFileStorageOptions {
+  fsync: 'always' | 'never';
+  compactRatio: number;
+  compactMinSize: number;
+  fs: FileStorageFileSystem;
+}
+
+/** What the adapter has done since it was created. */
+export interface FileStorageStats {
+  /** Changes made durable. */
+  changes: number;
+  /** Appends to the journal; several changes share one under load (group commit). */
+  appends: number;
+  /** fsync calls on files and folders. */
+  fsyncs: number;
+  /** Journals folded into a new snapshot. */
+  compactions: number;
+  /** Current size of the journal, in bytes. */
+  journalBytes: number;
+  /** Current size of the snapshot, in bytes. */
+  snapshotBytes: number;
+}
+
+export interface FileStorage extends StorageAdapter {
+  readonly name: 'file';
+  /** The snapshot file, as an absolute path. */
+  readonly path: string;
+  readonly stats: Readonly<FileStorageStats>;
+}
+
+const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'fs'];
+const fileSystemMethods = ['readFile', 'open', 'rename', 'removeFile', 'makeDirectory', 'syncDirectory'] as const;
+
+function fail(message: string): never {
+  throw new TypeError(`fileStorage(): ${message}`);
+}
+
+function resolveOptions(path: unknown, options: FileStorageOptions | undefined): ResolvedFileStorageOptions {
+  if (typeof path !== 'string' || path.trim() === '') fail('the path must be a non-empty string, such as "data/store.json"');
+  if (/[\\/]$/.test(path)) fail(`the path must name a file, not a folder: ${JSON.stringify(path)}`);
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!optionNames.includes(key)) fail(`unknown option "${key}"; the options are ${optionNames.join(', ')}`);
+  }
+  const fsync = options.fsync ?? 'always';
+  if (fsync !== 'always' && fsync !== 'never') fail(`option "fsync" must be 'always' or 'never', got ${JSON.stringify(options.fsync)}`);
+  const compactRatio = options.compactRatio ?? 1;
+  if (typeof compactRatio !== 'number' || Number.isNaN(compactRatio) || compactRatio <= 0) {
+    fail(`option "compactRatio" must be a positive number, got ${JSON.stringify(options.compactRatio)}`);
+  }
+  const compactMinSize = options.compactMinSize ?? 64 * 1024;
+  if (typeof compactMinSize !== 'number' || !Number.isSafeInteger(compactMinSize) || compactMinSize < 0) {
+    fail(`option "compactMinSize" must be a whole number of bytes (0 or more), got ${JSON.stringify(options.compactMinSize)}`);
+  }
+  const fs = options.fs ?? nodeFileSystem;
+  if (typeof fs !== 'object' || fs === null || fileSystemMethods.some((name) => typeof fs[name] !== 'function')) {
+    fail(`option "fs" must be an object with the methods ${fileSystemMethods.join(', ')}`);
+  }
+  return { fsync, compactRatio, compactMinSize, fs };
+}
+
+// ---- the adapter -------------------------------------------------------------------
+
+/**
+ * The document in a JSON file with a journal beside it. Options are checked
+ * here: a bad one throws a `TypeError` naming it. Nothing is read or
+ * written until the store loads.
+ */
+export function fileStorage(path: string, options?: FileStorageOptions): FileStorage {
+  const settings = resolveOptions(path, options);
+  return new FileStorageAdapter(resolve(path), settings);
+}
+
+/** A change handed to `commit`, serialized, waiting for its append. */
+interface QueuedChange {
+  revision: number;
+  line: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+interface SnapshotState {
+  exists: boolean;
+  /** The revision the snapshot file holds. */
+  revision: number;
+  /** SHA-256 of its bytes; tells it apart from a copy edited by hand. */
+  sha256: string;
+  size: number;
+}
+
+interface OpenJournal {
+  file: FileStorageFile;
+  /** Where the next append goes: the end of the last complete line. */
+  size: number;
+}
+
+/** A compaction in progress, from the moment it chose its revision. */
+interface Compaction {
+  /** Journal lines appended since: they move into the new journal. */
+  tail: string[];
+}
+
+const noSnapshot: SnapshotState = { exists: false, revision: 0, sha256: '', size: 0 };
+const noop = () => {};
+
+function reasonOf(error: unknown): string {
+  if (error instanceof StorageError) return error.message;
+  const code = errorCode(error);
+  if (code !== undefined) return code;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function countChanges(count: number): string {
+  return count === 1 ? '1 change' : `${count} changes`;
+}
+
+/** A failed file operation, in words a client may see (no paths). */
+function ioFailure(action: string, error: unknown): Error {
+  return new Error(`${action} failed: ${reasonOf(error)}`, { cause: error });
+}
+
+async function writeAll(file: FileStorageFile, data: Uint8Array, position: number): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const written = await file.write(data.subarray(offset), position + offset);
+    if (!(written > 0)) throw new Error('the disk accepted no bytes');
+    offset += written;
+  }
+}
+
+class FileStorageAdapter implements FileStorage {
+  readonly name = 'file' as const;
+  readonly capabilities: StorageCapabilities = { pipelining: true, persistent: true };
+  readonly path: string;
+
+  private readonly journalPath: string;
+  private readonly lockPath: string;
+  private readonly snapshotTemp: string;
+  private readonly journalTemp: string;
+  private readonly directory: string;
+  /** The snapshot's name without its folder: what clients may be told. */
+  private readonly fileName: string;
+  private readonly context: JournalContext;
+  private readonly settings: ResolvedFileStorageOptions;
+  private readonly fs: FileStorageFileSystem;
+  private readonly counters = { changes: 0, appends: 0, fsyncs: 0, compactions: 0 };
+
+  private lock: FileLock | undefined;
+  private loaded = false;
+  private closing = false;
+  private snapshot: SnapshotState = noSnapshot;
+  /** `undefined` while the journal on disk is absent or belongs to another snapshot: created before the next append. */
+  private journal: OpenJournal | undefined;
+  /** Whether the journal holds changes, so that closing should fold it into the snapshot. */
+  private journalHoldsChanges = false;
+  /** The last revision `commit` took; the next must follow it. */
+  private acceptedRevision = 0;
+  /** The last revision on disk. */
+  private durableRevision = 0;
+  private queue: QueuedChange[] = [];
+  private flushScheduled = false;
+  /** Appends and the steps of a compaction that touch the journal run one at a time, in this chain. */
+  private io: Promise<void> = Promise.resolve();
+  /** After a failed write: what must succeed before the journal takes another append. */
+  private repair: (() => Promise<void>) | undefined;
+  private compaction: Compaction | undefined;
+  private compactionRun: Promise<void> | undefined;
+  /** After a failed compaction, the journal size at which to try again. */
+  private compactAgainAt = 0;
+
+  constructor(path: string, settings: ResolvedFileStorageOptions) {
+    this.path = path;
+    this.journalPath = `${path}.journal`;
+    this.lockPath = `${path}.lock`;
+    this.snapshotTemp = `${path}.tmp`;
+    this.journalTemp = `${path}.journal.tmp`;
+    this.directory = dirname(path);
+    this.fileName = basename(path);
+    this.context = { journalPath: this.journalPath, snapshotPath: path };
+    this.settings = settings;
+    this.fs = settings.fs;
+  }
+
+  get stats(): FileStorageStats {
+    return { ...this.counters, journalBytes: this.journal?.size ?? 0, snapshotBytes: this.snapshot.size };
+  }
+
+  // ---- loading -----------------------------------------------------------------------
+
+  async load(): Promise<StoredDocument | undefined> {
+    // Loading again starts over from the files.
+    if (this.lock) await this.close();
+    try {
+      await this.fs.makeDirectory(this.directory);
+    } catch (error) {
+      throw startupError(`Could not create the folder ${this.directory} for ${this.path} (${reasonOf(error)})`, `Could not create the folder for ${this.fileName}`, error);
+    }
+    this.lock = acquireLock(this.lockPath, this.path);
+    try {
+      const stored = await this.readFiles();
+      this.loaded = true;
+      return stored;
+    } catch (error) {
+      await this.journal?.file.close().catch(noop);
+      this.journal = undefined;
+      this.lock.release();
+      this.lock = undefined;
+      if (error instanceof StorageError) throw error;
+      throw startupError(`Could not read ${this.path} (${reasonOf(error)})`, `Could not read ${this.fileName} (${errorCode(error) ?? 'error'})`, error);
+    }
+  }
+
+  /** Reads snapshot and journal, checks them, and opens the journal for appends. Changes no file before every check passed. */
+  private async readFiles(): Promise<StoredDocument | undefined> {
+    const snapshotBytes = await this.fs.readFile(this.path);
+    const journalBytes = await this.fs.readFile(this.journalPath);
+    // An empty journal holds nothing: treated as no journal.
+    const journal = journalBytes !== undefined && journalBytes.length > 0 ? parseJournal(journalBytes, this.context) : undefined;
+    const changes = (journal?.records ?? []).filter((record): record is ChangeRecord => record.kind === 'change');
+    this.resetState();
+
+    if (snapshotBytes === undefined) {
+      if (changes.length > 0) {
+        throw startupError(
+          `${this.path} is missing, but ${this.journalPath} holds ${countChanges(changes.length)} made to it. The store did not start and changed no file: ` +
+            `restore ${this.path} from a backup, or delete ${this.journalPath} to start from the initial document`,
+          `${this.fileName} is missing, but its journal holds ${countChanges(changes.length)} made to it`,
+        );
+      }
+      return undefined;
+    }
+
+    const sha256 = sha256Hex(snapshotBytes);
+    const document = parseSnapshot(snapshotBytes, this.path);
+    let base: number;
+    let continueJournal = false;
+    if (journal === undefined) {
+      base = 0;
+    } else if (journal.header.sha256 === sha256) {
+      base = journal.header.revision;
+      continueJournal = true;
+    } else {
+      // A compaction that stopped after renaming the new snapshot left a marker naming it.
+      const marker = journal.records.findLast((record): record is MarkerRecord => record.kind === 'marker' && record.snapshot.sha256 === sha256);
+      if (marker !== undefined) {
+        base = marker.snapshot.revision;
+        continueJournal = true;
+      } else if (changes.length === 0) {
+        // Edited by hand while the store was stopped, after a clean stop: the edit counts as one change.
+        base = journal.lastRevision + 1;
+      } else {
+        throw startupError(
+          `${this.path} was changed while ${this.journalPath} holds ${countChanges(changes.length)} made to its previous version, ` +
+            `so they cannot be applied to it. The store did not start and changed no file. To keep the edit and drop those changes, delete the journal; ` +
+            `to keep the changes, undo the edit, start and stop the store once (a clean stop folds the journal into ${this.path}), then edit again`,
+          `${this.fileName} was changed while its journal holds ${countChanges(changes.length)} made to its previous version`,
+        );
+      }
+    }
+
+    const state: DocumentState = { root: document };
+    let revision = base;
+    for (const change of changes) {
+      if (change.revision <= base) continue;
+      try {
+        applyOperations(state, change.ops);
+      } catch (error) {
+        throw startupError(
+          `Line ${change.line} of ${this.journalPath} (revision ${change.revision}) does not apply to ${this.path}: ${reasonOf(error)}. ` +
+            `The store did not start and changed no file. Restore the snapshot the journal was written against, or move the journal away ` +
+            `to start from ${this.path} alone (losing its changes)`,
+          `Line ${change.line} of ${basename(this.journalPath)} does not apply to ${this.fileName}`,
+        );
+      }
+      revision = change.revision;
+    }
+
+    this.snapshot = { exists: true, revision: base, sha256, size: snapshotBytes.length };
+    if (continueJournal && journal !== undefined) {
+      const file = await this.fs.open(this.journalPath, 'r+');
+      this.journal = { file, size: journal.completeLength };
+      if (journal.tornLength > 0) {
+        // The unfinished last line of a crashed append goes before anything is appended after it.
+        await file.truncate(journal.completeLength);
+        await this.syncFile(file);
+      }
+      this.journalHoldsChanges = changes.length > 0;
+    }
+    this.acceptedRevision = revision;
+    this.durableRevision = revision;
+    // Leftovers of a compaction that did not finish.
+    await this.fs.removeFile(this.snapshotTemp).catch(noop);
+    await this.fs.removeFile(this.journalTemp).catch(noop);
+    return { document: state.root, revision };
+  }
+
+  private resetState(): void {
+    this.snapshot = noSnapshot;
+    this.journal = undefined;
+    this.journalHoldsChanges = false;
+    this.acceptedRevision = 0;
+    this.durableRevision = 0;
+    this.queue = [];
+    this.repair = undefined;
+    this.compaction = undefined;
+    this.compactAgainAt = 0;
+  }
+
+  // ---- writing ----------------------------------------------------------------------
+
+  commit(change: Change): Promise<void> {
+    if (!this.loaded || this.closing) throw new Error('the file storage is not open');
+    const expected = this.acceptedRevision + 1;
+    if (change.revision !== expected) {
+      throw new Error(`the file storage expected revision ${expected} next, not ${change.revision}`);
+    }
+    // Serialized now: the engine may change these values once this returns.
+    const line = encodeChange(change.revision, change.ops);
+    this.acceptedRevision = change.revision;
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ revision: change.revision, line, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.io.then(task);
+    this.io = run.then(noop, noop);
+    return run;
+  }
+
+  /** One flush at a time; it takes every change queued by the time it starts (group commit). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    void this.exclusive(() => {
+      this.flushScheduled = false;
+      return this.flush(this.queue.splice(0));
+    });
+  }
+
+  /** Makes a batch durable and settles its changes. Never rejects. */
+  private async flush(batch: QueuedChange[]): Promise<void> {
+    const last = batch[batch.length - 1];
+    if (last === undefined) return;
+    const lines = batch.map((item) => item.line);
+    try {
+      await this.repairJournal();
+      if (this.snapshot.exists) await this.appendChanges(lines);
+      else await this.writeFirstSnapshot(lines, last.revision);
+    } catch (error) {
+      this.refuse(batch, error);
+      return;
+    }
+    this.durableRevision = last.revision;
+    this.counters.changes += batch.length;
+    for (const item of batch) item.resolve();
+    this.maybeCompact();
+  }
+
+  /** Refuses a batch and every change queued after it (they were built on it). */
+  private refuse(batch: QueuedChange[], error: unknown): void {
+    const later = this.queue.splice(0);
+    // The engine rolls these back and will send the next change again at this revision.
+    this.acceptedRevision = this.durableRevision;
+    for (const item of batch) item.reject(error);
+    const chained = new Error('an earlier change could not be saved', { cause: error });
+    for (const item of later) item.reject(chained);
+  }
+
+  private async appendChanges(lines: string[]): Promise<void> {
+    if (this.journal === undefined) await this.createJournal();
+    await this.append(lines.join(''), this.settings.fsync === 'always');
+    this.journalHoldsChanges = true;
+    const tail = this.compaction?.tail;
+    if (tail !== undefined) for (const line of lines) tail.push(line);
+  }
+
+  /** Appends whole lines to the journal; on failure cuts the journal back to where it was. */
+  private async append(text: string, durable: boolean): Promise<void> {
+    const journal = this.journal;
+    if (journal === undefined) throw new Error('the journal is not open');
+    const data = Buffer.from(text, 'utf8');
+    const start = journal.size;
+    try {
+      await writeAll(journal.file, data, start);
+      if (durable) await this.syncFile(journal.file);
+    } catch (error) {
+      // Part of this append may be in the file (and a failed fsync leaves its
+      // fate unknown): cut it off before anything else is appended.
+      this.repair = async () => {
+        await journal.file.truncate(start);
+        await this.syncFile(journal.file);
+      };
+      await this.repairJournal().catch(noop);
+      throw ioFailure('writing the journal', error);
+    }
+    journal.size = start + data.length;
+    this.counters.appends++;
+  }
+
+  private async repairJournal(): Promise<void> {
+    const repair = this.repair;
+    if (repair === undefined) return;
+    try {
+      await repair();
+    } catch (error) {
+      throw ioFailure('repairing the journal after an earlier failed write (every change is refused until it succeeds)', error);
+    }
+    this.repair = undefined;
+  }
+
+  private async syncFile(file: FileStorageFile): Promise<void> {
+    this.counters.fsyncs++;
+    await file.sync();
+  }
+
+  private async syncDirectory(): Promise<void> {
+    this.counters.fsyncs++;
+    await this.fs.syncDirectory(this.directory);
+  }
+
+  /** Writes a new file completely and durably; returns it still open. */
+  private async writeNewFile(path: string, data: Uint8Array): Promise<FileStorageFile> {
+    const file = await this.fs.open(path, 'w');
+    try {
+      await writeAll(file, data, 0);
+      await this.syncFile(file);
+      return file;
+    } catch (error) {
+      await file.close().catch(noop);
+      await this.fs.removeFile(path).catch(noop);
+      throw error;
+    }
+  }
+
+  /** Starts a journal (header only) for the current snapshot, replacing any journal there. */
+  private async createJournal(): Promise<void> {
+    const data = Buffer.from(encodeHeader({ revision: this.snapshot.revision, sha256: this.snapshot.sha256 }), 'utf8');
+    try {
+      const file = await this.writeNewFile(this.journalTemp, data);
+      try {
+        await this.fs.rename(this.journalTemp, this.journalPath);
+        await this.syncDirectory();
+      } catch (error) {
+        await file.close().catch(noop);
+        throw error;
+      }
+      this.journal = { file, size: data.length };
+      this.journalHoldsChanges = false;
+    } catch (error) {
+      await this.fs.removeFile(this.journalTemp).catch(noop);
+      throw ioFailure('creating the journal', error);
+    }
+  }
+
+  /** The first write to an empty store creates the snapshot, holding its result, and a journal for it. */
+  private async writeFirstSnapshot(lines: string[], revision: number): Promise<void> {
+    const state: DocumentState = { root: {} };
+    for (const line of lines) applyOperations(state, decodeOwnChange(line));
+    let renamed = false;
+    // Refused, so it must not be found after a restart either.
+    const undo = async () => {
+      this.snapshot = noSnapshot;
+      if (renamed) await this.fs.removeFile(this.path).catch(noop);
+      await this.fs.removeFile(this.snapshotTemp).catch(noop);
+    };
+    try {
+      await this.fs.makeDirectory(this.directory);
+      const written = await this.writeSnapshotTemp(state.root);
+      await this.fs.rename(this.snapshotTemp, this.path);
+      renamed = true;
+      this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
+      await this.syncDirectory();
+    } catch (error) {
+      await undo();
+      throw ioFailure('writing the snapshot', error);
+    }
+    try {
+      await this.createJournal();
+    } catch (error) {
+      await undo();
+      throw error;
+    }
+  }
+
+  /** Writes the snapshot text to the temporary file, durably. */
+  private async writeSnapshotTemp(document: JsonValue): Promise<{ sha256: string; size: number }> {
+    const bytes = Buffer.from(encodeSnapshot(document), 'utf8');
+    const file = await this.writeNewFile(this.snapshotTemp, bytes);
+    await file.close();
+    return { sha256: sha256Hex(bytes), size: bytes.length };
+  }
+
+  // ---- compaction -------------------------------------------------------------------
+
+  private compactThreshold(): number {
+    return Math.max(this.settings.compactMinSize, this.settings.compactRatio * this.snapshot.size);
+  }
+
+  /** Called after each flush, inside the I/O chain, so revision and journal size agree. */
+  private maybeCompact(): void {
+    const journal = this.journal;
+    if (this.compactionRun || this.closing || journal === undefined || !this.snapshot.exists) return;
+    if (journal.size <= this.compactThreshold() || journal.size < this.compactAgainAt) return;
+    this.compactionRun = this.compact({ revision: this.durableRevision, offset: journal.size }).then(
+      () => {
+        this.compactAgainAt = 0;
+      },
+      (error: unknown) => {
+        // The journal is intact and keeps every change; try again once it has doubled.
+        const size = this.journal?.size ?? 0;
+        this.compactAgainAt = Math.max(2 * size, size + this.compactThreshold());
+        process.emitWarning(`could not compact ${this.path}, will try again later: ${reasonOf(error)}`, {
+          type: 'JsonStoreWarning',
+          code: 'JSONSTORE_COMPACTION_FAILED',
+        });
+      },
+    );
+    void this.compactionRun.finally(() => {
+      this.compactionRun = undefined;
+    });
+  }
+
+  /**
+   * Folds the journal up to `cut` into a new snapshot. The document is
+   * rebuilt from the files (snapshot + journal up to `cut.offset`), so it is
+   * exactly what a restart would load, and the new snapshot is written while
+   * appends go on; only the renames at the end wait for the append in flight.
+   */
+  private async compact(cut: { revision: number; offset: number }): Promise<void> {
+    const compaction: Compaction = { tail: [] };
+    this.compaction = compaction;
+    try {
+      const document = await this.rebuild(cut);
+      const written = await this.writeSnapshotTemp(document);
+      await this.exclusive(() => this.installSnapshot(cut.revision, written, compaction));
+      this.counters.compactions++;
+    } catch (error) {
+      await this.fs.removeFile(this.snapshotTemp).catch(noop);
+      throw error;
+    } finally {
+      this.compaction = undefined;
+    }
+  }
+
+  private async rebuild(cut: { revision: number; offset: number }): Promise<JsonValue> {
+    const snapshotBytes = await this.fs.readFile(this.path);
+    if (snapshotBytes === undefined || sha256Hex(snapshotBytes) !== this.snapshot.sha256) {
+      throw new Error(`${this.path} was changed or removed by something else while the store had it open; stop the store before editing it`);
+    }
+    const state: DocumentState = { root: parseSnapshot(snapshotBytes, this.path) };
+    const journalBytes = await this.fs.readFile(this.journalPath);
+    if (journalBytes === undefined || journalBytes.length < cut.offset) {
+      throw new Error(`${this.journalPath} was changed or removed by something else while the store had it open`);
+    }
+    const journal = parseJournal(journalBytes.subarray(0, cut.offset), this.context);
+    let revision = this.snapshot.revision;
+    for (const record of journal.records) {
+      if (record.kind !== 'change' || record.revision <= revision) continue;
+      applyOperations(state, record.ops);
+      revision = record.revision;
+    }
+    if (revision !== cut.revision) throw new Error(`the journal replays to revision ${revision}, not ${cut.revision}`);
+    return state.root;
+  }
+
+  /**
+   * Puts the new snapshot in place and starts a new journal. Every step
+   * leaves files a restart loads correctly: the marker names the new
+   * snapshot before it replaces the old one, and the old journal stays until
+   * the new snapshot's name is durable.
+   */
+  private async installSnapshot(revision: number, written: { sha256: string; size: number }, compaction: Compaction): Promise<void> {
+    await this.repairJournal();
+    const oldJournal = this.journal;
+    if (oldJournal === undefined) throw new Error('the journal is not open');
+    const ref: SnapshotRef = { revision, sha256: written.sha256 };
+    await this.append(encodeMarker(ref), true);
+    await this.fs.rename(this.snapshotTemp, this.path);
+    this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
+    await this.syncDirectory();
+
+    const data = Buffer.from(encodeHeader(ref) + compaction.tail.join(''), 'utf8');
+    const file = await this.writeNewFile(this.journalTemp, data);
+    try {
+      await this.fs.rename(this.journalTemp, this.journalPath);
+    } catch (error) {
+      await file.close().catch(noop);
+      await this.fs.removeFile(this.journalTemp).catch(noop);
+      throw error;
+    }
+    // The name now points at the new journal: append there from now on.
+    this.journal = { file, size: data.length };
+    this.journalHoldsChanges = compaction.tail.length > 0;
+    await oldJournal.file.close().catch(noop);
+    try {
+      await this.syncDirectory();
+    } catch (error) {
+      // Until the rename is durable, a power loss could bring the old journal back without the next appends.
+      this.repair = () => this.syncDirectory();
+      throw error;
+    }
+  }
+
+  // ---- closing ----------------------------------------------------------------------
+
+  /** Waits until no flush or compaction is running and nothing is queued. */
+  private async settle(): Promise<void> {
+    for (;;) {
+      const io = this.io;
+      const run = this.compactionRun;
+      await io;
+      if (run) await run.catch(noop);
+      if (io === this.io && this.compactionRun === undefined && this.queue.length === 0) return;
+    }
+  }
+
+  /**
+   * Finishes pending writes, folds the journal into the snapshot (so after a
+   * clean stop the snapshot alone is the whole document) and releases the lock.
+   */
+  async close(): Promise<void> {
+    const lock = this.lock;
+    if (lock === undefined) return;
+    this.closing = true;
+    try {
+      await this.settle();
+      await this.repairJournal().catch(noop);
+      if (this.repair === undefined && this.journal !== undefined && this.journalHoldsChanges) {
+        try {
+          await this.compact({ revision: this.durableRevision, offset: this.journal.size });
+        } catch (error) {
+          process.emitWarning(`could not fold the journal into ${this.path} on close; it is replayed on the next start: ${reasonOf(error)}`, {
+            type: 'JsonStoreWarning',
+            code: 'JSONSTORE_COMPACTION_FAILED',
+          });
+        }
+      }
+    } finally {
+      await this.journal?.file.close().catch(noop);
+      this.resetState();
+      this.loaded = false;
+      this.closing = false;
+      this.lock = undefined;
+      lock.release();
+    }
+  }
+}

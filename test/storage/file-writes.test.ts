@@ -1,0 +1,260 @@
+/**
+ * fileStorage() under concurrent writers: nothing lost, group commit
+ * batches the fsyncs, and a failing disk refuses writes without losing or
+ * inventing any.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { expectProblem, faultyFileSystem, filesOf, journalLines, newFaults, removeTempDirs, serve, tempDir, type Served } from './file-support.js';
+
+afterAll(removeTempDirs);
+
+interface Reply {
+  status: number;
+  body: unknown;
+  text: string;
+  type: string | null;
+}
+
+/** One request on its own connection, so that many are truly in flight at once. */
+async function call(port: number, method: string, path: string, body?: unknown, type = 'application/json'): Promise<Reply> {
+  const response = await fetch(`http://127.0.0.1:${port}/store${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': type },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let parsed: unknown;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: response.status, body: parsed, text, type: response.headers.get('content-type') };
+}
+
+async function documentOf(served: Served): Promise<Record<string, unknown>> {
+  const reply = await call(served.port, 'GET', '/');
+  expect(reply.status).toBe(200);
+  return reply.body as Record<string, unknown>;
+}
+
+/** Increments /counters/<name> with JSON Patch test + replace, retrying on 409 until it applies. */
+async function increment(port: number, name: string): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await call(port, 'GET', `/counters/${name}`);
+    expect(current.status).toBe(200);
+    const value = current.body as number;
+    const patch = [
+      { op: 'test', path: `/${name}`, value },
+      { op: 'replace', path: `/${name}`, value: value + 1 },
+    ];
+    const reply = await call(port, 'PATCH', '/counters', patch, 'application/json-patch+json');
+    if (reply.status === 200) return attempt;
+    expect(reply.status, reply.text).toBe(409);
+  }
+}
+
+describe('concurrent writers', () => {
+  test('200 concurrent POSTs and 200 contended increments (20 counters): none lost, after reopen too; fsyncs are shared', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    // A disk whose fsync takes a little while, as real ones do: writes arriving meanwhile must share the next one.
+    faults.slowSync = 2;
+    const counterNames = Array.from({ length: 20 }, (_, i) => `c${i}`);
+    const initial = { items: [], counters: Object.fromEntries(counterNames.map((name) => [name, 0])) };
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, initial);
+    // The first write creates the files; count from the second on.
+    expect((await call(served.port, 'PUT', '/started', true)).status).toBe(201);
+
+    const syncsBefore = faults.calls.sync + faults.calls.syncDirectory;
+    const appendsBefore = served.storage.stats.appends;
+    const posts = await Promise.all(Array.from({ length: 200 }, (_, i) => call(served.port, 'POST', '/items', { client: i })));
+    for (const reply of posts) expect(reply.status, reply.text).toBe(201);
+    const syncs = faults.calls.sync + faults.calls.syncDirectory - syncsBefore;
+    const appends = served.storage.stats.appends - appendsBefore;
+    expect(syncs).toBeGreaterThan(0);
+    expect(syncs).toBeLessThan(200);
+    expect(appends).toBeLessThan(200);
+    expect(served.storage.stats.changes).toBe(201);
+    faults.slowSync = 0;
+
+    // Different paths and the same paths at once: 200 increments over 20 counters, plus PUTs to distinct keys.
+    const work = [
+      ...Array.from({ length: 200 }, (_, i) => increment(served.port, counterNames[i % 20] as string)),
+      ...Array.from({ length: 50 }, (_, i) => call(served.port, 'PUT', `/keys/k${i}`, { i }).then((reply) => expect(reply.status).toBe(201))),
+    ];
+    const attempts = (await Promise.all(work)).filter((value): value is number => typeof value === 'number');
+    // Contended: some increments had to retry.
+    expect(Math.max(...attempts)).toBeGreaterThan(1);
+
+    const expected = await documentOf(served);
+    const items = expected['items'] as Array<{ client: number }>;
+    expect(items.map((item) => item.client).sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(expected['counters']).toEqual(Object.fromEntries(counterNames.map((name) => [name, 10])));
+    expect(Object.keys(expected['keys'] as object)).toHaveLength(50);
+    await served.close();
+
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual(expected);
+    await reopened.close();
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(expected);
+  });
+
+  test("fsync: 'never' acknowledges without fsync and keeps every write across a reopen", async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const served = await serve(file, { fsync: 'never', fs: faultyFileSystem(faults) }, { items: [] });
+    expect((await call(served.port, 'POST', '/items', 0)).status).toBe(201);
+    const syncsBefore = faults.calls.sync;
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => call(served.port, 'POST', '/items', i + 1)));
+    for (const reply of replies) expect(reply.status).toBe(201);
+    expect(faults.calls.sync).toBe(syncsBefore);
+    const expected = await documentOf(served);
+    await served.close();
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual(expected);
+    expect((expected['items'] as number[]).length).toBe(51);
+    await reopened.close();
+  });
+});
+
+describe('a failing disk', () => {
+  test('a failed fsync: 503 problem+json, nothing applied, the journal cut back; the next write succeeds', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { a: 1 });
+    expect((await call(served.port, 'PUT', '/a', 2)).status).toBe(200);
+    const journalSize = statSync(filesOf(file).journal).size;
+
+    faults.sync = 1;
+    const refused = await call(served.port, 'PUT', '/a', 3);
+    expect(refused.status).toBe(503);
+    expect(refused.type).toBe('application/problem+json; charset=utf-8');
+    expect((refused.body as { detail: string }).detail).toMatch(/nothing was changed/);
+    expect(served.errors.map((error) => error.message)).toEqual([expect.stringMatching(/writing the journal failed: EIO/)]);
+    expect((await call(served.port, 'GET', '/a')).body).toBe(2);
+    // The bytes written before the failed fsync are gone again.
+    expect(statSync(filesOf(file).journal).size).toBe(journalSize);
+
+    expect((await call(served.port, 'PUT', '/a', 4)).status).toBe(200);
+    await served.close();
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual({ a: 4 });
+    await reopened.close();
+  });
+
+  test('a torn write that cannot be cut back: every write is refused until the journal is repaired, then writes go on', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { log: [] });
+    expect((await call(served.port, 'POST', '/log', 'one')).status).toBe(201);
+    expect((await call(served.port, 'POST', '/log', 'two')).status).toBe(201);
+
+    faults.write = 1;
+    faults.truncate = true;
+    expect((await call(served.port, 'POST', '/log', 'torn')).status).toBe(503);
+    const blocked = await call(served.port, 'POST', '/log', 'blocked');
+    expect(blocked.status).toBe(503);
+    expect(served.errors.at(-1)?.message).toMatch(/repairing the journal after an earlier failed write/);
+    expect(await documentOf(served)).toEqual({ log: ['one', 'two'] });
+
+    faults.truncate = false;
+    expect((await call(served.port, 'POST', '/log', 'three')).status).toBe(201);
+    expect(await documentOf(served)).toEqual({ log: ['one', 'two', 'three'] });
+    // Every line of the journal is whole: the torn bytes were cut off before the next append.
+    for (const line of journalLines(file)) expect(() => JSON.parse(line) as unknown).not.toThrow();
+    await served.close();
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual({ log: ['one', 'two', 'three'] });
+    await reopened.close();
+  });
+
+  test('a failure among many writes in flight: refused ones never appear, acknowledged ones all do, later writes succeed', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    faults.slowSync = 2;
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { items: [] });
+    expect((await call(served.port, 'POST', '/items', -1)).status).toBe(201);
+
+    // The second fsync from now fails, with writes queued behind it.
+    const pending = Array.from({ length: 60 }, (_, i) => call(served.port, 'POST', '/items', i));
+    let syncs = faults.calls.sync;
+    while (faults.calls.sync === syncs) await new Promise((resolve) => setTimeout(resolve, 1));
+    syncs = faults.calls.sync;
+    faults.sync = 1;
+    const replies = await Promise.all(pending);
+    const accepted = replies.flatMap((reply, i) => (reply.status === 201 ? [i] : []));
+    const refused = replies.flatMap((reply, i) => (reply.status === 503 ? [i] : []));
+    expect(accepted.length + refused.length).toBe(60);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const i of refused) expect(replies[i]?.type).toBe('application/problem+json; charset=utf-8');
+
+    const after = await Promise.all(Array.from({ length: 10 }, (_, i) => call(served.port, 'POST', '/items', 100 + i)));
+    for (const reply of after) expect(reply.status).toBe(201);
+    const expected = [-1, ...accepted, ...Array.from({ length: 10 }, (_, i) => 100 + i)].sort((a, b) => a - b);
+    const sorted = (items: unknown) => [...(items as number[])].sort((a, b) => a - b);
+    expect(sorted((await documentOf(served))['items'])).toEqual(expected);
+    await served.close();
+    const reopened = await serve(file);
+    expect(sorted((await documentOf(reopened))['items'])).toEqual(expected);
+    await reopened.close();
+  });
+
+  test('a failed first write leaves no file behind; the next one creates it', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { fresh: true });
+    faults.rename = 1;
+    expectProblem(await served.http.put('/store/a').send({ x: 1 }), 503, /nothing was changed/);
+    expect(served.errors.at(-1)?.message).toMatch(/writing the snapshot failed: EIO/);
+    expect(existsSync(file)).toBe(false);
+    // The folder's fsync fails after the snapshot was renamed into place: it is removed again.
+    faults.syncDirectory = 1;
+    expectProblem(await served.http.put('/store/a').send({ x: 2 }), 503);
+    expect(existsSync(file)).toBe(false);
+    expect(await documentOf(served)).toEqual({ fresh: true });
+
+    expect((await served.http.put('/store/a').send({ x: 3 })).status).toBe(201);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, a: { x: 3 } });
+    await served.close();
+  });
+
+  test('a compaction that fails refuses no write: a warning, and it is tried again later', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const warnings: string[] = [];
+    // Caught here rather than printed.
+    const emitWarning = process.emitWarning;
+    process.emitWarning = ((warning: string | Error) => {
+      warnings.push(String(warning));
+    }) as typeof process.emitWarning;
+    try {
+      const served = await serve(file, { fs: faultyFileSystem(faults), compactRatio: 0.2, compactMinSize: 0 }, { log: [] });
+      expect((await call(served.port, 'POST', '/log', 0)).status).toBe(201);
+      faults.rename = true;
+      for (let i = 1; i <= 40; i++) expect((await call(served.port, 'POST', '/log', i)).status).toBe(201);
+      expect(warnings.some((message) => message.includes(`could not compact ${file}`))).toBe(true);
+      expect(served.storage.stats.compactions).toBe(0);
+
+      faults.rename = false;
+      for (let i = 41; i <= 80; i++) expect((await call(served.port, 'POST', '/log', i)).status).toBe(201);
+      expect(served.storage.stats.compactions).toBeGreaterThan(0);
+      await served.close();
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ log: Array.from({ length: 81 }, (_, i) => i) });
+      const reopened = await serve(file);
+      expect((await documentOf(reopened))['log']).toHaveLength(81);
+      await reopened.close();
+    } finally {
+      process.emitWarning = emitWarning;
+    }
+  });
+});
