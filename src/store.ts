@@ -22,6 +22,7 @@ import {
 import { contentTag, formatEtag } from './document/etag.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from './errors.js';
 import type { Change, StorageAdapter, StoredDocument, Unwatch } from './storage/types.js';
+import { isThenable } from './is-thenable.js';
 
 /** What the `change` event says: what changed, where, and who changed it. */
 export interface ChangeEvent {
@@ -77,9 +78,6 @@ interface Pending {
 
 const noop = () => {};
 
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 function toStorageError(error: unknown, what: string): StorageError {
   if (error instanceof StorageError) return error;
@@ -301,7 +299,7 @@ export class DocumentStore extends EventEmitter {
     } catch (error) {
       outcome = Promise.reject(error);
     }
-    if (!isPromiseLike(outcome) && this.pending.length === 0) {
+    if (!isThenable(outcome) && this.pending.length === 0) {
       this.emitChange(event);
       return undefined;
     }

@@ -11,6 +11,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
 import { buildHead, checkStatusCode, ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
+import { isThenable } from '../is-thenable.js';
 
 /** The `jsgi` key of a request. */
 export interface JsgiInfo {
@@ -111,9 +112,6 @@ function responseParts(response: unknown, where: string): { status: unknown; hea
   throw new GatewayProtocolError(`${where}: the app must return [status, headers, body] or { status, headers, body }`);
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function';
-}
 
 /** Mounts a JSGI/Rack-style app as middleware: `app.use('/legacy', jsgi(legacyApp))`. */
 export function jsgi(app: JsgiApplication, options?: JsgiOptions): GatewayMiddleware {

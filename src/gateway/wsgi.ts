@@ -12,6 +12,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
 import { buildHead, chunkToBuffer, parseStatusLine, ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
+import { isThenable } from '../is-thenable.js';
 
 /** The environ dictionary: CGI variables plus the `wsgi.*` keys of PEP 3333. */
 export interface WsgiEnviron extends CgiVariables {
@@ -60,9 +61,6 @@ function originalTarget(req: IncomingMessage): string {
   return typeof original === 'string' ? original : (req.url ?? '/');
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function';
-}
 
 /** Mounts a WSGI-style app as middleware: `app.use('/legacy', wsgi(legacyApp))`. */
 export function wsgi(app: WsgiApplication, options?: WsgiOptions): GatewayMiddleware {

@@ -5,30 +5,12 @@
 import { get, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fetchHandler, type FetchHandler } from '../../src/gateway/index.js';
-import { captureLogger, deferred, expressVersions, header, listen, rawRequest, settle, waitFor, type Listening } from './helpers.js';
+import { bridgeHarness, deferred, expressVersions, header, rawRequest, settle, waitFor } from './helpers.js';
 
 describe.each(expressVersions)('fetchHandler in %s', (_version, express) => {
-  let servers: Listening[] = [];
-  afterEach(async () => {
-    await Promise.all(servers.map((server) => server.close()));
-    servers = [];
-  });
-
-  function mount(handler: FetchHandler, options: Parameters<typeof fetchHandler>[1] = {}) {
-    const log = captureLogger();
-    const server = express();
-    server.use('/app', fetchHandler(handler, { logger: log.logger, ...options }));
-    return { server, lines: log.lines };
-  }
-
-  async function serve(handler: FetchHandler, options: Parameters<typeof fetchHandler>[1] = {}) {
-    const mounted = mount(handler, options);
-    const listening = await listen(mounted.server);
-    servers.push(listening);
-    return { ...listening, lines: mounted.lines };
-  }
+  const { mount, serve } = bridgeHarness(express, fetchHandler);
 
   const echoUrl: FetchHandler = (req) => new Response(req.url);
 

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import express from 'express';
+import { afterEach } from 'vitest';
+import type { GatewayMiddleware } from '../../src/gateway/index.js';
 
 export type ExpressFactory = typeof express;
 
@@ -189,4 +191,36 @@ export function isZombie(pid: number): boolean {
   const stat = `/proc/${pid}/stat`;
   if (!existsSync(stat)) return false;
   return readFileSync(stat, 'utf8').replace(/^.*\) /s, '').charAt(0) === 'Z';
+}
+
+/**
+ * Mounts a bridge at `/app` in a fresh app of one Express major: `mount` gives
+ * the app (for supertest), `serve` also listens on a free port. Servers are
+ * closed after each test; the bridge's log lines are kept for assertions.
+ */
+export function bridgeHarness<App, Options extends { logger?: unknown }>(
+  express: ExpressFactory,
+  bridge: (app: App, options?: Options) => GatewayMiddleware,
+) {
+  let servers: Listening[] = [];
+  afterEach(async () => {
+    await Promise.all(servers.map((server) => server.close()));
+    servers = [];
+  });
+
+  function mount(app: App, options: Options = {} as Options) {
+    const log = captureLogger();
+    const server = express();
+    server.use('/app', bridge(app, { logger: log.logger, ...options }));
+    return { server, lines: log.lines };
+  }
+
+  async function serve(app: App, options: Options = {} as Options) {
+    const mounted = mount(app, options);
+    const listening = await listen(mounted.server);
+    servers.push(listening);
+    return { ...listening, lines: mounted.lines };
+  }
+
+  return { mount, serve };
 }

@@ -4,32 +4,14 @@
 import { get } from 'node:http';
 import { connect } from 'node:net';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { jsgi, type JsgiApplication, type JsgiRequest } from '../../src/gateway/index.js';
-import { captureLogger, deferred, expressVersions, header, listen, rawRequest, settle, waitFor, type Listening } from './helpers.js';
+import { bridgeHarness, deferred, expressVersions, header, rawRequest, settle, waitFor } from './helpers.js';
 
 const plain = { 'content-type': 'text/plain' };
 
 describe.each(expressVersions)('jsgi in %s', (_version, express) => {
-  let servers: Listening[] = [];
-  afterEach(async () => {
-    await Promise.all(servers.map((server) => server.close()));
-    servers = [];
-  });
-
-  function mount(app: JsgiApplication, options: Parameters<typeof jsgi>[1] = {}) {
-    const log = captureLogger();
-    const server = express();
-    server.use('/app', jsgi(app, { logger: log.logger, ...options }));
-    return { server, lines: log.lines };
-  }
-
-  async function serve(app: JsgiApplication, options: Parameters<typeof jsgi>[1] = {}) {
-    const mounted = mount(app, options);
-    const listening = await listen(mounted.server);
-    servers.push(listening);
-    return { ...listening, lines: mounted.lines };
-  }
+  const { mount, serve } = bridgeHarness(express, jsgi);
 
   describe('request', () => {
     it('has the JSGI 0.3 fields', async () => {

@@ -4,32 +4,14 @@
 import { get } from 'node:http';
 import { connect } from 'node:net';
 import request from 'supertest';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GatewayProtocolError, wsgi, type StartResponse, type WsgiApplication, type WsgiEnviron } from '../../src/gateway/index.js';
-import { captureLogger, deferred, expressVersions, header, listen, rawRequest, settle, waitFor, type Listening } from './helpers.js';
+import { bridgeHarness, deferred, expressVersions, header, rawRequest, settle, waitFor } from './helpers.js';
 
 const text: [string, string] = ['Content-Type', 'text/plain'];
 
 describe.each(expressVersions)('wsgi in %s', (_version, express) => {
-  let servers: Listening[] = [];
-  afterEach(async () => {
-    await Promise.all(servers.map((server) => server.close()));
-    servers = [];
-  });
-
-  function mount(app: WsgiApplication, options: Parameters<typeof wsgi>[1] = {}) {
-    const log = captureLogger();
-    const server = express();
-    server.use('/app', wsgi(app, { logger: log.logger, ...options }));
-    return { server, lines: log.lines };
-  }
-
-  async function serve(app: WsgiApplication, options: Parameters<typeof wsgi>[1] = {}) {
-    const mounted = mount(app, options);
-    const listening = await listen(mounted.server);
-    servers.push(listening);
-    return { ...listening, lines: mounted.lines };
-  }
+  const { mount, serve } = bridgeHarness(express, wsgi);
 
   describe('hello world', () => {
     it("serves the classic app with status, headers and body", async () => {

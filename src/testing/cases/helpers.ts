@@ -7,6 +7,7 @@ import type { JsonStore } from '../../json-store.js';
 import type { Change, MaybePromise, StorageAdapter, StoredDocument } from '../../storage/types.js';
 import { assertSameJson } from '../assert-json.js';
 import type { CaseContext } from '../context.js';
+import { isThenable } from '../../is-thenable.js';
 
 export interface CaseDefinition {
   /** The test name, without the suite's prefix. */
@@ -60,9 +61,6 @@ export function forwardingAdapter(adapter: StorageAdapter, commit: (change: Chan
   };
 }
 
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
-}
 
 /** Changes what a change held, the way the engine may once the adapter is done with it. */
 function scramble(change: Change): void {
@@ -88,7 +86,7 @@ export function scramblingAdapter(adapter: StorageAdapter): StorageAdapter {
   return forwardingAdapter(adapter, (change) => {
     const handed = structuredClone(change);
     const outcome = adapter.commit(handed);
-    if (pipelining || !isPromiseLike(outcome)) {
+    if (pipelining || !isThenable(outcome)) {
       scramble(handed);
       return outcome;
     }
