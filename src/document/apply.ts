@@ -146,16 +146,20 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
   }
 }
 
+function setRoot(state: DocumentState, value: JsonValue, undo: UndoLog): void {
+  const previous = state.root;
+  state.root = value;
+  undo.push(() => {
+    state.root = previous;
+  });
+}
+
 /** RFC 6902 `add`: returns the pointer actually written (with a real index). */
 function insert(state: DocumentState, path: string[], value: JsonValue, where: string, undo: UndoLog): string {
   const slot = slotFor(state.root, path, where);
   const { parent, key } = slot;
   if (parent === null) {
-    const previous = state.root;
-    state.root = value;
-    undo.push(() => {
-      state.root = previous;
-    });
+    setRoot(state, value, undo);
     return '';
   }
   if (Array.isArray(parent)) {
@@ -186,11 +190,7 @@ function remove(state: DocumentState, path: string[], where: string, undo: UndoL
   const { parent, key } = slot;
   if (parent === null) {
     // RFC 6902 lets `remove` target the root; this store's empty document is `{}`.
-    const previous = state.root;
-    state.root = {};
-    undo.push(() => {
-      state.root = previous;
-    });
+    setRoot(state, {}, undo);
     return;
   }
   if (Array.isArray(parent)) {
@@ -224,11 +224,7 @@ function replace(state: DocumentState, path: string[], value: JsonValue, where: 
   const slot = slotFor(state.root, path, where);
   const { parent, key } = slot;
   if (parent === null) {
-    const previous = state.root;
-    state.root = value;
-    undo.push(() => {
-      state.root = previous;
-    });
+    setRoot(state, value, undo);
     return;
   }
   if (Array.isArray(parent)) {
