@@ -11,6 +11,15 @@ export {
   type FileStorageFileSystem,
   type FileStorageFile,
 } from './storage/file.js';
+export {
+  redisStorage,
+  type RedisStorage,
+  type RedisStorageOptions,
+  type RedisStorageKeys,
+  type RedisCompactionOptions,
+  type RedisClientLike,
+  type RedisClusterLike,
+} from './storage/redis.js';
 export type {
   Change,
   MaybePromise,

@@ -370,7 +370,8 @@ export class DocumentStore extends EventEmitter {
     } catch (error) {
       throw toStorageError(error, 'tell the latest revision');
     }
-    if (latest > this.revisionNumber) await this.enqueue(() => this.catchUp());
+    // Behind: catch up. Ahead of storage (it lost data or was reset): the catch-up reloads.
+    if (latest !== this.revisionNumber) await this.enqueue(() => this.catchUp());
   }
 
   /** Brings the working document up to the adapter's latest revision. Runs in the queue. */
@@ -415,7 +416,8 @@ export class DocumentStore extends EventEmitter {
   };
 
   private onWatchError = (error: unknown): void => {
-    this.report(toStorageError(error, 'keep following changes from other processes'));
+    const reason = error instanceof Error ? error.message : String(error);
+    this.report(new StorageError(`Following other processes' changes was interrupted; catching up from storage (${reason})`, { cause: error }));
     this.enqueue(() => this.catchUp()).catch((e: unknown) => this.report(e));
   };
 

@@ -1,0 +1,240 @@
+// Redis storage: requests/s for GET (strong and local reads) and PATCH with
+// 1, 2 and 4 server processes on one Redis key (Node's cluster module, one
+// port, the load generator in this process on the same machine), and the
+// cost of a PATCH on a small leaf in a 1 KB vs a 20 MB document.
+// Targets: PATCH cost nearly flat across document sizes; GET throughput with
+// local reads growing with the number of processes (CPU permitting).
+//
+//   npx tsup && node bench/redis.bench.mjs
+//   REDIS_URL=redis://host:6379 BENCH_DURATION=10 node bench/redis.bench.mjs
+//
+// The server processes are this file again (cluster workers). Keys are
+// created under jsonstore-bench:<pid>:... and deleted afterwards.
+import cluster from 'node:cluster';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { createClient } from 'redis';
+import { isMain, machine, printTable } from './lib.mjs';
+
+const self = fileURLToPath(import.meta.url);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const keyPrefix = `jsonstore-bench:${process.pid}`;
+
+/** `{ stats: { hits }, items: [...] }` of about `bytes` bytes of JSON. */
+function makeDocument(bytes) {
+  const payload = 'p'.repeat(160);
+  const itemSize = JSON.stringify({ id: 0, count: 0, payload }).length + 1;
+  const count = Math.max(2, Math.round(bytes / itemSize));
+  return { stats: { hits: 0 }, items: Array.from({ length: count }, (_, id) => ({ id, count: 0, payload })) };
+}
+
+async function connect(url) {
+  const client = createClient({ url, disableOfflineQueue: true });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+async function loadPackage() {
+  const module = await import('../dist/index.js');
+  if (typeof module.redisStorage !== 'function') throw new Error('dist/index.js does not export redisStorage: build first (npx tsup)');
+  return module;
+}
+
+// ---- server processes (cluster workers) ------------------------------------------------
+
+async function serveWorker() {
+  const { jsonStore, redisStorage } = await loadPackage();
+  const client = await connect(redisUrl);
+  const store = jsonStore({
+    storage: redisStorage({ client, key: process.env.BENCH_KEY }),
+    readConsistency: process.env.BENCH_READS,
+    maxRetries: 50,
+    limit: '1kb',
+  });
+  store.on('error', (error) => console.error(`worker ${process.pid}:`, error.message));
+  await store.ready();
+  const server = http.createServer(store);
+  server.listen(Number(process.env.BENCH_PORT), '127.0.0.1', () => process.send?.('ready'));
+  process.on('message', async (message) => {
+    if (message !== 'stop') return;
+    server.close();
+    server.closeAllConnections();
+    await store.close();
+    client.destroy();
+    process.exit(0);
+  });
+}
+
+// ---- load generation (primary side) -----------------------------------------------------
+
+async function startWorkers(count, env) {
+  cluster.setupPrimary({ exec: self, silent: false });
+  const workers = Array.from({ length: count }, () => cluster.fork({ ...env, JSONSTORE_BENCH_WORKER: '1' }));
+  await Promise.all(
+    workers.map(
+      (worker) =>
+        new Promise((resolve, reject) => {
+          worker.once('message', (message) => (message === 'ready' ? resolve() : reject(new Error(String(message)))));
+          worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
+        }),
+    ),
+  );
+  return async () => {
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise((resolve) => {
+            worker.once('exit', resolve);
+            worker.send('stop');
+          }),
+      ),
+    );
+  };
+}
+
+async function load(options, duration) {
+  const settings = { connections: 32, ...options };
+  await autocannon({ ...settings, duration: 1 });
+  const result = await autocannon({ ...settings, duration });
+  return { rps: result.requests.average, failed: result.non2xx + result.errors + result.timeouts, latency: result.latency.average };
+}
+
+async function throughput(processes, duration, port) {
+  const key = `${keyPrefix}:throughput:${processes}`;
+  const seed = await connect(redisUrl);
+  const { jsonStore, redisStorage } = await loadPackage();
+  // The document exists before the workers start, so all of them load it.
+  const writer = jsonStore({ initial: makeDocument(1024), storage: redisStorage({ client: seed, key }) });
+  await writer.put('/stats/hits', 0);
+  await writer.close();
+
+  const row = { processes };
+  for (const reads of ['strong', 'local']) {
+    const stop = await startWorkers(processes, { BENCH_KEY: key, BENCH_READS: reads, BENCH_PORT: String(port) });
+    try {
+      row[`get-${reads}`] = await load({ url: `http://127.0.0.1:${port}/stats/hits` }, duration);
+      if (reads === 'strong') {
+        let n = 0;
+        row.patch = await load(
+          {
+            url: `http://127.0.0.1:${port}/stats`,
+            requests: [
+              {
+                method: 'PATCH',
+                headers: { 'content-type': 'application/merge-patch+json' },
+                setupRequest: (request) => ({ ...request, body: JSON.stringify({ hits: ++n }) }),
+              },
+            ],
+          },
+          duration,
+        );
+      }
+    } finally {
+      await stop();
+    }
+  }
+  await seed.del([`{${key}}:meta`, `{${key}}:log`, `{${key}}:snapshot`, `{${key}}:compaction`]);
+  seed.destroy();
+  return row;
+}
+
+/** A store on `bytes` of JSON in Redis, the starting document already folded into the snapshot. */
+async function openSized(bytes) {
+  const { jsonStore, redisStorage } = await loadPackage();
+  const client = await connect(redisUrl);
+  const key = `${keyPrefix}:patch-cost:${bytes}`;
+  const storage = redisStorage({ client, key });
+  const document = makeDocument(bytes);
+  const store = jsonStore({ initial: document, storage, limit: '1kb' });
+  await store.put('/stats/hits', 0); // the first change carries the whole starting document
+  await storage.compact();
+  for (let i = 0; i < 200; i++) await store.patch('/items/1', { count: i }); // warm-up
+  return { bytes: JSON.stringify(document).length, key, client, storage, store, rounds: [] };
+}
+
+/** Mean µs of `count` sequential PATCHes of one small leaf, through the programmatic API (no HTTP). */
+async function patchRound(target, count) {
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) await target.store.patch('/items/1', { count: i });
+  target.rounds.push(Number(process.hrtime.bigint() - started) / 1e3 / count);
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/**
+ * PATCH cost in a 1 KB and a 20 MB document: rounds alternate between the
+ * two, so a busy moment on the machine weighs on both alike.
+ */
+async function patchCosts(count) {
+  const targets = [await openSized(1024), await openSized(20 * 1024 * 1024)];
+  const rounds = 5;
+  for (let round = 0; round < rounds; round++) {
+    for (const target of targets) await patchRound(target, Math.ceil(count / rounds));
+  }
+  const results = [];
+  for (const target of targets) {
+    const { client, key, storage, store } = target;
+    const [snapshotBytes, entry] = await Promise.all([
+      client.strLen(storage.keys.snapshot),
+      client.sendCommand(['XREVRANGE', storage.keys.log, '+', '-', 'COUNT', '1']),
+    ]);
+    await store.close();
+    // A new process joining: load the snapshot and the log, rebuild the document.
+    const { redisStorage } = await loadPackage();
+    const joining = redisStorage({ client, key });
+    const loadStarted = process.hrtime.bigint();
+    await joining.load();
+    const loadMs = Number(process.hrtime.bigint() - loadStarted) / 1e6;
+    await joining.close();
+    await client.del(Object.values(storage.keys));
+    client.destroy();
+    results.push({ bytes: target.bytes, perPatch: median(target.rounds), rounds: target.rounds, snapshotBytes, entryBytes: entry[0][1][1].length, loadMs });
+  }
+  return results;
+}
+
+export default async function run({ duration = Number(process.env.BENCH_DURATION ?? 5), patches = Number(process.env.BENCH_PATCHES ?? 2000) } = {}) {
+  try {
+    const probe = await connect(redisUrl);
+    probe.destroy();
+  } catch (error) {
+    console.log(`redis benchmark skipped: no Redis at ${redisUrl} (${error.message}); set REDIS_URL`);
+    return undefined;
+  }
+  const port = 18_000 + (process.pid % 1000);
+  const rows = [];
+  for (const processes of [1, 2, 4]) rows.push(await throughput(processes, duration, port));
+  const fmt = (r) => `${Math.round(r.rps)}${r.failed > 0 ? ` (${r.failed} failed)` : ''}`;
+  printTable(`Requests/s, one Redis key, N server processes behind one port (${machine()}; 32 connections, ${duration} s each)`, [
+    ['processes', 'GET strong', 'GET local', 'PATCH (merge, one leaf)'],
+    ...rows.map((r) => [r.processes, fmt(r['get-strong']), fmt(r['get-local']), fmt(r.patch)]),
+  ]);
+  const [one] = rows;
+  console.log('\n  same-run ratios to 1 process:');
+  for (const r of rows.slice(1)) {
+    console.log(
+      `    ${r.processes} processes: GET strong ${(r['get-strong'].rps / one['get-strong'].rps).toFixed(2)}, GET local ${(r['get-local'].rps / one['get-local'].rps).toFixed(2)}, PATCH ${(r.patch.rps / one.patch.rps).toFixed(2)}`,
+    );
+  }
+  console.log(`    GET local / GET strong at 1 process: ${(one['get-local'].rps / one['get-strong'].rps).toFixed(2)}`);
+
+  const [small, large] = await patchCosts(patches);
+  printTable(`PATCH of one small leaf, ${patches} in a row per document, one process (programmatic API; median of 5 alternating rounds)`, [
+    ['document', 'µs per PATCH', 'rounds µs', 'log entry bytes', 'snapshot bytes', 'load by a new process ms'],
+    ...[small, large].map((r) => [
+      `${(r.bytes / 1024).toFixed(0)} KB`,
+      r.perPatch.toFixed(0),
+      r.rounds.map((x) => x.toFixed(0)).join(' '),
+      r.entryBytes,
+      r.snapshotBytes,
+      r.loadMs.toFixed(0),
+    ]),
+  ]);
+  console.log(`\n  PATCH cost 20 MB / 1 KB: ${(large.perPatch / small.perPatch).toFixed(2)} (target: close to 1)`);
+  return { rows, patchCost: { small, large } };
+}
+
+if (cluster.isWorker && process.env.JSONSTORE_BENCH_WORKER === '1') await serveWorker();
+else if (isMain(import.meta)) await run();
