@@ -8,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { jsonStore } from './json-store.js';
 import type { StorageAdapter } from './storage/types.js';
 import { memoryStorage } from './storage/memory.js';
+import { fileStorage } from './storage/file.js';
+import { redisStorage } from './storage/redis.js';
 
 const usage = `Usage: jsonstore [options]
 
@@ -16,7 +18,10 @@ Serves one JSON document over HTTP: GET, PUT, POST, PATCH and DELETE any path.
 Options:
   --port <n>       port to listen on (default 3000; 0 picks a free one)
   --host <addr>    address to listen on (default 127.0.0.1)
-  --memory         keep the document in memory only
+  --file <path>    keep the document in this JSON file (default ./data/store.json)
+  --memory         keep the document in memory only (lost on exit)
+  --redis <url>    share the document through Redis, e.g. redis://127.0.0.1:6379
+  --key <name>     with --redis: the document's name in Redis (default jsonstore)
   --readonly       answer every write with 405
   --limit <size>   largest request body, e.g. 1mb or 500kb (default 1mb)
   -h, --help       show this help
@@ -27,8 +32,17 @@ interface CliOptions {
   host: string;
   readOnly: boolean;
   limit: string;
-  storage: () => Promise<{ adapter: StorageAdapter; description: string }>;
+  storage: () => Promise<OpenedStorage>;
 }
+
+interface OpenedStorage {
+  adapter: StorageAdapter;
+  description: string;
+  /** Releases what the CLI opened for the adapter (a Redis connection). */
+  release?: () => Promise<void>;
+}
+
+export const defaultFile = './data/store.json';
 
 class UsageError extends Error {}
 
@@ -43,6 +57,9 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
         port: { type: 'string' },
         host: { type: 'string' },
         memory: { type: 'boolean' },
+        file: { type: 'string' },
+        redis: { type: 'string' },
+        key: { type: 'string' },
         readonly: { type: 'boolean' },
         limit: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -56,12 +73,54 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got "${values.port}"`);
   const host = values.host ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host must not be empty');
+  const chosen = [values.memory && '--memory', values.file !== undefined && '--file', values.redis !== undefined && '--redis'].filter(Boolean);
+  if (chosen.length > 1) throw new UsageError(`choose one storage: ${chosen.join(' or ')}`);
+  if (values.key !== undefined && values.redis === undefined) throw new UsageError('--key goes with --redis');
+  if (values.file === '') throw new UsageError('--file needs a path');
+  let storage: () => Promise<OpenedStorage>;
+  if (values.memory) {
+    storage = async () => ({ adapter: memoryStorage(), description: 'memory storage (lost on exit)' });
+  } else if (values.redis !== undefined) {
+    const url = values.redis;
+    if (!/^rediss?:\/\//.test(url)) throw new UsageError(`--redis needs a URL such as redis://127.0.0.1:6379, got "${url}"`);
+    const key = values.key ?? 'jsonstore';
+    if (key === '') throw new UsageError('--key must not be empty');
+    storage = () => openRedis(url, key);
+  } else {
+    const path = values.file ?? defaultFile;
+    storage = async () => ({ adapter: fileStorage(path), description: `file ${path}` });
+  }
+  return { port, host, readOnly: values.readonly ?? false, limit: values.limit ?? '1mb', storage };
+}
+
+/** Connects with the app-level `redis` package, which is an optional peer dependency. */
+async function openRedis(url: string, key: string): Promise<OpenedStorage> {
+  let createClient: (options: object) => {
+    connect(): Promise<unknown>;
+    on(event: 'error', listener: (error: Error) => void): unknown;
+    destroy(): void;
+  };
+  try {
+    ({ createClient } = (await import('redis')) as unknown as { createClient: typeof createClient });
+  } catch {
+    throw new UsageError('--redis needs the "redis" package: npm install redis');
+  }
+  // Fail fast while Redis is away (503s), rather than queueing requests.
+  const client = createClient({ url, disableOfflineQueue: true });
+  let lastError = '';
+  client.on('error', (error) => {
+    if (error.message !== lastError) process.stderr.write(`jsonstore: redis: ${error.message}\n`);
+    lastError = error.message;
+  });
+  // Not awaited: while Redis is away the store answers 503 and recovers by
+  // itself once the client connects, with no restart.
+  client.connect().catch(() => {});
   return {
-    port,
-    host,
-    readOnly: values.readonly ?? false,
-    limit: values.limit ?? '1mb',
-    storage: async () => ({ adapter: memoryStorage(), description: 'memory storage' }),
+    adapter: redisStorage({ client: client as never, key }),
+    description: `Redis document "${key}" at ${url.replace(/\/\/[^@/]*@/, '//***@')}`,
+    release: async () => {
+      client.destroy();
+    },
   };
 }
 
@@ -78,7 +137,14 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  const { adapter, description } = await options.storage();
+  let opened: OpenedStorage;
+  try {
+    opened = await options.storage();
+  } catch (error) {
+    process.stderr.write(`jsonstore: ${(error as Error).message}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  }
+  const { adapter, description } = opened;
   let store;
   try {
     store = jsonStore({ storage: adapter, readOnly: options.readOnly, limit: options.limit });
@@ -110,13 +176,16 @@ async function main(): Promise<void> {
     process.stdout.write(`jsonstore: ${signal}, finishing pending writes\n`);
     server.close();
     server.closeAllConnections?.();
-    store.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        process.stderr.write(`jsonstore: ${(error as Error).message}\n`);
-        process.exit(1);
-      },
-    );
+    store
+      .close()
+      .then(() => opened.release?.())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          process.stderr.write(`jsonstore: ${(error as Error).message}\n`);
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,0 +1,139 @@
+/**
+ * The jsonstore command as a user runs it: the built dist/cli.js in a child
+ * process, talked to over HTTP.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+
+const cli = resolve(import.meta.dirname, '../../dist/cli.js');
+const run = promisify(execFile);
+const children: ChildProcess[] = [];
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'jsonstore-cli-'));
+});
+afterEach(() => {
+  for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Starts the CLI on a free port; resolves with its base URL once it serves. */
+function serve(args: string[], cwd = dir): Promise<{ base: string; child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [cli, '--port', '0', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (out += c));
+  return new Promise((resolveServe, reject) => {
+    const check = () => {
+      const match = /at (http:\/\/\S+?)\/?(?:\s|$)/.exec(out);
+      if (match) resolveServe({ base: match[1]!, child, output: () => out });
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => reject(new Error(`jsonstore exited with ${code}: ${out}`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolveStop) => {
+    child.once('exit', (code) => resolveStop(code));
+    child.kill('SIGTERM');
+  });
+}
+
+async function failure(args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    await run(process.execPath, [cli, ...args], { cwd: dir });
+  } catch (error) {
+    const e = error as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+  throw new Error(`jsonstore ${args.join(' ')} succeeded`);
+}
+
+const json = { 'content-type': 'application/json' };
+
+describe('jsonstore command', () => {
+  test('--help prints the usage and exits 0', async () => {
+    const { stdout } = await run(process.execPath, [cli, '--help']);
+    expect(stdout).toMatch(/^Usage: jsonstore/);
+    expect(stdout).toMatch(/--file <path>/);
+    expect(stdout).toMatch(/--redis <url>/);
+  });
+
+  test.each([
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['--port', 'abc'], /--port must be a whole number/],
+    [['--port', '70000'], /--port must be a whole number/],
+    [['--memory', '--file', 'x.json'], /choose one storage: --memory or --file/],
+    [['--key', 'doc'], /--key goes with --redis/],
+    [['--redis', 'localhost:6379'], /--redis needs a URL such as redis:\/\//],
+    [['--limit', 'lots'], /option "limit" must be/],
+  ])('%j is refused with a clear error and status 2', async (args, message) => {
+    const { code, stderr } = await failure(args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+
+  test('serves a file store by default that keeps data across restarts', async () => {
+    const work = await mkdtemp(join(dir, 'default-'));
+    const first = await serve([], work);
+    expect(first.output()).toMatch(/file \.\/data\/store\.json/);
+    const put = await fetch(`${first.base}/sniffles/0/rank`, { method: 'PUT', headers: json, body: '"sniffle chief"' });
+    expect(put.status).toBe(201);
+    expect(await stop(first.child)).toBe(0);
+    expect(JSON.parse(await readFile(join(work, 'data/store.json'), 'utf8'))).toEqual({ sniffles: { '0': { rank: 'sniffle chief' } } });
+
+    const second = await serve([], work);
+    expect(await (await fetch(`${second.base}/sniffles/0/rank`)).json()).toBe('sniffle chief');
+    await stop(second.child);
+  });
+
+  test('--memory keeps nothing on disk; --readonly refuses writes with 405', async () => {
+    const work = await mkdtemp(join(dir, 'memory-'));
+    const { base, child } = await serve(['--memory', '--readonly'], work);
+    const put = await fetch(`${base}/a`, { method: 'PUT', headers: json, body: '1' });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, HEAD, OPTIONS');
+    expect(await (await fetch(base + '/')).json()).toEqual({});
+    await stop(child);
+    await expect(readFile(join(work, 'data/store.json'))).rejects.toThrow(/ENOENT/);
+  });
+
+  test('--redis shares one document between two processes', async () => {
+    const url = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+    const probe = createClient({ url, disableOfflineQueue: true });
+    probe.on('error', () => {});
+    const reachable = await probe.connect().then(
+      () => true,
+      () => false,
+    );
+    if (!reachable) {
+      if (process.env['JSONSTORE_REQUIRE_REDIS'] === '1') throw new Error(`Redis is required but ${url} does not answer`);
+      console.warn(`skipping --redis CLI test: no Redis at ${url}`);
+      return;
+    }
+    const key = `jsonstore-cli-test-${process.pid}-${Date.now()}`;
+    try {
+      const a = await serve(['--redis', url, '--key', key]);
+      const b = await serve(['--redis', url, '--key', key]);
+      const put = await fetch(`${a.base}/counter`, { method: 'PUT', headers: json, body: '41' });
+      expect(put.status).toBe(201);
+      expect(await (await fetch(`${b.base}/counter`)).json()).toBe(41);
+      await stop(a.child);
+      await stop(b.child);
+    } finally {
+      const keys = await probe.keys(`{${key}}*`);
+      if (keys.length > 0) await probe.del(keys);
+      await probe.close();
+    }
+  });
+});
