@@ -8,7 +8,7 @@ import { cgiVariables, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
-import { checkBoolean, checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
+import { reportEscaped, resolveCallableBridge } from './options.js';
 import { buildHead, checkStatusCode, ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
 import { isThenable } from '../is-thenable.js';
@@ -112,13 +112,9 @@ function responseParts(response: unknown, where: string): { status: unknown; hea
   throw new GatewayProtocolError(`${where}: the app must return [status, headers, body] or { status, headers, body }`);
 }
 
-
 /** Mounts a JSGI/Rack-style app as middleware: `app.use('/legacy', jsgi(legacyApp))`. */
 export function jsgi(app: JsgiApplication, options?: JsgiOptions): GatewayMiddleware {
-  checkFunction('jsgi', 'app', app);
-  const raw = checkOptionObject('jsgi', options, [...commonOptionNames, 'multiprocess']);
-  const common = resolveCommonOptions('jsgi', raw);
-  const multiprocess = checkBoolean('jsgi', 'multiprocess', raw.multiprocess, false);
+  const { common, multiprocess } = resolveCallableBridge('jsgi', app, options);
   const where = 'jsgi';
 
   return function jsgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {

@@ -93,6 +93,16 @@ export function resolveCommonOptions(bridge: string, options: Record<string, unk
   };
 }
 
+/**
+ * The options of the callable bridges (wsgi, jsgi): the app must be a
+ * function, and `multiprocess` is what the app is told about its server.
+ */
+export function resolveCallableBridge(bridge: string, app: unknown, options: unknown): { common: ResolvedGatewayOptions; multiprocess: boolean } {
+  checkFunction(bridge, 'app', app);
+  const raw = checkOptionObject(bridge, options, [...commonOptionNames, 'multiprocess']);
+  return { common: resolveCommonOptions(bridge, raw), multiprocess: checkBoolean(bridge, 'multiprocess', raw.multiprocess, false) };
+}
+
 /** Calls the logger without letting a broken logger break the response. */
 export function safeLog(logger: GatewayLogger, line: string): void {
   try {

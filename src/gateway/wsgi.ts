@@ -9,7 +9,7 @@ import { cgiVariables, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
-import { checkBoolean, checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
+import { reportEscaped, resolveCallableBridge } from './options.js';
 import { buildHead, chunkToBuffer, parseStatusLine, ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
 import { isThenable } from '../is-thenable.js';
@@ -61,13 +61,9 @@ function originalTarget(req: IncomingMessage): string {
   return typeof original === 'string' ? original : (req.url ?? '/');
 }
 
-
 /** Mounts a WSGI-style app as middleware: `app.use('/legacy', wsgi(legacyApp))`. */
 export function wsgi(app: WsgiApplication, options?: WsgiOptions): GatewayMiddleware {
-  checkFunction('wsgi', 'app', app);
-  const raw = checkOptionObject('wsgi', options, [...commonOptionNames, 'multiprocess']);
-  const common = resolveCommonOptions('wsgi', raw);
-  const multiprocess = checkBoolean('wsgi', 'multiprocess', raw.multiprocess, false);
+  const { common, multiprocess } = resolveCallableBridge('wsgi', app, options);
   const where = 'wsgi';
 
   return function wsgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
