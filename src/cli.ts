@@ -156,7 +156,10 @@ async function main(): Promise<void> {
     await store.ready();
   } catch (error) {
     process.stderr.write(`jsonstore: ${(error as Error).message}\n`);
-    process.exit(1);
+    // A broken file will not mend itself; a shared server that is away may
+    // come back, and the store recovers without a restart (503 meanwhile).
+    if (!adapter.capabilities?.shared) process.exit(1);
+    process.stderr.write('jsonstore: serving anyway; requests get 503 until the storage answers\n');
   }
   const server = createServer(store);
   server.on('error', (error) => {

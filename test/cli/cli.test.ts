@@ -3,7 +3,7 @@
  * process, talked to over HTTP.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -49,9 +49,13 @@ function stop(child: ChildProcess): Promise<number | null> {
   });
 }
 
-async function failure(args: string[]): Promise<{ code: number; stderr: string }> {
+function failure(args: string[]): Promise<{ code: number; stderr: string }> {
+  return failureIn(dir, args);
+}
+
+async function failureIn(cwd: string, args: string[]): Promise<{ code: number; stderr: string }> {
   try {
-    await run(process.execPath, [cli, ...args], { cwd: dir });
+    await run(process.execPath, [cli, '--port', '0', ...args], { cwd, timeout: 20_000 });
   } catch (error) {
     const e = error as { code: number; stderr: string };
     return { code: e.code, stderr: e.stderr };
@@ -106,6 +110,25 @@ describe('jsonstore command', () => {
     expect(await (await fetch(base + '/')).json()).toEqual({});
     await stop(child);
     await expect(readFile(join(work, 'data/store.json'))).rejects.toThrow(/ENOENT/);
+  });
+
+  test('--redis with Redis away: serves 503 problem+json instead of exiting', async () => {
+    const { base, child, output } = await serve(['--redis', 'redis://127.0.0.1:1', '--key', 'nowhere']);
+    const reply = await fetch(`${base}/`);
+    expect(reply.status).toBe(503);
+    expect(reply.headers.get('content-type')).toBe('application/problem+json; charset=utf-8');
+    expect(((await reply.json()) as { detail: string }).detail).toMatch(/try again later/);
+    expect(output()).toMatch(/requests get 503 until the storage answers/);
+    expect(await stop(child)).toBe(0);
+  });
+
+  test('a damaged file store stops the command with a message naming the file', async () => {
+    const work = await mkdtemp(join(dir, 'damaged-'));
+    await mkdir(join(work, 'data'));
+    await writeFile(join(work, 'data/store.json'), '{"oops": ');
+    const { code, stderr } = await failureIn(work, []);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/store\.json/);
   });
 
   test('--redis shares one document between two processes', async () => {
