@@ -65,6 +65,23 @@ describe('the published package', () => {
       await store.close();
     });`;
 
+  test('subpath exports: /testing and /gateway, from import and require', async () => {
+    const esm = join(scratch, 'subpaths.mjs');
+    await writeFile(
+      esm,
+      `import { storageConformance } from 'express-jsonstore/testing';\nimport { wsgi, cgi } from 'express-jsonstore/gateway';\nconsole.log(JSON.stringify([typeof storageConformance, typeof wsgi, typeof cgi]));\n`,
+    );
+    const cjs = join(scratch, 'subpaths.cjs');
+    await writeFile(
+      cjs,
+      `const { storageConformance } = require('express-jsonstore/testing');\nconst { wsgi, cgi } = require('express-jsonstore/gateway');\nconsole.log(JSON.stringify([typeof storageConformance, typeof wsgi, typeof cgi]));\n`,
+    );
+    for (const file of [esm, cjs]) {
+      const { stdout } = await run('node', [file], { cwd: scratch });
+      expect(JSON.parse(stdout)).toEqual(['function', 'function', 'function']);
+    }
+  });
+
   test('works with import (ESM)', async () => {
     const file = join(scratch, 'esm.mjs');
     await writeFile(file, `import http from 'node:http';\nimport { jsonStore, memoryStorage } from 'express-jsonstore';\n${serverScript}`);
@@ -88,6 +105,14 @@ describe('the published package', () => {
       join(scratch, 'consumer.ts'),
       `import http from 'node:http';
 import { jsonStore, memoryStorage, JsonStoreError, type JsonStoreOptions, type StorageAdapter, type ChangeEvent } from 'express-jsonstore';
+import { storageConformance } from 'express-jsonstore/testing';
+import { wsgi, type WsgiApplication } from 'express-jsonstore/gateway';
+const hello: WsgiApplication = (_environ, startResponse) => {
+  startResponse('200 OK', [['Content-Type', 'text/plain']]);
+  return ['Hello world!\\n'];
+};
+export const legacy = wsgi(hello);
+export const suite: typeof storageConformance = storageConformance;
 const options: JsonStoreOptions = { initial: { a: [1, 2] }, storage: memoryStorage(), limit: '2mb', readOnly: false };
 const store = jsonStore(options);
 const adapter: StorageAdapter = { load: () => undefined, commit: async () => {} };
