@@ -204,3 +204,15 @@ export function randomSource(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Waits for something the store does in the background (a compaction) to
+ * have happened; fails with `what` if it has not within a generous bound.
+ */
+export async function eventually(what: string, check: () => boolean, boundMs = 15_000): Promise<void> {
+  const deadline = Date.now() + boundMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`still waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
