@@ -19,6 +19,8 @@ Options:
   --port <n>       port to listen on (default 3000; 0 picks a free one)
   --host <addr>    address to listen on (default 127.0.0.1)
   --file <path>    keep the document in this JSON file (default ./data/store.json)
+  --fsync <mode>   with a file: always (default; acknowledge writes once on
+                   disk) or never (once the OS has them)
   --memory         keep the document in memory only (lost on exit)
   --redis <url>    share the document through Redis, e.g. redis://127.0.0.1:6379
   --key <name>     with --redis: the document's name in Redis (default jsonstore)
@@ -58,6 +60,7 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
         host: { type: 'string' },
         memory: { type: 'boolean' },
         file: { type: 'string' },
+        fsync: { type: 'string' },
         redis: { type: 'string' },
         key: { type: 'string' },
         readonly: { type: 'boolean' },
@@ -77,6 +80,9 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
   if (chosen.length > 1) throw new UsageError(`choose one storage: ${chosen.join(' or ')}`);
   if (values.key !== undefined && values.redis === undefined) throw new UsageError('--key goes with --redis');
   if (values.file === '') throw new UsageError('--file needs a path');
+  const fsync = values.fsync;
+  if (fsync !== undefined && fsync !== 'always' && fsync !== 'never') throw new UsageError(`--fsync must be always or never, got "${fsync}"`);
+  if (fsync !== undefined && (values.memory || values.redis !== undefined)) throw new UsageError('--fsync goes with file storage');
   let storage: () => Promise<OpenedStorage>;
   if (values.memory) {
     storage = async () => ({ adapter: memoryStorage(), description: 'memory storage (lost on exit)' });
@@ -88,7 +94,10 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
     storage = () => openRedis(url, key);
   } else {
     const path = values.file ?? defaultFile;
-    storage = async () => ({ adapter: fileStorage(path), description: `file ${path}` });
+    storage = async () => ({
+      adapter: fileStorage(path, fsync === undefined ? {} : { fsync }),
+      description: `file ${path}${fsync === 'never' ? ' (no fsync)' : ''}`,
+    });
   }
   return { port, host, readOnly: values.readonly ?? false, limit: values.limit ?? '1mb', storage };
 }

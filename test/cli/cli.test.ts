@@ -71,6 +71,7 @@ describe('jsonstore command', () => {
     expect(stdout).toMatch(/^Usage: jsonstore/);
     expect(stdout).toMatch(/--file <path>/);
     expect(stdout).toMatch(/--redis <url>/);
+    expect(stdout).toMatch(/--fsync <mode>/);
   });
 
   test.each([
@@ -81,6 +82,8 @@ describe('jsonstore command', () => {
     [['--key', 'doc'], /--key goes with --redis/],
     [['--redis', 'localhost:6379'], /--redis needs a URL such as redis:\/\//],
     [['--limit', 'lots'], /option "limit" must be/],
+    [['--fsync', 'sometimes'], /--fsync must be always or never, got "sometimes"/],
+    [['--memory', '--fsync', 'never'], /--fsync goes with file storage/],
   ])('%j is refused with a clear error and status 2', async (args, message) => {
     const { code, stderr } = await failure(args);
     expect(code).toBe(2);
@@ -99,6 +102,15 @@ describe('jsonstore command', () => {
     const second = await serve([], work);
     expect(await (await fetch(`${second.base}/sniffles/0/rank`)).json()).toBe('sniffle chief');
     await stop(second.child);
+  });
+
+  test('--file PATH --fsync never serves and keeps that file', async () => {
+    const work = await mkdtemp(join(dir, 'fsync-'));
+    const { base, child, output } = await serve(['--file', 'elsewhere/doc.json', '--fsync', 'never'], work);
+    expect(output()).toMatch(/file elsewhere\/doc\.json \(no fsync\)/);
+    expect((await fetch(`${base}/a`, { method: 'PUT', headers: json, body: '[1]' })).status).toBe(201);
+    expect(await stop(child)).toBe(0);
+    expect(JSON.parse(await readFile(join(work, 'elsewhere/doc.json'), 'utf8'))).toEqual({ a: [1] });
   });
 
   test('--memory keeps nothing on disk; --readonly refuses writes with 405', async () => {
