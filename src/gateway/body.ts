@@ -6,7 +6,7 @@
  * client went away.
  */
 import { GatewayProtocolError } from './errors.js';
-import { describeError, safeLog } from './options.js';
+import { describeError, reportEscaped, safeLog } from './options.js';
 import { chunkToBuffer, type ResponseWriter } from './response-writer.js';
 import type { GatewayLogger } from './types.js';
 
@@ -113,4 +113,27 @@ export async function streamBody(writer: ResponseWriter, body: unknown, where: s
     unsubscribe();
     release();
   }
+}
+
+/**
+ * Runs a callable bridge's app to the end: `produce` calls the app and returns
+ * its body; the body is streamed, any failure goes to the writer (500, or a
+ * cut connection once headers are out), and the app's error stream is flushed.
+ */
+export function runApp(
+  writer: ResponseWriter,
+  errors: { flush(): void },
+  where: string,
+  logger: GatewayLogger,
+  produce: () => Promise<unknown>,
+): void {
+  (async () => {
+    try {
+      await streamBody(writer, await produce(), where, logger);
+    } catch (error) {
+      writer.fail(error, where);
+    } finally {
+      errors.flush();
+    }
+  })().catch((error: unknown) => reportEscaped(logger, where, error));
 }

@@ -3,12 +3,12 @@
  * `{ status, headers, body }` (or a promise of either).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isBody, streamBody } from './body.js';
+import { isBody, runApp } from './body.js';
 import { cgiVariables, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
-import { reportEscaped, resolveCallableBridge } from './options.js';
+import { resolveCallableBridge } from './options.js';
 import { buildHead, checkStatusCode, ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
 import { isThenable } from '../is-thenable.js';
@@ -150,23 +150,17 @@ export function jsgi(app: JsgiApplication, options?: JsgiOptions): GatewayMiddle
       version: [req.httpVersionMajor, req.httpVersionMinor],
     };
 
-    (async () => {
-      try {
-        let response: unknown = app(request);
-        if (isThenable(response)) response = await response;
-        const parts = responseParts(response, where);
-        const statusCode = checkStatusCode(parts.status, where);
-        writer.setHead(buildHead(statusCode, undefined, headerPairs(parts.headers, where), where));
-        const body = parts.body ?? [];
-        if (!isBody(body, true)) {
-          throw new GatewayProtocolError(`${where}: the body must be an array, an (async) iterable, a string, bytes or have forEach(), got ${typeof body}`);
-        }
-        await streamBody(writer, body, where, common.logger);
-      } catch (error) {
-        writer.fail(error, where);
-      } finally {
-        errors.flush();
+    runApp(writer, errors, where, common.logger, async () => {
+      let response: unknown = app(request);
+      if (isThenable(response)) response = await response;
+      const parts = responseParts(response, where);
+      const statusCode = checkStatusCode(parts.status, where);
+      writer.setHead(buildHead(statusCode, undefined, headerPairs(parts.headers, where), where));
+      const body = parts.body ?? [];
+      if (!isBody(body, true)) {
+        throw new GatewayProtocolError(`${where}: the body must be an array, an (async) iterable, a string, bytes or have forEach(), got ${typeof body}`);
       }
-    })().catch((error: unknown) => reportEscaped(common.logger, where, error));
+      return body;
+    });
   };
 }

@@ -4,12 +4,12 @@
  * conformant WSGI server towards it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isBody, streamBody } from './body.js';
+import { isBody, runApp } from './body.js';
 import { cgiVariables, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
-import { reportEscaped, resolveCallableBridge } from './options.js';
+import { resolveCallableBridge } from './options.js';
 import { buildHead, chunkToBuffer, parseStatusLine, ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
 import { isThenable } from '../is-thenable.js';
@@ -121,19 +121,13 @@ export function wsgi(app: WsgiApplication, options?: WsgiOptions): GatewayMiddle
       return write;
     };
 
-    (async () => {
-      try {
-        let body: unknown = app(environ, startResponse);
-        if (isThenable(body)) body = await body;
-        if (!isBody(body, false)) {
-          throw new GatewayProtocolError(`wsgi: the app must return an iterable of chunks, got ${body === null ? 'null' : typeof body}`);
-        }
-        await streamBody(writer, body, where, common.logger);
-      } catch (error) {
-        writer.fail(error, where);
-      } finally {
-        errors.flush();
+    runApp(writer, errors, where, common.logger, async () => {
+      let body: unknown = app(environ, startResponse);
+      if (isThenable(body)) body = await body;
+      if (!isBody(body, false)) {
+        throw new GatewayProtocolError(`wsgi: the app must return an iterable of chunks, got ${body === null ? 'null' : typeof body}`);
       }
-    })().catch((error: unknown) => reportEscaped(common.logger, where, error));
+      return body;
+    });
   };
 }

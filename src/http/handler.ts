@@ -163,12 +163,11 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       else planner = (root) => planMergePatch(root, path, body);
     }
     const what = displayPath(path);
-    const guarded = hasPreconditions(preconditions)
-      ? (root: JsonValue) => {
-          checkWritePreconditions(preconditions, valueAt(root, path), what);
-          return planner(root);
-        }
-      : planner;
+    const guarded = store.guarded(
+      path,
+      hasPreconditions(preconditions) ? { precondition: (current) => checkWritePreconditions(preconditions, current, what) } : undefined,
+      planner,
+    );
     const minimal = prefersMinimal(req);
     const prefix = method === 'DELETE' ? '' : mountPrefix(req);
     const outcome = await store.write<WriteOutcome>(guarded, (root, plan) => {
