@@ -17,9 +17,12 @@ if (cluster.isPrimary) {
   let stopping = false;
   for (let i = 0; i < workers; i++) cluster.fork();
 
+  // Announce once every process listens, so "N processes" is true when read.
+  const listening = new Set();
   let announced = false;
-  cluster.on('listening', (_worker, address) => {
-    if (announced) return;
+  cluster.on('listening', (worker, address) => {
+    listening.add(worker.id);
+    if (announced || listening.size < workers) return;
     announced = true;
     console.log(`listening on http://127.0.0.1:${address.port}/store (${workers} processes)`);
   });

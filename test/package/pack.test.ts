@@ -96,7 +96,8 @@ describe('the published package', () => {
     expect(JSON.parse(stdout)).toEqual({ status: 201, got: { rank: 'sniffle chief' }, greeting: 'hello', memory: 'function' });
   });
 
-  test('type-checks in a TypeScript consumer, and rejects misuse', async () => {
+  // Two full tsc runs: 16 s on an idle machine, several times that on a busy one.
+  test('type-checks in a TypeScript consumer, and rejects misuse', { timeout: 240_000 }, async () => {
     await writeFile(
       join(scratch, 'tsconfig.json'),
       JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', noEmit: true, types: ['node'] }, include: ['*.ts', '*.cts'] }),
