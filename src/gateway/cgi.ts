@@ -349,6 +349,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       delete req.headers['content-length'];
       delete req.headers['content-type'];
       delete req.headers['transfer-encoding'];
+      writer.release();
       app.handle(req, res);
     };
 

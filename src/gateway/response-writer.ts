@@ -178,14 +178,25 @@ export class ResponseWriter {
     this.req = req;
     this.res = res;
     this.#settings = settings;
-    res.once('close', () => {
-      // 'close' before the response finished: the client left, or we cut it.
-      if (res.writableFinished) return;
-      this.#clientGone = true;
-      const listeners = this.#goneListeners;
-      this.#goneListeners = [];
-      for (const listener of listeners) listener();
-    });
+    res.once('close', this.#onClose);
+  }
+
+  readonly #onClose = (): void => {
+    // 'close' before the response finished: the client left, or we cut it.
+    if (this.res.writableFinished) return;
+    this.#clientGone = true;
+    const listeners = this.#goneListeners;
+    this.#goneListeners = [];
+    for (const listener of listeners) listener();
+  };
+
+  /**
+   * Hands the response to someone else (a CGI local redirect re-dispatches
+   * it): this writer stops listening, so redirect hops do not pile up listeners.
+   */
+  release(): void {
+    this.res.off('close', this.#onClose);
+    this.#goneListeners = [];
   }
 
   /** Whether the status and headers were handed to the socket (nothing can replace them now). */

@@ -92,9 +92,17 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
     });
 
     it('stops a local redirect loop with a 502', async () => {
-      const { app } = mountScript('respond.sh');
+      // Each hop hands the response on: no listener may be left behind per hop.
+      let closeListeners = 0;
+      const app = express();
+      app.use((_req, res, next) => {
+        closeListeners = Math.max(closeListeners, res.listenerCount('close'));
+        next();
+      });
+      app.use('/cgi/respond', cgi(fixture('respond.sh'), { logger: captureLogger().logger }));
       const response = await request(app).get('/cgi/respond?redirect-loop').expect(502);
       expect(response.body.detail).toMatch(/redirected locally more than 10 times/);
+      expect(closeListeners).toBeLessThan(5);
     });
 
     it('keeps several Set-Cookie fields on separate lines and reads CRLF line ends', async () => {
