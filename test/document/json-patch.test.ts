@@ -98,7 +98,7 @@ describe('parseJsonPatch: the document', () => {
   });
 
   test('operations come out with only the members they use (unknown members are ignored)', () => {
-    const body = [
+    const body: JsonValue = [
       { op: 'add', path: '/a', value: { x: 1 }, from: '/ignored', extra: true },
       { op: 'remove', path: '/b', value: 'ignored' },
       { op: 'replace', path: '/c', value: [1], xyz: 123 },

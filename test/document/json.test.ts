@@ -195,6 +195,10 @@ describe('depthOf', () => {
     expect(depthOf([[], [[[[]]]], {}])).toBe(5);
   });
 
+  test('an own "__proto__" member counts like any other', () => {
+    expect(depthOf(JSON.parse('{"__proto__":{"a":[{}]}}') as JsonValue)).toBe(4);
+  });
+
   test('a very deep value is measured without overflowing the stack', () => {
     let deep: JsonValue = [];
     for (let i = 1; i < 100_000; i++) deep = [deep];
