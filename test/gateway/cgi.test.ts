@@ -3,13 +3,12 @@
  * ./fixtures), over real HTTP, in Express 5 and Express 4.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cgi, GatewayError } from '../../src/gateway/index.js';
-import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, listen, rawRequest, waitFor, type Listening } from './helpers.js';
+import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, leaveAfterFirstChunk, listen, rawRequest, waitFor, type Listening } from './helpers.js';
 
 let scratch: string;
 beforeAll(() => {
@@ -307,15 +306,7 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
     it('kills the script when the client goes away mid-response', async () => {
       const pids = pidFile();
       const { port } = await serveScript('sleepy.sh', { env: { PIDFILE: pids } });
-      await new Promise<void>((resolve) => {
-        const req = get({ port, host: '127.0.0.1', path: '/cgi/respond?stream' }, (res) => {
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        });
-        req.on('error', () => undefined);
-      });
+      await leaveAfterFirstChunk(port, '/cgi/respond?stream');
       const [script = 0, sleeper = 0] = readPids(pids);
       await waitFor(() => !isRunning(script) && !isZombie(script) && !isRunning(sleeper), 'the script and its sleeper to die');
     });

@@ -114,7 +114,7 @@ describe('buildHead', () => {
     ]);
   });
 
-  it.each([
+  it.each<[readonly [unknown, unknown], RegExp]>([
     [['Bad Name', 'x'], /header name "Bad Name" is not a valid HTTP token/],
     [['', 'x'], /header name "" is not a valid HTTP token/],
     [[42, 'x'], /header name 42 is not a valid HTTP token/],
@@ -127,7 +127,7 @@ describe('buildHead', () => {
     [['X-Infinite', Infinity], /must be a string, got number/],
     [['X-Missing', undefined], /must be a string, got undefined/],
   ])('refuses the header %j', (pair, message) => {
-    const error = protocolError(() => buildHead(200, undefined, [pair as readonly [unknown, unknown]], 'jsgi'));
+    const error = protocolError(() => buildHead(200, undefined, [pair], 'jsgi'));
     expect(error.message).toMatch(/^jsgi: /);
     expect(error.message).toMatch(message);
   });
