@@ -27,20 +27,19 @@ const text: [string, string] = ['Content-Type', 'text/plain'];
 const plain = { 'content-type': 'text/plain' };
 const encoder = new TextEncoder();
 
+/** An app for any bridge that fails with `failure` before its response: thrown at once, or as a rejected promise. */
+function failingApp(failure: Error, how: 'throws' | 'rejects'): () => Promise<never> {
+  return how === 'throws'
+    ? () => {
+        throw failure;
+      }
+    : () => Promise.reject(failure);
+}
+
 const bridges: Bridge[] = [
   {
     name: 'wsgi',
-    failing: (failure, how, options) =>
-      wsgi(
-        how === 'throws'
-          ? () => {
-              throw failure;
-            }
-          : async () => {
-              throw failure;
-            },
-        options,
-      ),
+    failing: (failure, how, options) => wsgi(failingApp(failure, how), options),
     streaming: (gate, options) =>
       wsgi(async function* (_environ, startResponse) {
         startResponse('200 OK', [text]);
@@ -66,15 +65,7 @@ const bridges: Bridge[] = [
   },
   {
     name: 'jsgi',
-    failing: (failure, how, options) =>
-      jsgi(
-        how === 'throws'
-          ? () => {
-              throw failure;
-            }
-          : () => Promise.reject(failure),
-        options,
-      ),
+    failing: (failure, how, options) => jsgi(failingApp(failure, how), options),
     streaming: (gate, options) =>
       jsgi(
         () => [
@@ -102,15 +93,7 @@ const bridges: Bridge[] = [
   },
   {
     name: 'fetchHandler',
-    failing: (failure, how, options) =>
-      fetchHandler(
-        how === 'throws'
-          ? () => {
-              throw failure;
-            }
-          : () => Promise.reject(failure),
-        options,
-      ),
+    failing: (failure, how, options) => fetchHandler(failingApp(failure, how), options),
     streaming: (gate, options) =>
       fetchHandler(
         () =>
