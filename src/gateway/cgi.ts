@@ -1,21 +1,23 @@
 /**
  * CGI/1.1 (RFC 3875): one process per request. The request goes in as
  * meta-variables in a clean environment and the body on stdin; the response
- * comes back as a CGI header block (with `Status` and `Location`) and a body
- * on stdout. The child runs under a deadline and is killed (its whole process
- * group, SIGTERM then SIGKILL) when it overruns or the client goes away.
+ * comes back as a CGI header block (with `Status` and `Location`, read by
+ * `cgi-head.ts`) and a body on stdout. The child runs under a deadline and is
+ * killed (its whole process group, SIGTERM then SIGKILL) when it overruns or
+ * the client goes away; a local redirect is served by re-dispatching.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { basename, dirname, resolve } from 'node:path';
-import { JsonStoreError } from '../errors.js';
+import { CgiHeadReader, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, requestTarget } from './environ.js';
-import { GatewayError, GatewayProtocolError } from './errors.js';
-import { consumedBody, hasRequestBody } from './input.js';
+import { GatewayError } from './errors.js';
+import { bufferRequestBody, consumedBody, hasRequestBody } from './input.js';
 import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, reportEscaped, resolveCommonOptions, safeLog } from './options.js';
-import { buildHead, parseStatusLine, ResponseWriter, type ResponseHead } from './response-writer.js';
+import { buildHead } from './response-head.js';
+import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 export interface CgiOptions extends GatewayOptions {
@@ -45,7 +47,6 @@ export interface CgiOptions extends GatewayOptions {
 const defaultPath = '/usr/local/bin:/usr/bin:/bin';
 const maxLocalRedirects = 10;
 const redirectDepth = Symbol('express-jsonstore.cgi.redirectDepth');
-const tokenPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** What Express adds to a request that a local redirect re-dispatches. */
 interface ExpressLikeApp {
@@ -72,101 +73,6 @@ function rootApp(req: RedirectableRequest): ExpressLikeApp | undefined {
   let root: ExpressLikeApp = app;
   while (isApp(root.parent)) root = root.parent;
   return root;
-}
-
-/** Where the header block ends and the body starts (after the blank line), or undefined if not yet seen. LF or CRLF line ends. */
-function headerEnd(buffer: Buffer, from: number): { headerLength: number; bodyStart: number } | undefined {
-  if (buffer[0] === 10) return { headerLength: 0, bodyStart: 1 };
-  if (buffer[0] === 13 && buffer[1] === 10) return { headerLength: 0, bodyStart: 2 };
-  let index = Math.max(0, from);
-  for (;;) {
-    const newline = buffer.indexOf(10, index);
-    if (newline === -1 || newline + 1 >= buffer.length) return undefined;
-    if (buffer[newline + 1] === 10) return { headerLength: newline, bodyStart: newline + 2 };
-    if (buffer[newline + 1] === 13) {
-      if (newline + 2 >= buffer.length) return undefined;
-      if (buffer[newline + 2] === 10) return { headerLength: newline, bodyStart: newline + 3 };
-    }
-    index = newline + 1;
-  }
-}
-
-type ParsedCgiHead =
-  | { kind: 'response'; head: ResponseHead }
-  | { kind: 'local-redirect'; location: string };
-
-/** Reads the script's header block (RFC 3875 section 6.3). Anything malformed is a 502. */
-function parseCgiHead(text: string, where: string): ParsedCgiHead {
-  const bad = (why: string): GatewayError => new GatewayError('bad-gateway', `The CGI script sent a malformed response: ${why}.`);
-  const lines = text.split('\n').map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
-  let status: { statusCode: number; reason: string | undefined } | undefined;
-  let location: string | undefined;
-  let contentType = false;
-  const pairs: Array<[string, string]> = [];
-  for (const line of lines) {
-    if (line === '') throw bad('no header fields');
-    if (line.startsWith(' ') || line.startsWith('\t')) throw bad('folded header line');
-    const colon = line.indexOf(':');
-    const name = colon === -1 ? line : line.slice(0, colon);
-    if (colon <= 0 || !tokenPattern.test(name)) throw bad(`invalid header line ${JSON.stringify(line.slice(0, 80))}`);
-    const value = line.slice(colon + 1).trim();
-    const lower = name.toLowerCase();
-    if (lower === 'status') {
-      if (status !== undefined) throw bad('more than one Status field');
-      try {
-        status = parseStatusLine(value, 'Status', false);
-      } catch (error) {
-        throw bad(error instanceof Error ? error.message : 'invalid Status field');
-      }
-      continue;
-    }
-    if (lower === 'location') location = value;
-    if (lower === 'content-type') contentType = true;
-    pairs.push([name, value]);
-  }
-  if (status === undefined && location === undefined && !contentType) {
-    throw bad('it needs a Content-Type, Location or Status field');
-  }
-  if (status === undefined && location !== undefined) {
-    // "/path": the server answers as if that path had been requested (local
-    // redirect); an absolute URI is a redirect for the client (302).
-    if (location.startsWith('/') && !location.startsWith('//')) return { kind: 'local-redirect', location };
-    status = { statusCode: 302, reason: undefined };
-  }
-  const { statusCode, reason } = status ?? { statusCode: 200, reason: undefined };
-  try {
-    return { kind: 'response', head: buildHead(statusCode, reason, pairs, where, true) };
-  } catch (error) {
-    throw bad(error instanceof GatewayProtocolError ? error.message : String(error));
-  }
-}
-
-/** Reads a body of unknown length (chunked) in full, up to `limit` bytes. */
-function bufferRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'gone'> {
-  return new Promise((resolvePromise) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: Buffer | 'too-large' | 'gone'): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onGone);
-      req.off('close', onGone);
-      resolvePromise(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        finish('too-large');
-      } else chunks.push(chunk);
-    };
-    const onEnd = (): void => finish(Buffer.concat(chunks, size));
-    const onGone = (): void => finish('gone');
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onGone);
-    req.on('close', onGone);
-  });
 }
 
 /** Checks the script once, at factory time: it must exist, be a file and be executable. */
@@ -237,7 +143,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
   const scriptLabel = basename(script);
 
   /** Runs the script for one request; `body` is what goes to its stdin (a stream is piped). */
-  function run(req: IncomingMessage, res: ServerResponse, next: NextFunction | undefined, writer: ResponseWriter, body: Buffer | 'stream' | undefined): void {
+  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, body: Buffer | 'stream' | undefined): void {
     const target = requestTarget(req);
     const variables = cgiVariables(req, target, {
       trustProxy: common.trustProxy,
@@ -265,8 +171,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
 
     type Phase = 'head' | 'body' | 'handed-off' | 'done';
     let phase: Phase = 'head';
-    let headerChunks: Buffer[] = [];
-    let headerBytes = 0;
+    const headReader = new CgiHeadReader(maxHeaderSize);
     let closed = false;
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
@@ -354,38 +259,26 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     };
 
     const onHeaderData = (chunk: Buffer): void => {
-      const searchFrom = headerBytes - 2;
-      headerChunks.push(chunk);
-      headerBytes += chunk.length;
-      const buffer = headerChunks.length === 1 ? chunk : Buffer.concat(headerChunks, headerBytes);
-      headerChunks = [buffer];
-      const end = headerEnd(buffer, searchFrom);
-      if (end === undefined || end.headerLength > maxHeaderSize) {
-        if (headerBytes > maxHeaderSize) {
-          failWith(new GatewayError('bad-gateway', `The CGI script's header block is larger than ${maxHeaderSize} bytes.`));
-        }
-        return;
-      }
-      headerChunks = [];
-      let parsed: ParsedCgiHead;
+      let read: CompleteCgiHead | undefined;
       try {
-        parsed = parseCgiHead(buffer.toString('latin1', 0, end.headerLength), where);
+        read = headReader.push(chunk);
       } catch (error) {
         failWith(error instanceof GatewayError ? error : new GatewayError('bad-gateway', String(error)));
         return;
       }
-      if (parsed.kind === 'local-redirect') {
-        localRedirect(parsed.location);
+      if (read === undefined) return;
+      if (read.head.kind === 'local-redirect') {
+        localRedirect(read.head.location);
         return;
       }
-      writer.setHead(parsed.head);
+      writer.setHead(read.head.head);
       if (writer.fallsThrough) {
         phase = 'handed-off'; // The rest of the output is read and dropped.
         writer.end();
         return;
       }
       phase = 'body';
-      if (end.bodyStart < buffer.length) writeBody(buffer.subarray(end.bodyStart));
+      if (read.body.length > 0) writeBody(read.body);
     };
 
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -447,11 +340,11 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     try {
       const consumed = consumedBody(req);
       if (!hasRequestBody(req)) {
-        run(req, res, next, writer, undefined);
+        run(req, res, writer, undefined);
       } else if (consumed !== undefined) {
-        run(req, res, next, writer, consumed);
+        run(req, res, writer, consumed);
       } else if (req.headers['content-length'] !== undefined) {
-        run(req, res, next, writer, 'stream');
+        run(req, res, writer, 'stream');
       } else {
         bufferRequestBody(req, maxBodySize)
           .then((body) => {
@@ -459,10 +352,10 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
             if (body === 'too-large') {
               // The rest of the body stays unread: close the connection after answering.
               res.setHeader('Connection', 'close');
-              writer.fail(new JsonStoreError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
+              writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
               return;
             }
-            run(req, res, next, writer, body);
+            run(req, res, writer, body);
           })
           .catch((error: unknown) => reportEscaped(common.logger, where, error));
       }

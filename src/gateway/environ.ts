@@ -21,6 +21,12 @@ export interface RequestTarget {
   queryString: string;
 }
 
+/** The request target as the client sent it: path and query, mount points not yet stripped (`REQUEST_URI`). */
+export function originalTarget(req: IncomingMessage): string {
+  const original = (req as RoutedRequest).originalUrl;
+  return typeof original === 'string' ? original : (req.url ?? '/');
+}
+
 function pathOf(url: string): string {
   const query = url.indexOf('?');
   let path = query === -1 ? url : url.slice(0, query);
@@ -43,7 +49,7 @@ export function requestTarget(req: IncomingMessage): RequestTarget {
   const query = url.indexOf('?');
   const queryString = query === -1 ? '' : url.slice(query + 1);
   const currentPath = pathOf(url);
-  const original = typeof routed.originalUrl === 'string' ? routed.originalUrl : url;
+  const original = originalTarget(req);
   if (original === url) return { scriptName: '', pathInfo: currentPath, queryString };
 
   const originalPath = pathOf(original);

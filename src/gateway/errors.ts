@@ -2,7 +2,8 @@
  * Errors of the gateway layer. `GatewayProtocolError` is thrown *into* an app
  * that breaks its interface's rules (so the app sees it where it made the
  * mistake); `GatewayError` is an answer the gateway itself gives when the app
- * behind it failed or took too long (502, 504), sent as problem+json.
+ * behind it failed or took too long (502, 504), or when a request cannot be
+ * handed to it (413), sent as problem+json by the shared `sendProblem`.
  */
 import type { ServerResponse } from 'node:http';
 import { problemType } from '../errors.js';
@@ -16,9 +17,11 @@ export class GatewayProtocolError extends Error {
   }
 }
 
-export type GatewayErrorCode = 'bad-gateway' | 'gateway-timeout';
+export type GatewayErrorCode = 'payload-too-large' | 'bad-gateway' | 'gateway-timeout';
 
 const gatewayStatuses: Record<GatewayErrorCode, { status: number; title: string }> = {
+  // CGI reads a chunked body in full before the script starts; this is its limit.
+  'payload-too-large': { status: 413, title: 'Payload too large' },
   'bad-gateway': { status: 502, title: 'Bad gateway' },
   'gateway-timeout': { status: 504, title: 'Gateway timeout' },
 };
@@ -27,7 +30,7 @@ const gatewayStatuses: Record<GatewayErrorCode, { status: number; title: string 
 // cannot drift apart.
 const typePrefix = problemType('internal-error').slice(0, -'internal-error'.length);
 
-/** The app behind the gateway gave no usable answer. `status` lets Express error handlers use it as is. */
+/** The gateway's own answer: the app behind it gave none it could use, or never got the request. `status` lets Express error handlers use it as is. */
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   readonly status: number;
@@ -48,20 +51,6 @@ export class GatewayError extends Error {
   get detail(): string {
     return this.message;
   }
-}
-
-/** problem+json for a `GatewayError`, written the way `sendProblem` writes the shared codes. */
-export function sendGatewayProblem(res: ServerResponse, error: GatewayError, options: { head?: boolean } = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const body = JSON.stringify({ type: error.type, title: error.title, status: error.status, detail: error.message });
-  res.statusCode = error.status;
-  res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
-  res.setHeader('Content-Length', Buffer.byteLength(body));
-  res.setHeader('Cache-Control', 'no-store');
-  res.end(options.head ? undefined : body);
 }
 
 /** The 500 every bridge sends for an app that failed before its response started. */

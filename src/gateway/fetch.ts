@@ -8,11 +8,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { JsonStoreError } from '../errors.js';
-import { forEachRequestHeader, requestAuthority, requestScheme, requestTarget } from './environ.js';
+import { forEachRequestHeader, originalTarget, requestAuthority, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { consumedBody } from './input.js';
 import { checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
-import { buildHead, checkStatusCode, chunkToBuffer, hopByHopHeaders, ResponseWriter } from './response-writer.js';
+import { chunkToBuffer } from './response-body.js';
+import { buildHead, checkStatusCode, hopByHopHeaders, isFieldText, statusAllowsBody } from './response-head.js';
+import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 /** Second argument of the handler: the Node objects behind the Request, for reading (e.g. `req.user` set by Express auth middleware). */
@@ -37,8 +39,6 @@ export interface FetchHandlerOptions extends GatewayOptions {
 // the handler nor come back from it (a handler returning a proxied `fetch()`
 // response carries the upstream's).
 const connectionHeaders = hopByHopHeaders;
-
-const invalidReason = /[^\t\x20-\x7e\x80-\xff]/;
 
 type ReadStep = Awaited<ReturnType<ReadableStreamDefaultReader<Uint8Array>['read']>>;
 
@@ -84,8 +84,7 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
     const defaultPort = scheme === 'https' ? '443' : '80';
     let pathAndQuery: string;
     if (mountPath === 'keep') {
-      const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
-      const target = typeof original === 'string' ? original : (req.url ?? '/');
+      const target = originalTarget(req);
       pathAndQuery = target.startsWith('/') ? target : '/';
     } else {
       const target = requestTarget(req);
@@ -137,7 +136,7 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
           throw new GatewayProtocolError(`${where}: the handler returned a network error (Response.error())`);
         }
         const statusCode = checkStatusCode(response.status, where);
-        const reason = response.statusText && !invalidReason.test(response.statusText) ? response.statusText : undefined;
+        const reason = response.statusText && isFieldText(response.statusText) ? response.statusText : undefined;
         const pairs: Array<[string, string]> = [];
         response.headers.forEach((value, name) => {
           if (name !== 'set-cookie') pairs.push([name, value]);
@@ -151,7 +150,7 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
           return;
         }
         reader = body.getReader();
-        if (writer.fallsThrough || req.method === 'HEAD' || statusCode === 204 || statusCode === 304) {
+        if (writer.fallsThrough || req.method === 'HEAD' || !statusAllowsBody(statusCode)) {
           writer.end(); // No body goes out, so none is read.
           return;
         }

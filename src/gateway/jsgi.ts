@@ -3,13 +3,14 @@
  * `{ status, headers, body }` (or a promise of either).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isBody, runApp } from './body.js';
-import { cgiVariables, requestScheme, requestTarget } from './environ.js';
+import { cgiVariables, originalTarget, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
 import { resolveCallableBridge } from './options.js';
-import { buildHead, checkStatusCode, ResponseWriter } from './response-writer.js';
+import { isBody, runApp } from './response-body.js';
+import { buildHead, checkStatusCode } from './response-head.js';
+import { ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
 import { isThenable } from '../is-thenable.js';
 
@@ -131,8 +132,7 @@ export function jsgi(app: JsgiApplication, options?: JsgiOptions): GatewayMiddle
         headers[name] = value;
       },
     }) as JsgiRequest['env'];
-    const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
-    env.REQUEST_URI = typeof original === 'string' ? original : (req.url ?? '/');
+    env.REQUEST_URI = originalTarget(req);
 
     const request: JsgiRequest = {
       method: req.method ?? 'GET',

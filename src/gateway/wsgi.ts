@@ -4,13 +4,14 @@
  * conformant WSGI server towards it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isBody, runApp } from './body.js';
-import { cgiVariables, requestScheme, requestTarget } from './environ.js';
+import { cgiVariables, originalTarget, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
 import { resolveCallableBridge } from './options.js';
-import { buildHead, chunkToBuffer, parseStatusLine, ResponseWriter } from './response-writer.js';
+import { chunkToBuffer, isBody, runApp } from './response-body.js';
+import { buildHead, parseStatusLine } from './response-head.js';
+import { ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
 import { isThenable } from '../is-thenable.js';
 
@@ -55,11 +56,6 @@ export interface WsgiOptions extends GatewayOptions {
 }
 
 const resolved = Promise.resolve();
-
-function originalTarget(req: IncomingMessage): string {
-  const original = (req as IncomingMessage & { originalUrl?: unknown }).originalUrl;
-  return typeof original === 'string' ? original : (req.url ?? '/');
-}
 
 /** Mounts a WSGI-style app as middleware: `app.use('/legacy', wsgi(legacyApp))`. */
 export function wsgi(app: WsgiApplication, options?: WsgiOptions): GatewayMiddleware {

@@ -1,3 +1,7 @@
+/**
+ * The one problem+json (RFC 9457) writer: the HTTP layer answers its
+ * `JsonStoreError`s with it, the gateway bridges their `GatewayError`s.
+ */
 import type { ServerResponse } from 'node:http';
 import { JsonStoreError, problemType, type JsonStoreErrorCode } from '../errors.js';
 
@@ -10,7 +14,18 @@ export interface ProblemDetails {
   [extension: string]: unknown;
 }
 
-export function problemFromError(error: JsonStoreError): ProblemDetails {
+/** What can be answered as a problem: a `JsonStoreError`, or a gateway's `GatewayError`. */
+export interface ProblemSource {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  /** What the client is told; never a stack trace or server-side details. */
+  readonly detail: string;
+  /** Extra response headers that belong with the problem (e.g. `Allow`). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export function problemFromError(error: ProblemSource): ProblemDetails {
   return { type: error.type, title: error.title, status: error.status, detail: error.detail };
 }
 
@@ -20,7 +35,7 @@ export function problemFromError(error: JsonStoreError): ProblemDetails {
  */
 export function sendProblem(
   res: ServerResponse,
-  error: JsonStoreError,
+  error: ProblemSource,
   options: { head?: boolean } = {},
 ): void {
   const body = JSON.stringify(problemFromError(error));
@@ -31,7 +46,7 @@ export function sendProblem(
     return;
   }
   res.statusCode = error.status;
-  for (const [name, value] of Object.entries(error.headers)) res.setHeader(name, value);
+  for (const [name, value] of Object.entries(error.headers ?? {})) res.setHeader(name, value);
   res.setHeader('Content-Type', 'application/problem+json; charset=utf-8');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.setHeader('Cache-Control', 'no-store');

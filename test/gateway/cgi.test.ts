@@ -3,13 +3,12 @@
  * ./fixtures), over real HTTP, in Express 5 and Express 4.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cgi } from '../../src/gateway/index.js';
-import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, listen, rawRequest, waitFor, type Listening } from './helpers.js';
+import { cgi, GatewayError } from '../../src/gateway/index.js';
+import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, leaveAfterFirstChunk, listen, rawRequest, waitFor, type Listening } from './helpers.js';
 
 let scratch: string;
 beforeAll(() => {
@@ -247,6 +246,34 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       expect(JSON.parse(response.body.toString())).toMatchObject({ status: 413 });
     });
 
+    it('answers 413 as a GatewayError: the same problem+json, next(err) gets it with onError: \'next\', and the log stays quiet', async () => {
+      const chunked = ['POST /cgi/respond HTTP/1.1\nHost: x\nTransfer-Encoding: chunked', '6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n'] as const;
+      const { port, lines } = await serveScript('echo.sh', { maxBodySize: 8 });
+      const answered = await rawRequest(port, ...chunked);
+      expect(header(answered, 'Content-Type')).toEqual(['application/problem+json; charset=utf-8']);
+      expect(JSON.parse(answered.body.toString())).toEqual({
+        type: 'tag:express-jsonstore,2026:payload-too-large',
+        title: 'Payload too large',
+        status: 413,
+        detail: 'The request body is larger than 8 bytes.',
+      });
+      // The client's doing, not the script's: nothing for the server log.
+      expect(lines).toEqual([]);
+
+      let received: unknown;
+      const app = express();
+      app.use('/cgi/respond', cgi(fixture('echo.sh'), { maxBodySize: 8, onError: 'next' }));
+      app.use((error: unknown, _req: unknown, res: { status(code: number): { send(body: string): void } }, _next: unknown) => {
+        received = error;
+        res.status(413).send('handled');
+      });
+      const server = await listen(app);
+      servers.push(server);
+      expect((await rawRequest(server.port, ...chunked)).body.toString()).toBe('handled');
+      expect(received).toBeInstanceOf(GatewayError);
+      expect(received).toMatchObject({ code: 'payload-too-large', status: 413, title: 'Payload too large' });
+    });
+
     it('gives the already-parsed body when a body parser ran first', async () => {
       const app = express();
       app.use(express.text());
@@ -279,15 +306,7 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
     it('kills the script when the client goes away mid-response', async () => {
       const pids = pidFile();
       const { port } = await serveScript('sleepy.sh', { env: { PIDFILE: pids } });
-      await new Promise<void>((resolve) => {
-        const req = get({ port, host: '127.0.0.1', path: '/cgi/respond?stream' }, (res) => {
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        });
-        req.on('error', () => undefined);
-      });
+      await leaveAfterFirstChunk(port, '/cgi/respond?stream');
       const [script = 0, sleeper = 0] = readPids(pids);
       await waitFor(() => !isRunning(script) && !isZombie(script) && !isRunning(sleeper), 'the script and its sleeper to die');
     });

@@ -4,8 +4,8 @@
  * wire (repeated header lines, missing bodies, cut connections).
  */
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { createServer, type RequestListener, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, get, type RequestListener, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -151,6 +151,43 @@ export async function waitFor(check: () => boolean, what: string, limitMs = 5_00
     if (Date.now() - started > limitMs) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/**
+ * Sends `GET path` and never reads the answer, so the server's socket
+ * buffers fill up and a bridge that follows backpressure stops asking the app
+ * for more. Destroy the socket to leave.
+ */
+export function clientThatDoesNotRead(port: number, path = '/app'): Socket {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  socket.pause();
+  return socket;
+}
+
+/** Waits until `count()` has grown and then stays the same between two polls: the app is being held back. */
+export async function waitForStall(count: () => number, what: string): Promise<void> {
+  let last = -1;
+  await waitFor(() => {
+    const current = count();
+    const stalled = current > 0 && current === last;
+    last = current;
+    return stalled;
+  }, what);
+}
+
+/** Requests `path` and disconnects as soon as the first bytes of the body arrive. */
+export function leaveAfterFirstChunk(port: number, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = get({ port, host: '127.0.0.1', path }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.on('error', reject); // After the disconnect resolved, a late error changes nothing.
+  });
 }
 
 /** A promise with its resolve function, for apps that must wait on the test. */

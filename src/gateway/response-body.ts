@@ -1,16 +1,26 @@
 /**
- * Drives an app's response body (array, string, bytes, iterable, async
- * iterable, or JSGI's `forEach` object) through a ResponseWriter, and
- * releases it exactly once: `return()` on an iterator stopped early, then the
- * body's own `close()`, whether the body ran to the end, failed, or the
- * client went away.
+ * The response body an app returns (array, string, bytes, iterable, async
+ * iterable, or JSGI's `forEach` object): its chunks turned into bytes and
+ * driven through a ResponseWriter, and the body released exactly once:
+ * `return()` on an iterator stopped early, then the body's own `close()`,
+ * whether the body ran to the end, failed, or the client went away.
+ * (The request body is `input.ts`.)
  */
 import { GatewayProtocolError } from './errors.js';
 import { describeError, reportEscaped, safeLog } from './options.js';
-import { chunkToBuffer, type ResponseWriter } from './response-writer.js';
+import type { ResponseWriter } from './response-writer.js';
 import type { GatewayLogger } from './types.js';
 
 type AnyIterator = Iterator<unknown> | AsyncIterator<unknown>;
+
+/** A body chunk as bytes: strings are UTF-8, other views are wrapped without copying. */
+export function chunkToBuffer(chunk: unknown, where: string): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8');
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const kind = chunk === null ? 'null' : Array.isArray(chunk) ? 'an array' : typeof chunk;
+  throw new GatewayProtocolError(`${where}: body chunks must be strings or Uint8Arrays, got ${kind}`);
+}
 
 function hasMethod<K extends string>(value: unknown, name: K): value is Record<K, (...args: unknown[]) => unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as Record<K, unknown>)[name] === 'function';
