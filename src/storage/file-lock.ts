@@ -140,12 +140,9 @@ function look(path: string): Seen {
     if (!stat.isFile()) return { kind: 'other' };
     const buffer = Buffer.alloc(maxLockBytes + 1);
     let length = 0;
-    for (;;) {
+    while (length < buffer.length) {
       const read = readSync(fd, buffer, length, buffer.length - length, length);
-      if (read === 0 || length + read >= buffer.length) {
-        length += read;
-        break;
-      }
+      if (read === 0) break;
       length += read;
     }
     const bytes = buffer.subarray(0, length);
