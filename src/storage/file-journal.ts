@@ -17,7 +17,6 @@
  * revision that new snapshot holds.
  */
 import { createHash } from 'node:crypto';
-import { basename } from 'node:path';
 import { parseJsonPatch } from '../document/json-patch.js';
 import { hasMember, isObject, type JsonValue } from '../document/json.js';
 import type { PatchOperation } from '../document/patch-types.js';
@@ -70,7 +69,7 @@ const NEWLINE = 0x0a;
 /**
  * An error that keeps the store from starting. `message` (for the server's
  * log and `ready()`) names the files and says what to do; a client is told
- * only `summary`, with file names but no folders.
+ * only `summary`, which names no file, folder or process.
  */
 export function startupError(message: string, summary: string, cause?: unknown): StorageError {
   return new StorageError(message, { cause, publicDetail: `${summary}; the store did not start (the server's log says what to do)` });
@@ -114,7 +113,7 @@ export function parseSnapshot(bytes: Uint8Array, snapshotPath: string): JsonValu
   } catch {
     throw startupError(
       `${snapshotPath} is not valid UTF-8 text. The store did not start and changed no file: fix the file or restore a backup, then start again`,
-      `${basename(snapshotPath)} is not valid UTF-8 text`,
+      'The snapshot is not valid UTF-8 text',
     );
   }
   // A byte order mark is what some editors add; it is not part of the JSON.
@@ -127,7 +126,7 @@ export function parseSnapshot(bytes: Uint8Array, snapshotPath: string): JsonValu
     const where = locate(text, reason);
     throw startupError(
       `${snapshotPath} is not valid JSON (${reason}${where}). The store did not start and changed no file: fix the file or restore a backup, then start again`,
-      `${basename(snapshotPath)} is not valid JSON${where.replace(/^; /, ' at ')}`,
+      `The snapshot is not valid JSON${where.replace(/^; /, ' at ')}`,
     );
   }
 }
@@ -148,7 +147,7 @@ function damaged(context: JournalContext, line: number, reason: string): Storage
     `Line ${line} of ${context.journalPath} is damaged: ${reason}. The store did not start and changed no file. ` +
       `The journal holds the changes made since ${context.snapshotPath} was last written: repair that line, ` +
       `or move the journal away to start from ${context.snapshotPath} alone (losing those changes)`,
-    `Line ${line} of ${basename(context.journalPath)} is damaged`,
+    `Line ${line} of the journal is damaged`,
   );
 }
 

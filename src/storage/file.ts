@@ -7,14 +7,19 @@
  *   store.json.journal  the changes made since the snapshot, one line each
  *   store.json.lock     the pid of the process that has the store open
  *
+ * The adapter never follows a symbolic link where one of its files should be:
+ * such a link could make it write outside the folder. New files are created
+ * exclusively, with the `mode` option (0600 by default).
+ *
  * A write is appended to the journal and acknowledged once it is on disk;
  * writes that arrive during an append + fsync share the next one (group
  * commit). When the journal outgrows the snapshot, a new snapshot is written
  * beside the old one and renamed over it, and the journal starts again.
  * Loading replays the journal onto the snapshot.
  */
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
 import { StorageError } from '../errors.js';
@@ -48,41 +53,78 @@ export interface FileStorageFile {
   close(): Promise<void>;
 }
 
+/** What is at a path, without following a symbolic link. */
+export type FileStorageEntryKind = 'missing' | 'file' | 'symlink' | 'other';
+
 /**
  * The file operations behind `fileStorage()`. The default is `node:fs`
  * (`nodeFileSystem`); pass your own as the `fs` option in tests, to see what
  * a store does when the disk fails. The lock file always uses `node:fs`.
+ *
+ * None of them may follow a symbolic link at `path`: the adapter refuses
+ * links where its files should be, and relies on these operations for it.
  */
 export interface FileStorageFileSystem {
-  /** The whole file, or `undefined` when it does not exist. */
+  /** The whole file, or `undefined` when it does not exist. Fails on a symbolic link or anything but a regular file. */
   readFile(path: string): Promise<Uint8Array | undefined>;
-  /** `'r+'`: an existing file, for writing. `'w'`: a new or emptied file. */
-  open(path: string, flags: 'r+' | 'w'): Promise<FileStorageFile>;
-  /** Atomically replaces `to` with `from`. */
+  /**
+   * `'r+'`: an existing regular file, for writing. `'wx'`: a new file,
+   * created exclusively with `mode` (fails with `EEXIST` when anything is
+   * at `path`, a symbolic link included).
+   */
+  open(path: string, flags: 'r+' | 'wx', mode?: number): Promise<FileStorageFile>;
+  /** Atomically replaces `to` with `from` (a link at `to` is replaced, not followed). */
   rename(from: string, to: string): Promise<void>;
-  /** Removes a file; no error when it does not exist. */
+  /** Removes a file (a link itself, never what it points to); no error when it does not exist. */
   removeFile(path: string): Promise<void>;
-  /** Creates a folder and its parents; no error when it exists. */
-  makeDirectory(path: string): Promise<void>;
+  /** Creates a folder and its parents with `mode`; no error when it exists. */
+  makeDirectory(path: string, mode?: number): Promise<void>;
   /** Makes the folder's entries (new files, renames) durable: fsync on the folder. */
   syncDirectory(path: string): Promise<void>;
+  /** What is at `path` (lstat): nothing, a regular file, a symbolic link, or something else. */
+  entryKind(path: string): Promise<FileStorageEntryKind>;
 }
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
+// Not following a symbolic link where the platform can tell (not Windows); not blocking on a FIFO.
+const noFollow = constants.O_NOFOLLOW ?? 0;
+const nonBlocking = constants.O_NONBLOCK ?? 0;
+
+/** A refusal to use something that is not a regular file, as `node:fs` would word it. */
+function notAFile(path: string): NodeJS.ErrnoException {
+  const error = new Error(`not a regular file: ${path}`) as NodeJS.ErrnoException;
+  error.code = 'ENOTREG';
+  return error;
+}
+
 export const nodeFileSystem: FileStorageFileSystem = {
   async readFile(path) {
+    let handle;
     try {
-      return await readFile(path);
+      handle = await open(path, constants.O_RDONLY | noFollow | nonBlocking);
     } catch (error) {
       if (errorCode(error) === 'ENOENT') return undefined;
       throw error;
     }
+    try {
+      if (!(await handle.stat()).isFile()) throw notAFile(path);
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   },
-  async open(path, flags) {
-    const handle = await open(path, flags);
+  async open(path, flags, mode = 0o600) {
+    const handle =
+      flags === 'wx'
+        ? await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | noFollow, mode)
+        : await open(path, constants.O_RDWR | noFollow | nonBlocking);
+    if (flags === 'r+' && !(await handle.stat()).isFile()) {
+      await handle.close();
+      throw notAFile(path);
+    }
     return {
       write: async (data, position) => (await handle.write(data, 0, data.length, position)).bytesWritten,
       sync: () => handle.datasync(),
@@ -98,8 +140,8 @@ export const nodeFileSystem: FileStorageFileSystem = {
       if (errorCode(error) !== 'ENOENT') throw error;
     }
   },
-  async makeDirectory(path) {
-    await mkdir(path, { recursive: true });
+  async makeDirectory(path, mode = 0o700) {
+    await mkdir(path, { recursive: true, mode });
   },
   async syncDirectory(path) {
     // Windows cannot open a folder as a file; its renames are durable without this.
@@ -109,6 +151,16 @@ export const nodeFileSystem: FileStorageFileSystem = {
       await handle.sync();
     } finally {
       await handle.close();
+    }
+  },
+  async entryKind(path) {
+    try {
+      const stat = await lstat(path);
+      if (stat.isSymbolicLink()) return 'symlink';
+      return stat.isFile() ? 'file' : 'other';
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT') return 'missing';
+      throw error;
     }
   },
 };
@@ -132,6 +184,15 @@ export interface FileStorageOptions {
   compactRatio?: number;
   /** Never compact a journal smaller than this many bytes. Default 65536 (64 KiB). */
   compactMinSize?: number;
+  /**
+   * The permissions of every file the store creates (snapshot, journal,
+   * lock and their temporary files). Default `0o600`: only the owner may
+   * read or write. Must let the owner read and write. A folder the store
+   * creates gets the same permissions plus search (x) wherever reading is
+   * allowed: `0o700` by default, `0o750` for `0o640`. Existing folders are
+   * left as they are; the process umask applies as usual.
+   */
+  mode?: number;
   /** For tests: the file operations to use instead of `node:fs`. */
   fs?: FileStorageFileSystem;
 }
@@ -140,6 +201,8 @@ interface ResolvedFileStorageOptions {
   fsync: 'always' | 'never';
   compactRatio: number;
   compactMinSize: number;
+  fileMode: number;
+  folderMode: number;
   fs: FileStorageFileSystem;
 }
 
@@ -166,8 +229,8 @@ export interface FileStorage extends StorageAdapter {
   readonly stats: Readonly<FileStorageStats>;
 }
 
-const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'fs'];
-const fileSystemMethods = ['readFile', 'open', 'rename', 'removeFile', 'makeDirectory', 'syncDirectory'] as const;
+const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'mode', 'fs'];
+const fileSystemMethods = ['readFile', 'open', 'rename', 'removeFile', 'makeDirectory', 'syncDirectory', 'entryKind'] as const;
 
 function fail(message: string): never {
   throw new TypeError(`fileStorage(): ${message}`);
@@ -191,11 +254,18 @@ function resolveOptions(path: unknown, options: FileStorageOptions | undefined):
   if (typeof compactMinSize !== 'number' || !Number.isSafeInteger(compactMinSize) || compactMinSize < 0) {
     fail(`option "compactMinSize" must be a whole number of bytes (0 or more), got ${JSON.stringify(options.compactMinSize)}`);
   }
+  const fileMode = options.mode ?? 0o600;
+  if (typeof fileMode !== 'number' || !Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777 || (fileMode & 0o600) !== 0o600) {
+    const got = typeof fileMode === 'number' && Number.isInteger(fileMode) && fileMode >= 0 ? `0o${fileMode.toString(8)}` : JSON.stringify(options.mode);
+    fail(`option "mode" must be file permissions from 0o600 to 0o777 that let the owner read and write, such as 0o600 or 0o640, got ${got}`);
+  }
+  // Search (x) wherever reading is allowed, so that whoever may read the files may reach them.
+  const folderMode = fileMode | ((fileMode & 0o444) >> 2);
   const fs = options.fs ?? nodeFileSystem;
   if (typeof fs !== 'object' || fs === null || fileSystemMethods.some((name) => typeof fs[name] !== 'function')) {
     fail(`option "fs" must be an object with the methods ${fileSystemMethods.join(', ')}`);
   }
-  return { fsync, compactRatio, compactMinSize, fs };
+  return { fsync, compactRatio, compactMinSize, fileMode, folderMode, fs };
 }
 
 // ---- the adapter -------------------------------------------------------------------
@@ -253,9 +323,25 @@ function countChanges(count: number): string {
   return count === 1 ? '1 change' : `${count} changes`;
 }
 
-/** A failed file operation, in words a client may see (no paths). */
+/** A failed file operation, for the server's log (the engine tells a client only that the change was not saved). */
 function ioFailure(action: string, error: unknown): Error {
   return new Error(`${action} failed: ${reasonOf(error)}`, { cause: error });
+}
+
+/**
+ * A write that failed and whose partial result could not be undone on disk:
+ * the change may come back after a restart, so the client must not be told
+ * that nothing was changed.
+ */
+class UnknownOutcome extends Error {}
+
+function unknownOutcomeError(error: UnknownOutcome): StorageError {
+  return new StorageError(`${error.message}. Whether the change was saved is unknown: it may appear after a restart`, {
+    cause: error.cause,
+    publicDetail:
+      'The storage failed while saving the change and could not undo what it had written, so whether the change was saved is unknown: ' +
+      'it is not in the document now, but may appear after a restart',
+  });
 }
 
 async function writeAll(file: FileStorageFile, data: Uint8Array, position: number): Promise<void> {
@@ -277,8 +363,6 @@ class FileStorageAdapter implements FileStorage {
   private readonly snapshotTemp: string;
   private readonly journalTemp: string;
   private readonly directory: string;
-  /** The snapshot's name without its folder: what clients may be told. */
-  private readonly fileName: string;
   private readonly context: JournalContext;
   private readonly settings: ResolvedFileStorageOptions;
   private readonly fs: FileStorageFileSystem;
@@ -314,7 +398,6 @@ class FileStorageAdapter implements FileStorage {
     this.snapshotTemp = `${path}.tmp`;
     this.journalTemp = `${path}.journal.tmp`;
     this.directory = dirname(path);
-    this.fileName = basename(path);
     this.context = { journalPath: this.journalPath, snapshotPath: path };
     this.settings = settings;
     this.fs = settings.fs;
@@ -330,12 +413,17 @@ class FileStorageAdapter implements FileStorage {
     // Loading again starts over from the files.
     if (this.lock) await this.close();
     try {
-      await this.fs.makeDirectory(this.directory);
+      await this.fs.makeDirectory(this.directory, this.settings.folderMode);
     } catch (error) {
-      throw startupError(`Could not create the folder ${this.directory} for ${this.path} (${reasonOf(error)})`, `Could not create the folder for ${this.fileName}`, error);
+      throw startupError(
+        `Could not create the folder ${this.directory} for ${this.path} (${reasonOf(error)})`,
+        `Could not create the store's folder (${errorCode(error) ?? 'error'})`,
+        error,
+      );
     }
-    this.lock = acquireLock(this.lockPath, this.path);
+    this.lock = acquireLock(this.lockPath, this.path, this.settings.fileMode);
     try {
+      await this.refuseLinks();
       const stored = await this.readFiles();
       this.loaded = true;
       return stored;
@@ -345,7 +433,32 @@ class FileStorageAdapter implements FileStorage {
       this.lock.release();
       this.lock = undefined;
       if (error instanceof StorageError) throw error;
-      throw startupError(`Could not read ${this.path} (${reasonOf(error)})`, `Could not read ${this.fileName} (${errorCode(error) ?? 'error'})`, error);
+      throw startupError(`Could not read ${this.path} (${reasonOf(error)})`, `Could not read the store's files (${errorCode(error) ?? 'error'})`, error);
+    }
+  }
+
+  /**
+   * Refuses to start when a symbolic link (or a folder, a FIFO, ...) is
+   * where one of the store's files should be: written through, a link could
+   * change a file outside the folder. The lock file is checked when it is taken.
+   */
+  private async refuseLinks(): Promise<void> {
+    for (const path of [this.path, this.journalPath, this.snapshotTemp, this.journalTemp]) {
+      const kind = await this.fs.entryKind(path);
+      if (kind === 'symlink') {
+        throw startupError(
+          `${path} is a symbolic link. The store does not follow links where its files should be (a link there could make it write outside its folder). ` +
+            `The store did not start and changed no file: replace the link with the file it points to (or remove it), ` +
+            `or give fileStorage() the real location, and make sure no other user can write to the folder`,
+          "A symbolic link is where one of the store's files should be",
+        );
+      }
+      if (kind === 'other') {
+        throw startupError(
+          `${path} is not a regular file (a folder?). The store did not start and changed no file: move it away, this is where one of the store's files goes`,
+          "Something other than a file is where one of the store's files should be",
+        );
+      }
     }
   }
 
@@ -363,9 +476,10 @@ class FileStorageAdapter implements FileStorage {
         throw startupError(
           `${this.path} is missing, but ${this.journalPath} holds ${countChanges(changes.length)} made to it. The store did not start and changed no file: ` +
             `restore ${this.path} from a backup, or delete ${this.journalPath} to start from the initial document`,
-          `${this.fileName} is missing, but its journal holds ${countChanges(changes.length)} made to it`,
+          `The snapshot is missing, but the journal holds ${countChanges(changes.length)} made to it`,
         );
       }
+      await this.removeLeftovers();
       return undefined;
     }
 
@@ -392,7 +506,7 @@ class FileStorageAdapter implements FileStorage {
           `${this.path} was changed while ${this.journalPath} holds ${countChanges(changes.length)} made to its previous version, ` +
             `so they cannot be applied to it. The store did not start and changed no file. To keep the edit and drop those changes, delete the journal; ` +
             `to keep the changes, undo the edit, start and stop the store once (a clean stop folds the journal into ${this.path}), then edit again`,
-          `${this.fileName} was changed while its journal holds ${countChanges(changes.length)} made to its previous version`,
+          `The snapshot was changed while the journal holds ${countChanges(changes.length)} made to its previous version`,
         );
       }
     }
@@ -408,7 +522,7 @@ class FileStorageAdapter implements FileStorage {
           `Line ${change.line} of ${this.journalPath} (revision ${change.revision}) does not apply to ${this.path}: ${reasonOf(error)}. ` +
             `The store did not start and changed no file. Restore the snapshot the journal was written against, or move the journal away ` +
             `to start from ${this.path} alone (losing its changes)`,
-          `Line ${change.line} of ${basename(this.journalPath)} does not apply to ${this.fileName}`,
+          `Line ${change.line} of the journal does not apply to the snapshot`,
         );
       }
       revision = change.revision;
@@ -427,10 +541,23 @@ class FileStorageAdapter implements FileStorage {
     }
     this.acceptedRevision = revision;
     this.durableRevision = revision;
-    // Leftovers of a compaction that did not finish.
-    await this.fs.removeFile(this.snapshotTemp).catch(noop);
-    await this.fs.removeFile(this.journalTemp).catch(noop);
+    await this.removeLeftovers();
     return { document: state.root, revision };
+  }
+
+  /** Temporary files of a write that did not finish: removed before anything is written, since new ones are created exclusively. */
+  private async removeLeftovers(): Promise<void> {
+    for (const path of [this.snapshotTemp, this.journalTemp]) {
+      try {
+        await this.fs.removeFile(path);
+      } catch (error) {
+        throw startupError(
+          `Could not remove ${path}, left over from a write that did not finish (${reasonOf(error)}). The store did not start: remove it, then start again`,
+          `Could not remove a temporary file left over from a write that did not finish (${errorCode(error) ?? 'error'})`,
+          error,
+        );
+      }
+    }
   }
 
   private resetState(): void {
@@ -502,8 +629,17 @@ class FileStorageAdapter implements FileStorage {
     const later = this.queue.splice(0);
     // The engine rolls these back and will send the next change again at this revision.
     this.acceptedRevision = this.durableRevision;
-    for (const item of batch) item.reject(error);
     const chained = new Error('an earlier change could not be saved', { cause: error });
+    if (error instanceof UnknownOutcome) {
+      // The engine rolls back from the first refusal it sees and tells the
+      // changes after it that they were not saved either. For this batch that
+      // is not known, so it is refused last change first: each gets its own answer.
+      const unknown = unknownOutcomeError(error);
+      for (const item of later.reverse()) item.reject(chained);
+      for (const item of batch.reverse()) item.reject(unknown);
+      return;
+    }
+    for (const item of batch) item.reject(error);
     for (const item of later) item.reject(chained);
   }
 
@@ -531,7 +667,12 @@ class FileStorageAdapter implements FileStorage {
         await journal.file.truncate(start);
         await this.syncFile(journal.file);
       };
-      await this.repairJournal().catch(noop);
+      try {
+        await this.repairJournal();
+      } catch (repairError) {
+        // Until the cut succeeds (it is tried again before every append), what a restart would load is unknown.
+        throw new UnknownOutcome(`writing the journal ${this.journalPath} failed (${reasonOf(error)}), and ${reasonOf(repairError)}`, { cause: error });
+      }
       throw ioFailure('writing the journal', error);
     }
     journal.size = start + data.length;
@@ -561,7 +702,13 @@ class FileStorageAdapter implements FileStorage {
 
   /** Writes a new file completely and durably; returns it still open. */
   private async writeNewFile(path: string, data: Uint8Array): Promise<FileStorageFile> {
-    const file = await this.fs.open(path, 'w');
+    // Our own leftover of a write whose clean-up failed goes; a link or anything else planted there is refused.
+    const kind = await this.fs.entryKind(path);
+    if (kind === 'symlink' || kind === 'other') {
+      throw new Error(`${path} is ${kind === 'symlink' ? 'a symbolic link' : 'not a regular file'}; the store does not write through it`);
+    }
+    if (kind === 'file') await this.fs.removeFile(path);
+    const file = await this.fs.open(path, 'wx', this.settings.fileMode);
     try {
       await writeAll(file, data, 0);
       await this.syncFile(file);
@@ -598,28 +745,37 @@ class FileStorageAdapter implements FileStorage {
     const state: DocumentState = { root: {} };
     for (const line of lines) applyOperations(state, decodeOwnChange(line));
     let renamed = false;
-    // Refused, so it must not be found after a restart either.
-    const undo = async () => {
+    // Refused, so it must not be found after a restart either: returns what to tell.
+    const undo = async (failure: Error): Promise<Error> => {
       this.snapshot = noSnapshot;
-      if (renamed) await this.fs.removeFile(this.path).catch(noop);
-      await this.fs.removeFile(this.snapshotTemp).catch(noop);
+      if (!renamed) {
+        // A temporary file is never loaded, and is removed before the next one is written.
+        await this.fs.removeFile(this.snapshotTemp).catch(noop);
+        return failure;
+      }
+      try {
+        await this.fs.removeFile(this.path);
+        // Until the removal is durable, a power loss could bring the snapshot back.
+        await this.syncDirectory();
+      } catch (undoError) {
+        return new UnknownOutcome(`${failure.message}, and removing the new ${this.path} again failed too (${reasonOf(undoError)})`, { cause: failure });
+      }
+      return failure;
     };
     try {
-      await this.fs.makeDirectory(this.directory);
+      await this.fs.makeDirectory(this.directory, this.settings.folderMode);
       const written = await this.writeSnapshotTemp(state.root);
       await this.fs.rename(this.snapshotTemp, this.path);
       renamed = true;
       this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
       await this.syncDirectory();
     } catch (error) {
-      await undo();
-      throw ioFailure('writing the snapshot', error);
+      throw await undo(ioFailure('writing the snapshot', error));
     }
     try {
       await this.createJournal();
     } catch (error) {
-      await undo();
-      throw error;
+      throw await undo(error instanceof Error ? error : ioFailure('creating the journal', error));
     }
   }
 

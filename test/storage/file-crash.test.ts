@@ -7,7 +7,7 @@
  * CRASH_SEED replays a run (the seed is printed with any failure).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -91,9 +91,12 @@ describe('one process per file', () => {
     expect(refusal['error']).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by process ${owner.pid} \\(lock file ${file}\\.lock\\)`));
     expect(await second.exited).toBe(3);
 
-    // In this process too: the store answers 503 and names the owner.
+    // In this process too: the store answers 503; the log names the owner, the client is told neither pid nor path.
     const here = await serve(file);
-    expectProblem(await here.http.get('/store/'), 503, `store.json is in use by process ${owner.pid}`);
+    const detail = expectProblem(await here.http.get('/store/'), 503, 'The store is in use by another process');
+    expect(detail).not.toContain(String(owner.pid));
+    expect(detail).not.toContain(dir);
+    expect(here.errors.map((error) => error.message).join('\n')).toContain(`is in use by process ${owner.pid} (lock file ${file}.lock)`);
     await here.close();
 
     await kill(owner);
@@ -114,14 +117,18 @@ describe('one process per file', () => {
     // The process that started this test is alive.
     writeFileSync(lock, JSON.stringify({ pid: process.ppid, host: hostname() }));
     const refused = await serve(file);
-    expectProblem(await refused.http.get('/store/'), 503, `in use by process ${process.ppid}`);
+    expectProblem(await refused.http.get('/store/'), 503, 'The store is in use by another process');
+    expect(refused.errors[0]?.message).toContain(`in use by process ${process.ppid}`);
     await refused.close();
     expect(existsSync(lock)).toBe(true);
 
     // Another host's process cannot be checked from here, so it counts as running.
     writeFileSync(lock, JSON.stringify({ pid: 12345, host: `${hostname()}-elsewhere` }));
     const remote = await serve(file);
-    expectProblem(await remote.http.get('/store/'), 503, `process 12345 on host ${hostname()}-elsewhere`);
+    const detail = expectProblem(await remote.http.get('/store/'), 503, 'The store is in use by another process');
+    expect(detail).not.toContain('12345');
+    expect(detail).not.toContain('elsewhere');
+    expect(remote.errors[0]?.message).toContain(`process 12345 on host ${hostname()}-elsewhere`);
     await remote.close();
 
     // A process that has exited.
@@ -129,6 +136,11 @@ describe('one process per file', () => {
     await new Promise((resolve) => gone.once('exit', resolve));
     for (const content of [JSON.stringify({ pid: gone.pid, host: hostname() }), '', 'not json']) {
       writeFileSync(lock, content);
+      // An empty or unreadable lock file counts as stale only once it is old (see file-lock.test.ts).
+      if (content === '' || content === 'not json') {
+        const past = new Date(Date.now() - 3_600_000);
+        utimesSync(lock, past, past);
+      }
       const served = await serve(file);
       expect((await served.http.get('/store/')).status).toBe(200);
       expect(JSON.parse(readFileSync(lock, 'utf8'))).toMatchObject({ pid: process.pid });

@@ -130,17 +130,27 @@ export interface Faults {
   truncate: boolean | number;
   rename: boolean | number;
   syncDirectory: boolean | number;
+  removeFile: boolean | number;
   /** Milliseconds each file sync takes on top of the real one: a slow disk. */
   slowSync: number;
   /** Calls that went through, per operation. */
-  calls: { write: number; sync: number; truncate: number; rename: number; syncDirectory: number };
+  calls: { write: number; sync: number; truncate: number; rename: number; syncDirectory: number; removeFile: number };
 }
 
 export function newFaults(): Faults {
-  return { write: false, sync: false, truncate: false, rename: false, syncDirectory: false, slowSync: 0, calls: { write: 0, sync: 0, truncate: 0, rename: 0, syncDirectory: 0 } };
+  return {
+    write: false,
+    sync: false,
+    truncate: false,
+    rename: false,
+    syncDirectory: false,
+    removeFile: false,
+    slowSync: 0,
+    calls: { write: 0, sync: 0, truncate: 0, rename: 0, syncDirectory: 0, removeFile: 0 },
+  };
 }
 
-function shouldFail(faults: Faults, name: 'write' | 'sync' | 'truncate' | 'rename' | 'syncDirectory'): boolean {
+function shouldFail(faults: Faults, name: keyof Faults['calls']): boolean {
   const setting = faults[name];
   if (typeof setting === 'number') {
     if (setting <= 0) return false;
@@ -154,8 +164,8 @@ function shouldFail(faults: Faults, name: 'write' | 'sync' | 'truncate' | 'renam
 export function faultyFileSystem(faults: Faults, base: FileStorageFileSystem = nodeFileSystem): FileStorageFileSystem {
   return {
     ...base,
-    async open(path, flags) {
-      const file = await base.open(path, flags);
+    async open(path, flags, mode) {
+      const file = await base.open(path, flags, mode);
       const wrapped: FileStorageFile = {
         async write(data, position) {
           if (shouldFail(faults, 'write')) {
@@ -189,6 +199,11 @@ export function faultyFileSystem(faults: Faults, base: FileStorageFileSystem = n
       if (shouldFail(faults, 'syncDirectory')) throw eio('fsync');
       faults.calls.syncDirectory++;
       return base.syncDirectory(path);
+    },
+    async removeFile(path) {
+      if (shouldFail(faults, 'removeFile')) throw eio('unlink');
+      faults.calls.removeFile++;
+      return base.removeFile(path);
     },
   };
 }

@@ -6,7 +6,19 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import { eventually, expectProblem, faultyFileSystem, filesOf, journalLines, newFaults, removeTempDirs, serve, tempDir, type Served } from './file-support.js';
+import {
+  crashImage,
+  eventually,
+  expectProblem,
+  faultyFileSystem,
+  filesOf,
+  journalLines,
+  newFaults,
+  removeTempDirs,
+  serve,
+  tempDir,
+  type Served,
+} from './file-support.js';
 
 afterAll(removeTempDirs);
 
@@ -57,7 +69,7 @@ async function increment(port: number, name: string): Promise<number> {
 }
 
 describe('concurrent writers', () => {
-  test('200 concurrent POSTs and 200 contended increments (20 counters): none lost, after reopen too; fsyncs are shared', async () => {
+  test('200 concurrent POSTs and 200 contended increments (20 counters): none lost, after reopen too; fsyncs are shared', { timeout: 60_000 }, async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const faults = newFaults();
@@ -175,6 +187,96 @@ describe('a failing disk', () => {
     await reopened.close();
   });
 
+  test('a failed fsync that cannot be cut back: the client is told the outcome is unknown (a restart would show the change), never "nothing was changed"', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { a: 1 });
+    expect((await call(served.port, 'PUT', '/a', 2)).status).toBe(200);
+
+    faults.sync = 1;
+    faults.truncate = true;
+    const refused = await call(served.port, 'PUT', '/a', 3);
+    expect(refused.status).toBe(503);
+    expect(refused.type).toBe('application/problem+json; charset=utf-8');
+    const detail = (refused.body as { detail: string }).detail;
+    expect(detail).toMatch(/whether the change was saved is unknown/);
+    expect(detail).not.toMatch(/nothing was changed/);
+    expect(detail).not.toContain(dir);
+    // The server's log has the file and both failures.
+    expect(served.errors.at(-1)?.message).toContain(`writing the journal ${filesOf(file).journal} failed (EIO), and repairing the journal`);
+    // Not in the document now...
+    expect((await call(served.port, 'GET', '/a')).body).toBe(2);
+    // ...but the appended line is still in the journal: a crash now would bring it back, which is why "unknown" is the honest answer.
+    const image = crashImage(file, join(dir, 'image'));
+    const restarted = await serve(image);
+    expect(await documentOf(restarted)).toEqual({ a: 3 });
+    await restarted.close();
+
+    // Nothing is appended after the unknown tail: writes are refused (truthfully: they were not saved) until it is cut off.
+    const blocked = await call(served.port, 'PUT', '/a', 4);
+    expect(blocked.status).toBe(503);
+    expect((blocked.body as { detail: string }).detail).toMatch(/nothing was changed/);
+    faults.truncate = false;
+    expect((await call(served.port, 'PUT', '/a', 5)).status).toBe(200);
+    await served.close();
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual({ a: 5 });
+    await reopened.close();
+  });
+
+  test('a failed batch that cannot be cut back: every change a restart could bring back was answered "unknown", none "nothing was changed"', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    // A slow fsync, so that writes pile up into batches.
+    faults.slowSync = 20;
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { items: [] });
+    expect((await call(served.port, 'POST', '/items', -1)).status).toBe(201);
+
+    const pending = Array.from({ length: 40 }, (_, i) => call(served.port, 'POST', '/items', i));
+    // Once the first batch is being synced, the next batch's fsync fails and so does every cut-back.
+    const syncs = faults.calls.sync;
+    while (faults.calls.sync === syncs) await new Promise((resolve) => setTimeout(resolve, 1));
+    faults.sync = 1;
+    faults.truncate = true;
+    const replies = await Promise.all(pending);
+    for (const reply of replies) expect([201, 503]).toContain(reply.status);
+
+    // What a crash right now would load.
+    const image = crashImage(file, join(dir, 'image'));
+    const restarted = await serve(image);
+    const afterCrash = new Set(((await documentOf(restarted))['items'] as number[]) ?? []);
+    await restarted.close();
+
+    let comeBack = 0;
+    for (const [i, reply] of replies.entries()) {
+      if (reply.status === 201) {
+        expect(afterCrash.has(i), `acknowledged ${i}`).toBe(true);
+        continue;
+      }
+      const detail = (reply.body as { detail: string }).detail;
+      if (afterCrash.has(i)) {
+        comeBack++;
+        expect(detail, `refused ${i}, back after a crash`).toMatch(/whether the change was saved is unknown/);
+      } else {
+        expect(detail, `refused ${i}, not back after a crash`).toMatch(/nothing was changed|unknown/);
+      }
+    }
+    expect(comeBack).toBeGreaterThan(0);
+
+    // Once the cut-back works, the refused changes are gone for good.
+    faults.truncate = false;
+    faults.slowSync = 0;
+    expect((await call(served.port, 'POST', '/items', 100)).status).toBe(201);
+    const expected = [-1, ...replies.flatMap((reply, i) => (reply.status === 201 ? [i] : [])), 100];
+    expect((await documentOf(served))['items']).toEqual(expected);
+    await served.close();
+    const reopened = await serve(file);
+    expect((await documentOf(reopened))['items']).toEqual(expected);
+    await reopened.close();
+  });
+
   test('a failure among many writes in flight: refused ones never appear, acknowledged ones all do, later writes succeed', async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
@@ -225,6 +327,30 @@ describe('a failing disk', () => {
     expect((await served.http.put('/store/a').send({ x: 3 })).status).toBe(201);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, a: { x: 3 } });
     await served.close();
+  });
+
+  test('a failed first write whose new snapshot cannot be removed again: the outcome is unknown; the next write replaces it', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    const faults = newFaults();
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { fresh: true });
+    await served.store.ready();
+    // The folder's fsync fails after the snapshot was renamed into place, and so does removing it again.
+    faults.syncDirectory = 1;
+    faults.removeFile = 1;
+    const detail = expectProblem(await served.http.put('/store/a').send({ x: 1 }), 503, /whether the change was saved is unknown/);
+    expect(detail).not.toMatch(/nothing was changed/);
+    expect(served.errors.at(-1)?.message).toMatch(/writing the snapshot failed: EIO, and removing the new .*store\.json again failed too \(EIO\)/);
+    // Indeed: the snapshot with the change is there, and a restart now would load it.
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, a: { x: 1 } });
+    expect(await documentOf(served)).toEqual({ fresh: true });
+
+    expect((await served.http.put('/store/b').send({ x: 2 })).status).toBe(201);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, b: { x: 2 } });
+    await served.close();
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual({ fresh: true, b: { x: 2 } });
+    await reopened.close();
   });
 
   test('a compaction that fails refuses no write: a warning, and it is tried again later', async () => {

@@ -2,7 +2,7 @@
  * fileStorage(): files on disk, loading, hand edits, torn and damaged
  * journals, compaction. Through real HTTP on real files.
  */
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { jsonStore } from '../../src/index.js';
@@ -39,7 +39,11 @@ describe('options', () => {
     expect(() => fileStorage('x.json', { compactMinSize: 1.5 })).toThrow(/option "compactMinSize"/);
     expect(() => fileStorage('x.json', { fs: {} as FileStorageFileSystem })).toThrow(/option "fs" must be an object with the methods/);
     expect(() => fileStorage('x.json', { fsnyc: 'never' } as never)).toThrow(/unknown option "fsnyc"/);
-    expect(() => fileStorage('x.json', { fsync: 'never', compactRatio: Infinity, compactMinSize: 0, fs: nodeFileSystem })).not.toThrow();
+    for (const mode of [0o400, 0o200, 0o1600, -1, 1.5, '600', Number.NaN]) {
+      expect(() => fileStorage('x.json', { mode: mode as number }), String(mode)).toThrow(/option "mode" must be file permissions from 0o600 to 0o777/);
+    }
+    expect(() => fileStorage('x.json', { mode: 0o400 })).toThrow(/got 0o400$/);
+    expect(() => fileStorage('x.json', { fsync: 'never', compactRatio: Infinity, compactMinSize: 0, mode: 0o644, fs: nodeFileSystem })).not.toThrow();
   });
 
   test('creating the adapter touches no file', async () => {
@@ -116,8 +120,9 @@ describe('files on disk', () => {
     rmSync(image);
     const journalBefore = readFileSync(filesOf(image).journal);
     const broken = await serve(image, {}, { fresh: true });
-    // The client is told which file, the server's log also where and what to do.
-    expectProblem(await broken.http.get('/store/'), 503, 'store.json is missing, but its journal holds 1 change made to it');
+    // The client is told what is wrong, the server's log also which files and what to do.
+    const detail = expectProblem(await broken.http.get('/store/'), 503, 'The snapshot is missing, but the journal holds 1 change made to it');
+    expect(detail).not.toContain('store.json');
     await expect(broken.store.ready()).rejects.toThrow(`${image} is missing, but ${filesOf(image).journal} holds 1 change made to it`);
     await broken.close();
     expect(readFileSync(filesOf(image).journal)).toEqual(journalBefore);
@@ -143,6 +148,137 @@ describe('files on disk', () => {
     const third = await serve(file);
     expect(await documentOf(third)).toEqual({ x: 1 });
     await third.close();
+  });
+});
+
+/** The permissions a new file or folder gets with `mode`, after the process umask. */
+function afterUmask(mode: number): number {
+  const umask = process.umask();
+  return mode & ~umask;
+}
+
+function permissions(path: string): string {
+  return (statSync(path).mode & 0o777).toString(8);
+}
+
+describe('permissions', () => {
+  test('new files are 0600 and new folders 0700 by default: only the owner may read them', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'data', 'nested', 'store.json');
+    const served = await serve(file, { compactRatio: 0.01, compactMinSize: 0 }, { list: [] });
+    await served.http.get('/store/').expect(200);
+    for (let i = 0; i < 5; i++) await served.http.post('/store/list').send({ i }).expect(201);
+    expect(permissions(join(dir, 'data'))).toBe(afterUmask(0o700).toString(8));
+    expect(permissions(join(dir, 'data', 'nested'))).toBe(afterUmask(0o700).toString(8));
+    const { snapshot, journal, lock } = filesOf(file);
+    for (const path of [snapshot, journal, lock]) expect(permissions(path), path).toBe(afterUmask(0o600).toString(8));
+    await served.close();
+    // Rewritten by the compaction on close: still 0600.
+    for (const path of [snapshot, journal]) expect(permissions(path), path).toBe(afterUmask(0o600).toString(8));
+  });
+
+  test('option mode: 0o640 gives files 0640 and new folders 0750', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'data', 'store.json');
+    const served = await serve(file, { mode: 0o640 }, {});
+    await served.http.put('/store/a').send({ x: 1 }).expect(201);
+    await served.http.put('/store/b').send({ x: 2 }).expect(201);
+    expect(permissions(join(dir, 'data'))).toBe(afterUmask(0o750).toString(8));
+    const { snapshot, journal, lock } = filesOf(file);
+    for (const path of [snapshot, journal, lock]) expect(permissions(path), path).toBe(afterUmask(0o640).toString(8));
+    await served.close();
+  });
+});
+
+describe('symbolic links and leftovers', () => {
+  /** A folder for the store and, beside it, a file the store must never touch. */
+  async function setup(): Promise<{ dir: string; file: string; target: string; missing: string }> {
+    const dir = await tempDir();
+    mkdirSync(join(dir, 'outside'));
+    const target = join(dir, 'outside', 'precious.json');
+    writeFileSync(target, '{"precious":true}');
+    mkdirSync(join(dir, 'data'));
+    return { dir, file: join(dir, 'data', 'store.json'), target, missing: join(dir, 'outside', 'missing.json') };
+  }
+
+  const places = [
+    { name: 'snapshot', path: (file: string) => file },
+    { name: 'journal', path: (file: string) => filesOf(file).journal },
+    { name: 'snapshot temp file', path: (file: string) => `${file}.tmp` },
+    { name: 'journal temp file', path: (file: string) => `${file}.journal.tmp` },
+  ];
+
+  for (const place of places) {
+    test(`a symbolic link as the ${place.name} is refused at startup with a clear error; nothing outside the folder is touched`, async () => {
+      const { dir, file, target, missing } = await setup();
+      for (const pointsTo of [target, missing]) {
+        const link = place.path(file);
+        symlinkSync(pointsTo, link);
+        const served = await serve(file, {}, { fresh: true });
+        const detail = expectProblem(await served.http.get('/store/'), 503, "A symbolic link is where one of the store's files should be");
+        expect(detail).not.toContain(dir);
+        expect(detail).not.toContain('store.json');
+        await expect(served.store.ready()).rejects.toThrow(`${link} is a symbolic link. The store does not follow links where its files should be`);
+        expectProblem(await served.http.put('/store/a').send({ x: 1 }), 503);
+        await served.close();
+        expect(readFileSync(target, 'utf8')).toBe('{"precious":true}');
+        expect(existsSync(missing)).toBe(false);
+        // The link is left as it was, for a person to look at.
+        expect(lstatSync(link).isSymbolicLink()).toBe(true);
+        expect(readdirSync(join(dir, 'data'))).toEqual([link.slice(join(dir, 'data').length + 1)]);
+        rmSync(link);
+      }
+    });
+  }
+
+  test('a symbolic link planted as a temp file while the store runs is not written through: the compaction fails, nothing outside changes', async () => {
+    const { file, target } = await setup();
+    const warnings: string[] = [];
+    const emitWarning = process.emitWarning;
+    process.emitWarning = ((warning: string | Error) => {
+      warnings.push(String(warning));
+    }) as typeof process.emitWarning;
+    try {
+      const served = await serve(file, {}, { log: [] });
+      for (let i = 0; i < 3; i++) await served.http.post('/store/log').send({ i }).expect(201);
+      symlinkSync(target, `${file}.tmp`);
+      // Closing folds the journal into a new snapshot, written to store.json.tmp.
+      await served.close();
+      expect(warnings.some((warning) => warning.includes(`${file}.tmp is a symbolic link; the store does not write through it`))).toBe(true);
+      expect(readFileSync(target, 'utf8')).toBe('{"precious":true}');
+      // Cleaning up after the failed compaction may have removed the link itself (never what it points to).
+      rmSync(`${file}.tmp`, { force: true });
+      const reopened = await serve(file);
+      expect(await documentOf(reopened)).toEqual({ log: [{ i: 0 }, { i: 1 }, { i: 2 }] });
+      await reopened.close();
+    } finally {
+      process.emitWarning = emitWarning;
+    }
+  });
+
+  test('something other than a file (a folder) where a file should be is refused at startup', async () => {
+    const { dir, file } = await setup();
+    mkdirSync(filesOf(file).journal);
+    const served = await serve(file);
+    const detail = expectProblem(await served.http.get('/store/'), 503, "Something other than a file is where one of the store's files should be");
+    expect(detail).not.toContain(dir);
+    await expect(served.store.ready()).rejects.toThrow(`${filesOf(file).journal} is not a regular file`);
+    await served.close();
+  });
+
+  test('on a fresh store, leftover temp files are removed before the first write', async () => {
+    const { dir, file } = await setup();
+    writeFileSync(`${file}.tmp`, 'half a snapshot');
+    writeFileSync(`${file}.journal.tmp`, 'half a journal');
+    const served = await serve(file, {}, { fresh: true });
+    expect(await documentOf(served)).toEqual({ fresh: true });
+    // Gone once the store is open, before anything is written.
+    expect(readdirSync(join(dir, 'data')).sort()).toEqual(['store.json.lock']);
+    await served.http.put('/store/a').send({ x: 1 }).expect(201);
+    await served.close();
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual({ fresh: true, a: { x: 1 } });
+    await reopened.close();
   });
 });
 
@@ -183,7 +319,7 @@ describe('hand edits', () => {
     writeFileSync(image, JSON.stringify({ n: 100 }, null, 2));
     const before = { snapshot: readFileSync(image), journal: readFileSync(filesOf(image).journal) };
     const refused = await serve(image);
-    expectProblem(await refused.http.get('/store/n'), 503, 'store.json was changed while its journal holds 2 changes');
+    expectProblem(await refused.http.get('/store/n'), 503, 'The snapshot was changed while the journal holds 2 changes');
     await expect(refused.store.ready()).rejects.toThrow(`${image} was changed while ${filesOf(image).journal} holds 2 changes`);
     await expect(refused.store.ready()).rejects.toThrow(/To keep the edit and drop those changes, delete the journal/);
     await refused.close();
@@ -217,7 +353,7 @@ describe('hand edits', () => {
       expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ n: 'edited while running' });
       expect(journalLines(file).length).toBeGreaterThan(9);
       const restarted = await serve(file);
-      expectProblem(await restarted.http.get('/store/'), 503, /store\.json was changed while its journal holds \d+ changes/);
+      expectProblem(await restarted.http.get('/store/'), 503, /The snapshot was changed while the journal holds \d+ changes/);
       await restarted.close();
     } finally {
       process.emitWarning = emitWarning;
@@ -242,9 +378,9 @@ describe('damaged files', () => {
     writeFileSync(image, '{\n  "items": [\n    {"i": 0},\n  ]\n}\n');
     const before = { snapshot: readFileSync(image), journal: readFileSync(filesOf(image).journal) };
     const served = await serve(image);
-    const detail = expectProblem(await served.http.get('/store/'), 503, 'store.json is not valid JSON');
-    // No folder names for clients.
-    expect(detail).not.toContain(image);
+    const detail = expectProblem(await served.http.get('/store/'), 503, 'The snapshot is not valid JSON');
+    // No file or folder names for clients.
+    expect(detail).not.toContain('store.json');
     await expect(served.store.ready()).rejects.toThrow(`${image} is not valid JSON`);
     expectProblem(await served.http.post('/store/items').send({ i: 9 }), 503);
     await served.close();
@@ -263,7 +399,8 @@ describe('damaged files', () => {
     const before = { snapshot: readFileSync(image), journal: readFileSync(journal) };
 
     const served = await serve(image);
-    expectProblem(await served.http.get('/store/'), 503, 'Line 3 of store.json.journal is damaged');
+    const detail = expectProblem(await served.http.get('/store/'), 503, 'Line 3 of the journal is damaged');
+    expect(detail).not.toContain('store.json');
     await expect(served.store.ready()).rejects.toThrow(`Line 3 of ${journal} is damaged: not valid JSON`);
     // The server's log gets the whole story.
     expect(served.errors.map((error) => error.message).join('\n')).toContain(`Line 3 of ${journal} is damaged`);
@@ -281,7 +418,7 @@ describe('damaged files', () => {
     lines.splice(2, 1);
     writeFileSync(journal, lines.join(''));
     const served = await serve(image);
-    expectProblem(await served.http.get('/store/'), 503, 'Line 3 of store.json.journal is damaged');
+    expectProblem(await served.http.get('/store/'), 503, 'Line 3 of the journal is damaged');
     await expect(served.store.ready()).rejects.toThrow(/Line 3 of .* is damaged: its revision \d+ does not follow revision \d+/);
     await served.close();
   });
@@ -293,13 +430,13 @@ describe('damaged files', () => {
     lines[4] = '{"revision":5,"ops":[{"op":"add"}]}\n';
     writeFileSync(journal, lines.join(''));
     const served = await serve(image);
-    expectProblem(await served.http.get('/store/'), 503, 'Line 5 of store.json.journal is damaged');
+    expectProblem(await served.http.get('/store/'), 503, 'Line 5 of the journal is damaged');
     await served.close();
   });
 });
 
 describe('torn appends', () => {
-  test('a journal cut at every byte of its last record loads the state before it; the whole record loads it', async () => {
+  test('a journal cut at every byte of its last record loads the state before it; the whole record loads it', { timeout: 60_000 }, async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const served = await serve(file, {}, { notes: [] });
@@ -376,9 +513,9 @@ describe('compaction', () => {
     const base = nodeFileSystem;
     const recordingFs: FileStorageFileSystem = {
       ...base,
-      async open(path, flags) {
+      async open(path, flags, mode) {
         record();
-        const opened = await base.open(path, flags);
+        const opened = await base.open(path, flags, mode);
         return {
           write: (data, position) => (record(), opened.write(data, position)),
           sync: () => (record(), opened.sync()),
