@@ -212,8 +212,8 @@ describe('parseJournal: damaged lines name the file and the line', () => {
     const error = damaged(header + encodeChange(13, []) + '{"revision":14,"ops":[\n');
     expect(error.message).toMatch(/^Line 3 of \/srv\/data\/store\.json\.journal is damaged: not valid JSON \(/);
     expect(error.message).toContain('The store did not start and changed no file');
-    // The client is told the file's name, not where it lives.
-    expect(error.detail).toBe("Line 3 of store.json.journal is damaged; the store did not start (the server's log says what to do)");
+    // The client is told which file, by its role: no name, no folder.
+    expect(error.detail).toBe("Line 3 of the journal is damaged; the store did not start (the server's log says what to do)");
   });
 
   test('an empty line in the middle', () => {
@@ -332,7 +332,7 @@ describe('snapshots', () => {
     expect(caught).toBeInstanceOf(StorageError);
     const error = caught as StorageError;
     expect(error.message).toMatch(/^\/srv\/data\/store\.json is not valid JSON \(.*; line 3, column 1\)\. The store did not start and changed no file: fix the file or restore a backup, then start again$/);
-    expect(error.detail).toBe("store.json is not valid JSON at line 3, column 1; the store did not start (the server's log says what to do)");
+    expect(error.detail).toBe("The snapshot is not valid JSON at line 3, column 1; the store did not start (the server's log says what to do)");
   });
 
   test('empty or truncated snapshots are invalid JSON', () => {
@@ -352,7 +352,7 @@ describe('snapshots', () => {
     expect((caught as StorageError).message).toBe(
       '/srv/data/store.json is not valid UTF-8 text. The store did not start and changed no file: fix the file or restore a backup, then start again',
     );
-    expect((caught as StorageError).detail).toBe("store.json is not valid UTF-8 text; the store did not start (the server's log says what to do)");
+    expect((caught as StorageError).detail).toBe("The snapshot is not valid UTF-8 text; the store did not start (the server's log says what to do)");
   });
 });
 
