@@ -126,14 +126,14 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const body = pretty ? serialize(shown, true) : compact;
       return { value, body, etag: formatEtag(contentTag(compact), representation) };
     });
-    const what = displayPath(path);
-    if (isNotModified(preconditions, outcome.etag, outcome.value !== undefined, what)) {
-      send(res, 304, undefined, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
-      return;
-    }
-    if (outcome.value === undefined) {
+    // Preconditions only apply to what would otherwise be a 2xx (RFC 9110 section 13.2.1).
+    if (outcome.value === undefined || outcome.etag === undefined) {
       const detail = await store.read((root) => describeMissing(root, path));
       throw new JsonStoreError('not-found', detail);
+    }
+    if (isNotModified(preconditions, outcome.etag, displayPath(path))) {
+      send(res, 304, undefined, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
+      return;
     }
     send(res, 200, outcome.body, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
   }
