@@ -15,6 +15,7 @@ import type { DocumentStore } from '../store.js';
 import type { ResolvedOptions } from '../options.js';
 import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
 import { checkWritePreconditions, hasPreconditions, isNotModified, preconditionsOf } from './conditional.js';
+import { checkHost } from './host.js';
 import { sendProblem } from './problem.js';
 import { mountPrefix, splitTarget } from './request-target.js';
 
@@ -197,6 +198,8 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Before anything else, reads included: a rebound page could read too.
+    if (options.allowedHosts !== undefined) checkHost(req, options.allowedHosts);
     const method = req.method ?? 'GET';
     const target = splitTarget(req.url);
     const path = parseUrlPath(target.path);
