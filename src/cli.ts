@@ -6,6 +6,8 @@
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { jsonStore } from './json-store.js';
+import { continueWhenRead } from './http/expect-continue.js';
+import { normalizeHostName } from './http/host.js';
 import type { StorageAdapter } from './storage/types.js';
 import { memoryStorage } from './storage/memory.js';
 import { fileStorage } from './storage/file.js';
@@ -18,6 +20,10 @@ Serves one JSON document over HTTP: GET, PUT, POST, PATCH and DELETE any path.
 Options:
   --port <n>       port to listen on (default 3000; 0 picks a free one)
   --host <addr>    address to listen on (default 127.0.0.1)
+  --allowed-host <name>
+                   also answer requests for this host name (repeatable);
+                   by default only localhost, 127.0.0.1, [::1] and the --host
+                   address are answered, others get 421; '*' answers any
   --file <path>    keep the document in this JSON file (default ./data/store.json)
   --fsync <mode>   with a file: always (default; acknowledge writes once on
                    disk) or never (once the OS has them)
@@ -32,6 +38,8 @@ Options:
 interface CliOptions {
   port: number;
   host: string;
+  /** Host names answered (normalized), or undefined for any. */
+  allowedHosts: string[] | undefined;
   readOnly: boolean;
   limit: string;
   storage: () => Promise<OpenedStorage>;
@@ -58,6 +66,7 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
       options: {
         port: { type: 'string' },
         host: { type: 'string' },
+        'allowed-host': { type: 'string', multiple: true },
         memory: { type: 'boolean' },
         file: { type: 'string' },
         fsync: { type: 'string' },
@@ -76,6 +85,7 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a whole number from 0 to 65535, got "${values.port}"`);
   const host = values.host ?? '127.0.0.1';
   if (host === '') throw new UsageError('--host must not be empty');
+  const allowedHosts = allowedHostsOf(host, values['allowed-host'] ?? []);
   const chosen = [values.memory && '--memory', values.file !== undefined && '--file', values.redis !== undefined && '--redis'].filter(Boolean);
   if (chosen.length > 1) throw new UsageError(`choose one storage: ${chosen.join(' or ')}`);
   if (values.key !== undefined && values.redis === undefined) throw new UsageError('--key goes with --redis');
@@ -99,7 +109,27 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
       description: `file ${path}${fsync === 'never' ? ' (no fsync)' : ''}`,
     });
   }
-  return { port, host, readOnly: values.readonly ?? false, limit: values.limit ?? '1mb', storage };
+  return { port, host, allowedHosts, readOnly: values.readonly ?? false, limit: values.limit ?? '1mb', storage };
+}
+
+/** Addresses that mean "every interface": not a name any client puts in Host. */
+const unspecified = new Set(['0.0.0.0', '[::]']);
+
+/**
+ * The Host names the server answers (against DNS rebinding): loopback names,
+ * the address it listens on, and those given; undefined when '*' is given.
+ */
+function allowedHostsOf(host: string, given: string[]): string[] | undefined {
+  if (given.includes('*')) return undefined;
+  const names = new Set(['localhost', '127.0.0.1', '[::1]']);
+  const bound = normalizeHostName(host);
+  if (bound !== undefined && !unspecified.has(bound)) names.add(bound);
+  for (const name of given) {
+    const normalized = normalizeHostName(name);
+    if (normalized === undefined) throw new UsageError(`--allowed-host "${name}" is not a host name; give one without scheme or port, such as example.com, or '*' for any`);
+    names.add(normalized);
+  }
+  return [...names];
 }
 
 /** Connects with the app-level `redis` package, which is an optional peer dependency. */
@@ -156,7 +186,12 @@ async function main(): Promise<void> {
   const { adapter, description } = opened;
   let store;
   try {
-    store = jsonStore({ storage: adapter, readOnly: options.readOnly, limit: options.limit });
+    store = jsonStore({
+      storage: adapter,
+      readOnly: options.readOnly,
+      limit: options.limit,
+      ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
+    });
   } catch (error) {
     process.stderr.write(`jsonstore: ${(error as Error).message.replace(/^jsonStore\(\): /, '')}\n`);
     process.exit(2);
@@ -171,6 +206,8 @@ async function main(): Promise<void> {
     process.stderr.write('jsonstore: serving anyway; requests get 503 until the storage answers\n');
   }
   const server = createServer(store);
+  // Refusals (413 over --limit, 415, 405) go out before any 100 Continue.
+  server.on('checkContinue', continueWhenRead(store));
   server.on('error', (error) => {
     process.stderr.write(`jsonstore: ${error.message}\n`);
     process.exit(1);
@@ -180,6 +217,9 @@ async function main(): Promise<void> {
     const port = typeof address === 'object' && address !== null ? address.port : options.port;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     process.stdout.write(`jsonstore: serving ${description} at http://${host}:${port}/${options.readOnly ? ' (read-only)' : ''}\n`);
+    if (options.allowedHosts !== undefined && unspecified.has(normalizeHostName(options.host) ?? '')) {
+      process.stderr.write(`jsonstore: answering only requests for ${options.allowedHosts.join(', ')}; add the names clients use with --allowed-host NAME\n`);
+    }
   });
   let stopping = false;
   const stop = (signal: string) => {

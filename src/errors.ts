@@ -12,6 +12,7 @@ export type JsonStoreErrorCode =
   | 'invalid-patch'
   | 'not-found'
   | 'method-not-allowed'
+  | 'misdirected-request'
   | 'conflict'
   | 'precondition-failed'
   | 'payload-too-large'
@@ -28,6 +29,7 @@ const titles: Record<JsonStoreErrorCode, string> = {
   'invalid-patch': 'Invalid patch document',
   'not-found': 'Not found',
   'method-not-allowed': 'Method not allowed',
+  'misdirected-request': 'Misdirected request',
   conflict: 'Conflict',
   'precondition-failed': 'Precondition failed',
   'payload-too-large': 'Payload too large',
@@ -45,6 +47,7 @@ const statuses: Record<JsonStoreErrorCode, number> = {
   'invalid-patch': 400,
   'not-found': 404,
   'method-not-allowed': 405,
+  'misdirected-request': 421,
   conflict: 409,
   'precondition-failed': 412,
   'payload-too-large': 413,

@@ -35,6 +35,7 @@ export { toPointer, parsePointer } from './document/path.js';
 export { JsonStoreError, StorageError, RevisionConflictError, type JsonStoreErrorCode } from './errors.js';
 export type { ProblemDetails } from './http/problem.js';
 export type { RequestHandler, NextFunction } from './http/handler.js';
+export { continueWhenRead, type ContinueListener } from './http/expect-continue.js';
 export { wsgi, jsgi, fetchHandler, cgi, GatewayError, GatewayProtocolError } from './gateway/index.js';
 export type {
   WsgiApplication,

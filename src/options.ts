@@ -5,6 +5,7 @@
 import bytes from 'bytes';
 import { depthOf, invalidJsonReason, type JsonValue } from './document/json.js';
 import { memoryStorage } from './storage/memory.js';
+import { normalizeHostName } from './http/host.js';
 import type { StorageAdapter } from './storage/types.js';
 
 export interface JsonStoreOptions {
@@ -28,6 +29,12 @@ export interface JsonStoreOptions {
    * `'local'` serves the local copy without that round trip.
    */
   readConsistency?: 'strong' | 'local';
+  /**
+   * Answer only requests whose `Host` is one of these names (any port), and
+   * others with 421: the defence against DNS rebinding for a store reachable
+   * from a browser. E.g. `['localhost', '127.0.0.1', '[::1]']`. Default: any host.
+   */
+  allowedHosts?: readonly string[];
 }
 
 export interface ResolvedOptions {
@@ -39,9 +46,11 @@ export interface ResolvedOptions {
   requirePreconditions: boolean;
   maxRetries: number;
   readConsistency: 'strong' | 'local';
+  /** Normalized names (see normalizeHostName), or undefined for any host. */
+  allowedHosts: ReadonlySet<string> | undefined;
 }
 
-const known = ['initial', 'storage', 'limit', 'readOnly', 'maxDepth', 'requirePreconditions', 'maxRetries', 'readConsistency'];
+const known = ['initial', 'storage', 'limit', 'readOnly', 'maxDepth', 'requirePreconditions', 'maxRetries', 'readConsistency', 'allowedHosts'];
 
 const sizePattern = /^\s*\d+(?:\.\d+)?\s*(?:b|kb|mb|gb|tb|pb)?\s*$/i;
 
@@ -92,6 +101,22 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
   const readConsistency = options.readConsistency === undefined ? 'strong' : options.readConsistency;
   if (readConsistency !== 'strong' && readConsistency !== 'local') fail(`option "readConsistency" must be 'strong' or 'local'`);
 
+  let allowedHosts: Set<string> | undefined;
+  if (options.allowedHosts !== undefined) {
+    if (!Array.isArray(options.allowedHosts) || options.allowedHosts.length === 0) {
+      fail(`option "allowedHosts" must be a non-empty array of host names such as ['localhost', 'example.com']; leave it out to answer any host`);
+    }
+    allowedHosts = new Set();
+    for (const name of options.allowedHosts as unknown[]) {
+      const normalized = typeof name === 'string' ? normalizeHostName(name) : undefined;
+      if (normalized === undefined) {
+        const hint = name === '*' ? '; leave the option out to answer any host' : ' without a scheme, port or path, such as example.com or [::1]';
+        fail(`option "allowedHosts": ${JSON.stringify(name)} is not a host name${hint}`);
+      }
+      allowedHosts.add(normalized);
+    }
+  }
+
   return {
     initial,
     storage,
@@ -101,5 +126,6 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     requirePreconditions: options.requirePreconditions ?? false,
     maxRetries,
     readConsistency,
+    allowedHosts,
   };
 }

@@ -48,7 +48,11 @@ export interface DocumentStoreOptions {
 export type Precondition = (current: JsonValue | undefined) => void;
 
 export interface WriteOptions {
-  /** Called with the current value at the path inside the write's critical section; throw to refuse. */
+  /**
+   * Called with the current value at the path inside the write's critical
+   * section, once the write is planned (one refused as 404 or 409 never gets
+   * here); throw to refuse.
+   */
   precondition?: Precondition;
 }
 
@@ -244,13 +248,19 @@ export class DocumentStore extends EventEmitter {
     return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), deleted);
   }
 
-  /** Wraps a planner so the precondition runs inside the write's critical section. */
+  /**
+   * Wraps a planner so the precondition runs inside the write's critical
+   * section. It runs after planning (which never mutates): a write the
+   * planner refuses (404, 409) is refused for that reason, as RFC 9110
+   * section 13.2.1 asks, whatever its preconditions say.
+   */
   guarded(path: Path, options: WriteOptions | undefined, planner: (root: JsonValue) => WritePlan): (root: JsonValue) => WritePlan {
     const precondition = options?.precondition;
     if (precondition === undefined) return planner;
     return (root) => {
+      const plan = planner(root);
       precondition(valueAt(root, path));
-      return planner(root);
+      return plan;
     };
   }
 

@@ -2,10 +2,15 @@
 //   npm run build && node examples/node-http/server.mjs
 //   curl localhost:3000/
 import http from 'node:http';
-import { jsonStore } from '../../dist/index.js';
+import { jsonStore, continueWhenRead } from '../../dist/index.js';
 
-const store = jsonStore({ initial: { visits: 0 } });
+// allowedHosts: answer only requests for this machine's own names, so a page
+// on another site whose name was made to resolve to 127.0.0.1 gets 421.
+const store = jsonStore({ initial: { visits: 0 }, allowedHosts: ['localhost', '127.0.0.1', '[::1]'] });
 const server = http.createServer(store);
+// Expect: 100-continue: a body the store refuses anyway (over the limit, not
+// JSON) is answered before the client uploads it.
+server.on('checkContinue', continueWhenRead(store));
 
 server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
   console.log(`listening on http://127.0.0.1:${server.address().port}/`);

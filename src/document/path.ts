@@ -48,10 +48,16 @@ export function displayPath(path: Path): string {
   return out;
 }
 
-/** A path as a URL path: every segment percent-encoded. */
+/**
+ * A path as a URL path: every segment percent-encoded, and keys named `.` and
+ * `..` written `%2E` and `%2E%2E`, which RFC 3986 reference resolution
+ * (section 5.2.4) leaves alone where it would remove `.` and `..` segments.
+ * (WHATWG URL parsers, in browsers and fetch(), treat `%2E` as a dot too: to
+ * them such a key has no URL at all.)
+ */
 export function urlPath(path: Path): string {
   let out = '';
-  for (const segment of path) out += '/' + encodeURIComponent(segment);
+  for (const segment of path) out += '/' + (segment === '.' ? '%2E' : segment === '..' ? '%2E%2E' : encodeURIComponent(segment));
   return out;
 }
 

@@ -14,13 +14,16 @@ export type BodyKind = 'json' | 'merge-patch' | 'json-patch';
 export const acceptedPatchTypes = ['application/merge-patch+json', 'application/json-patch+json'] as const;
 
 /**
- * Content types: absent, `application/json` or `application/*+json` are JSON;
- * for PATCH, `application/json-patch+json` selects RFC 6902 and the others
- * RFC 7396. Only UTF-8 is accepted.
+ * Content types: `application/json` or `application/*+json` are JSON; for
+ * PATCH, `application/json-patch+json` selects RFC 6902 and the others
+ * RFC 7396. Only UTF-8 is accepted. A body without a content type is refused
+ * like form data: those are what a page on any site may send without a CORS
+ * preflight (`no-cors` fetch, `sendBeacon`, forms), so taking them as JSON
+ * would let any site write to a store the browser can reach.
  */
 export function bodyKindOf(header: string | undefined, method: string): BodyKind {
   const isPatch = method === 'PATCH';
-  if (header === undefined || header.trim() === '') return isPatch ? 'merge-patch' : 'json';
+  if (header === undefined || header.trim() === '') throw unsupported(undefined, isPatch);
   let type: string;
   let charset: string | undefined;
   try {
@@ -42,13 +45,17 @@ export function bodyKindOf(header: string | undefined, method: string): BodyKind
   throw unsupported(header, isPatch);
 }
 
-function unsupported(header: string, isPatch: boolean): JsonStoreError {
+function unsupported(header: string | undefined, isPatch: boolean): JsonStoreError {
   const accepted = isPatch
     ? 'application/merge-patch+json, application/json-patch+json or application/json'
     : 'application/json (or any application/*+json type)';
-  // curl -d sends form data unless told otherwise: say how to fix that.
-  const hint = header.toLowerCase().startsWith('application/x-www-form-urlencoded') ? ' (with curl, use --json or -H "Content-Type: application/json")' : '';
-  return new JsonStoreError('unsupported-media-type', `Content-Type ${JSON.stringify(header)} is not accepted; send ${accepted}${hint}`, {
+  // curl -d sends form data, and curl without -H or --json no type at all: say how to fix that.
+  const curl = ' (with curl, use --json or -H "Content-Type: application/json")';
+  const detail =
+    header === undefined
+      ? `The request has no Content-Type; send the body as ${accepted}${curl}`
+      : `Content-Type ${JSON.stringify(header)} is not accepted; send ${accepted}${header.toLowerCase().startsWith('application/x-www-form-urlencoded') ? curl : ''}`;
+  return new JsonStoreError('unsupported-media-type', detail, {
     headers: isPatch ? { 'Accept-Patch': acceptedPatchTypes.join(', ') } : {},
   });
 }

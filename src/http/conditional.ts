@@ -91,17 +91,18 @@ export function checkWritePreconditions(p: Preconditions, current: JsonValue | u
 }
 
 /**
- * For GET and HEAD: whether If-None-Match says the client's copy is current
- * (weak comparison against the exact representation's tag). If-Match
- * failures throw 412.
+ * For GET and HEAD of a value that exists (a missing one is 404 whatever the
+ * preconditions say, RFC 9110 section 13.2.1): whether If-None-Match says the
+ * client's copy is current (weak comparison against the exact
+ * representation's tag). If-Match failures throw 412.
  */
-export function isNotModified(p: Preconditions, etag: string | undefined, exists: boolean, what: string): boolean {
-  const opaque = etag === undefined ? undefined : etag.slice(1, -1);
+export function isNotModified(p: Preconditions, etag: string, what: string): boolean {
+  const opaque = etag.slice(1, -1);
   if (p.ifMatch !== undefined) {
-    const ok = p.ifMatch === '*' ? exists : opaque !== undefined && p.ifMatch.some((t) => !t.weak && contentPartOf(t.tag) === contentPartOf(opaque));
-    if (!ok) throw new JsonStoreError('precondition-failed', `If-Match failed: ${what} ${exists ? 'has changed' : 'does not exist'}`);
+    const ok = p.ifMatch === '*' || p.ifMatch.some((t) => !t.weak && contentPartOf(t.tag) === contentPartOf(opaque));
+    if (!ok) throw new JsonStoreError('precondition-failed', `If-Match failed: ${what} has changed`);
   }
   if (p.ifNoneMatch === undefined) return false;
-  if (p.ifNoneMatch === '*') return exists;
-  return opaque !== undefined && p.ifNoneMatch.some((t) => t.tag === opaque);
+  if (p.ifNoneMatch === '*') return true;
+  return p.ifNoneMatch.some((t) => t.tag === opaque);
 }

@@ -15,6 +15,7 @@ import type { DocumentStore } from '../store.js';
 import type { ResolvedOptions } from '../options.js';
 import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
 import { checkWritePreconditions, hasPreconditions, isNotModified, preconditionsOf } from './conditional.js';
+import { checkHost } from './host.js';
 import { sendProblem } from './problem.js';
 import { mountPrefix, splitTarget } from './request-target.js';
 
@@ -126,14 +127,14 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const body = pretty ? serialize(shown, true) : compact;
       return { value, body, etag: formatEtag(contentTag(compact), representation) };
     });
-    const what = displayPath(path);
-    if (isNotModified(preconditions, outcome.etag, outcome.value !== undefined, what)) {
-      send(res, 304, undefined, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
-      return;
-    }
-    if (outcome.value === undefined) {
+    // Preconditions only apply to what would otherwise be a 2xx (RFC 9110 section 13.2.1).
+    if (outcome.value === undefined || outcome.etag === undefined) {
       const detail = await store.read((root) => describeMissing(root, path));
       throw new JsonStoreError('not-found', detail);
+    }
+    if (isNotModified(preconditions, outcome.etag, displayPath(path))) {
+      send(res, 304, undefined, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
+      return;
     }
     send(res, 200, outcome.body, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
   }
@@ -197,6 +198,8 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Before anything else, reads included: a rebound page could read too.
+    if (options.allowedHosts !== undefined) checkHost(req, options.allowedHosts);
     const method = req.method ?? 'GET';
     const target = splitTarget(req.url);
     const path = parseUrlPath(target.path);

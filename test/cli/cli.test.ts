@@ -3,12 +3,14 @@
  * process, talked to over HTTP.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { sendExpectingContinue } from '../http/expect-client.js';
 
 const cli = resolve(import.meta.dirname, '../../dist/cli.js');
 const run = promisify(execFile);
@@ -65,6 +67,24 @@ async function failureIn(cwd: string, args: string[]): Promise<{ code: number; s
 
 const json = { 'content-type': 'application/json' };
 
+/** One request with this Host header (fetch() cannot set Host). */
+function withHost(base: string, method: string, path: string, host: string, body?: string): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolveRequest, reject) => {
+    const headers: Record<string, string> = { Host: host };
+    if (body !== undefined) Object.assign(headers, json, { 'content-length': String(Buffer.byteLength(body)) });
+    const req = http.request({ host: hostname, port: Number(port), method, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolveRequest({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 describe('jsonstore command', () => {
   test('--help prints the usage and exits 0', async () => {
     const { stdout } = await run(process.execPath, [cli, '--help']);
@@ -84,6 +104,8 @@ describe('jsonstore command', () => {
     [['--limit', 'lots'], /option "limit" must be/],
     [['--fsync', 'sometimes'], /--fsync must be always or never, got "sometimes"/],
     [['--memory', '--fsync', 'never'], /--fsync goes with file storage/],
+    [['--allowed-host', 'example.com:3000'], /--allowed-host "example.com:3000" is not a host name/],
+    [['--allowed-host', 'http://example.com'], /--allowed-host "http:\/\/example.com" is not a host name/],
   ])('%j is refused with a clear error and status 2', async (args, message) => {
     const { code, stderr } = await failure(args);
     expect(code).toBe(2);
@@ -122,6 +144,66 @@ describe('jsonstore command', () => {
     expect(await (await fetch(base + '/')).json()).toEqual({});
     await stop(child);
     await expect(readFile(join(work, 'data/store.json'))).rejects.toThrow(/ENOENT/);
+  });
+
+  // DNS rebinding: a page on evil.example made to resolve to 127.0.0.1 would
+  // reach the CLI as its own origin; its requests still say Host: evil.example.
+  test('listens on 127.0.0.1 and answers only requests for localhost, 127.0.0.1 and [::1]; others are 421 and change nothing', async () => {
+    const { base, child } = await serve(['--memory']);
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const statuses = [];
+    for (const host of ['localhost', 'localhost:3000', '127.0.0.1:80', '[::1]:8080']) statuses.push((await withHost(base, 'PUT', '/ok', host, JSON.stringify(host))).status);
+    expect(statuses).toEqual([201, 200, 200, 200]);
+    const before = await (await fetch(`${base}/`)).text();
+    for (const [method, body] of [['GET'], ['PUT', '1'], ['POST', '1'], ['DELETE'], ['PATCH', '{"x":1}']] as const) {
+      const reply = await withHost(base, method, '/ok', 'evil.example', body);
+      expect(reply.status).toBe(421);
+      expect(JSON.parse(reply.text)).toMatchObject({ status: 421, detail: /does not answer for the host "evil.example"/ });
+    }
+    expect(await (await fetch(`${base}/`)).text()).toBe(before);
+    expect(JSON.parse(before)).toEqual({ ok: '[::1]:8080' });
+    await stop(child);
+  });
+
+  test("--allowed-host adds names; --allowed-host '*' answers any host", async () => {
+    const named = await serve(['--memory', '--allowed-host', 'Store.Example', '--allowed-host', 'other.example']);
+    expect((await withHost(named.base, 'PUT', '/a', 'store.example:3000', '1')).status).toBe(201);
+    expect((await withHost(named.base, 'GET', '/a', 'other.example', undefined)).status).toBe(200);
+    expect((await withHost(named.base, 'GET', '/a', 'localhost', undefined)).status).toBe(200);
+    expect((await withHost(named.base, 'GET', '/a', 'evil.example', undefined)).status).toBe(421);
+    await stop(named.child);
+    const any = await serve(['--memory', '--allowed-host', '*']);
+    expect((await withHost(any.base, 'PUT', '/a', 'evil.example', '1')).status).toBe(201);
+    await stop(any.child);
+  });
+
+  test('--host 0.0.0.0 says which names it answers; a non-loopback --host address is answered', async () => {
+    const all = await serve(['--memory', '--host', '0.0.0.0']);
+    await expect.poll(all.output).toMatch(/answering only requests for localhost, 127\.0\.0\.1, \[::1\]; add the names clients use with --allowed-host NAME/);
+    const port = new URL(all.base).port;
+    expect((await withHost(`http://127.0.0.1:${port}`, 'GET', '/', '0.0.0.0', undefined)).status).toBe(421);
+    await stop(all.child);
+    // 127.0.0.2 is a loopback address, but not one of the default names: it
+    // stands in for a LAN address, which a test machine may not have.
+    const bound = await serve(['--memory', '--host', '127.0.0.2']);
+    expect((await withHost(bound.base, 'GET', '/', `127.0.0.2:${new URL(bound.base).port}`, undefined)).status).toBe(200);
+    expect((await withHost(bound.base, 'GET', '/', 'evil.example', undefined)).status).toBe(421);
+    await stop(bound.child);
+  });
+
+  test('Expect: 100-continue with a body over --limit is 413 before any upload; a small body gets 100, then 201', async () => {
+    const { base, child } = await serve(['--memory', '--limit', '1kb']);
+    const port = Number(new URL(base).port);
+    const big = await sendExpectingContinue(port, 'PUT /big HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json', '', 64 * 1024 * 1024);
+    expect({ sawContinue: big.sawContinue, sentBody: big.sentBody, status: big.status }).toEqual({ sawContinue: false, sentBody: false, status: 413 });
+    expect(big.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(big.json()).toMatchObject({ status: 413, detail: 'The request body is larger than the limit of 1024 bytes (the limit option)' });
+    const form = await sendExpectingContinue(port, 'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded', 'a=1');
+    expect({ sawContinue: form.sawContinue, status: form.status }).toEqual({ sawContinue: false, status: 415 });
+    const small = await sendExpectingContinue(port, 'PUT /small HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json', '{"fits":true}');
+    expect({ sawContinue: small.sawContinue, status: small.status, text: small.text }).toEqual({ sawContinue: true, status: 201, text: '{"fits":true}' });
+    expect(await (await fetch(`${base}/`)).json()).toEqual({ small: { fits: true } });
+    await stop(child);
   });
 
   test('--redis with Redis away: serves 503 problem+json instead of exiting', async () => {

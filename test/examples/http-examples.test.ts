@@ -3,6 +3,7 @@
  * the built package) and talks to them over HTTP.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 
@@ -87,5 +88,14 @@ describe('examples', () => {
     });
     expect(patch.status).toBe(200);
     expect(await patch.json()).toEqual({ visits: 1 });
+    // allowedHosts: a request for another host is refused (fetch() cannot set Host).
+    const { port } = new URL(base);
+    const status = await new Promise<number>((resolveStatus, reject) => {
+      http.get({ host: '127.0.0.1', port: Number(port), path: '/', headers: { Host: 'evil.example' } }, (res) => {
+        res.resume();
+        resolveStatus(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(status).toBe(421);
   });
 });

@@ -58,7 +58,6 @@ function streamUntilAnswered(ctx: Served, method: string, path: string, chunk: B
 describe.each(hosts)('$name', (host) => {
   describe('content types', () => {
     test.each([
-      ['no Content-Type', undefined],
       ['application/json', 'application/json'],
       ['application/json with charset=utf-8', 'application/json; charset=utf-8'],
       ['application/json with charset=UTF-8 and upper-case type', 'Application/JSON; charset=UTF-8'],
@@ -66,7 +65,7 @@ describe.each(hosts)('$name', (host) => {
       ['application/merge-patch+json on PUT', 'application/merge-patch+json'],
     ])('%s is parsed as JSON', async (_name, type) => {
       const ctx = await serve(host);
-      const reply = await ctx.request('PUT', '/a', { body: '{"b":[1,"2"]}', headers: type === undefined ? {} : { 'Content-Type': type } });
+      const reply = await ctx.request('PUT', '/a', { body: '{"b":[1,"2"]}', headers: { 'Content-Type': type } });
       expectJson(reply, 201, { b: [1, '2'] });
       expect(await ctx.doc()).toEqual({ a: { b: [1, '2'] } });
     });
@@ -88,6 +87,29 @@ describe.each(hosts)('$name', (host) => {
         await expectUnchanged(ctx, before);
       },
     );
+
+    // A page on any site can send these without a CORS preflight:
+    // fetch(url, { method: 'POST', mode: 'no-cors', body: new Blob([json]) })
+    // sends no Content-Type at all. Taken as JSON, they would be cross-site writes.
+    test('a body without Content-Type is 415 saying how to label it, and changes nothing', async () => {
+      const ctx = await serve(host, { initial: { a: 1, list: [] } });
+      const before = await snapshot(ctx);
+      const crossSite = { Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'no-cors' };
+      const curl = ' (with curl, use --json or -H "Content-Type: application/json")';
+      for (const method of ['PUT', 'POST']) {
+        for (const body of ['{"b":1}', '']) {
+          const reply = await ctx.request(method, method === 'PUT' ? '/a' : '/list', { body, headers: crossSite });
+          expectProblem(reply, 415, `The request has no Content-Type; send the body as application/json (or any application/*+json type)${curl}`);
+        }
+      }
+      const patch = await ctx.request('PATCH', '/', { body: '{"b":1}', headers: crossSite });
+      expectProblem(patch, 415, `The request has no Content-Type; send the body as application/merge-patch+json, application/json-patch+json or application/json${curl}`);
+      expect(patch.headers['accept-patch']).toBe('application/merge-patch+json, application/json-patch+json');
+      await expectUnchanged(ctx, before);
+      // A DELETE has no body, and needs no Content-Type.
+      expect((await ctx.request('DELETE', '/a')).status).toBe(204);
+      expect(await ctx.doc()).toEqual({ list: [] });
+    });
 
     test('a compressed body is 415 naming the encoding, and changes nothing', async () => {
       const ctx = await serve(host, { initial: { a: 1 } });
@@ -140,7 +162,7 @@ describe.each(hosts)('$name', (host) => {
           'The request body is empty; send a JSON value (for example {} or "text")',
         );
       }
-      expectProblem(await ctx.request('POST', '/'), 400, 'The request body is empty; send a JSON value (for example {} or "text")');
+      expectProblem(await ctx.request('POST', '/', { headers: { 'Content-Type': 'application/json' } }), 400, 'The request body is empty; send a JSON value (for example {} or "text")');
       await expectUnchanged(ctx, before);
     });
 
@@ -176,8 +198,9 @@ describe.each(hosts)('$name', (host) => {
 
     test('a number limit is bytes', async () => {
       const ctx = await serve(host, { limit: 10 });
-      expect((await ctx.request('PUT', '/a', { body: '"12345678"' })).status).toBe(201);
-      expectProblem(await ctx.request('PUT', '/a', { body: '"123456789"' }), 413, 'The request body is larger than the limit of 10 bytes (the limit option)');
+      const headers = { 'Content-Type': 'application/json' };
+      expect((await ctx.request('PUT', '/a', { body: '"12345678"', headers })).status).toBe(201);
+      expectProblem(await ctx.request('PUT', '/a', { body: '"123456789"', headers }), 413, 'The request body is larger than the limit of 10 bytes (the limit option)');
       expect(await ctx.doc()).toEqual({ a: '12345678' });
     });
 

@@ -163,7 +163,8 @@ describe.each(hosts)('$name', (host) => {
       const before = await snapshot(ctx);
       expectProblem(await ctx.put('/b', 1, { 'If-Match': '*' }), 412, 'If-Match failed: /b does not exist');
       expectProblem(await ctx.patch('/b', { x: 1 }, undefined, { 'If-Match': '*' }), 412, 'If-Match failed: /b does not exist');
-      expectProblem(await ctx.delete('/b', { 'If-Match': '*' }), 412, 'If-Match failed: /b does not exist');
+      // Without If-Match this DELETE would be 404, so it is 404 (RFC 9110 section 13.2.1).
+      expectProblem(await ctx.delete('/b', { 'If-Match': '*' }), 404, 'Cannot DELETE /b: it does not exist');
       await expectUnchanged(ctx, before);
       expectJson(await ctx.put('/a', 2, { 'If-Match': '*' }), 200, 2);
     });
@@ -210,6 +211,92 @@ describe.each(hosts)('$name', (host) => {
       const patched = await ctx.patch('/', { more: [] }, undefined, { 'If-Match': await tagOf(ctx, '/') });
       expect(patched.status).toBe(200);
       expect((await ctx.put('/', { reset: true }, { 'If-Match': patched.headers.etag as string })).status).toBe(200);
+    });
+  });
+
+  // RFC 9110 section 13.2.1: preconditions are evaluated only when the answer
+  // without them would be 2xx or 412. A GET, DELETE, POST or JSON Patch of a
+  // missing path is 404 whatever they say; a PUT under a scalar is 409.
+  describe('preconditions apply only where the answer would otherwise be 2xx', () => {
+    type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'merge PATCH' | 'JSON PATCH' | 'DELETE';
+    type Condition = 'If-Match: *' | 'If-Match: its tag' | 'If-Match: another tag' | 'If-None-Match: *' | 'If-None-Match: its tag' | 'If-None-Match: another tag';
+    const conditions: Condition[] = ['If-Match: *', 'If-Match: its tag', 'If-Match: another tag', 'If-None-Match: *', 'If-None-Match: its tag', 'If-None-Match: another tag'];
+    const initial = { a: { n: 1 }, old: { n: 0 } };
+    // The tag of {"n":1}: the value at /a, and what a client that read a
+    // since-deleted /b (with that value) still holds.
+    const successOf: Record<Method, number> = { GET: 200, HEAD: 200, PUT: 200, POST: 201, 'merge PATCH': 200, 'JSON PATCH': 200, DELETE: 204 };
+    const states = {
+      existing: { path: '/a', without: successOf },
+      missing: { path: '/b', without: { GET: 404, HEAD: 404, PUT: 201, POST: 404, 'merge PATCH': 201, 'JSON PATCH': 404, DELETE: 404 } as Record<Method, number> },
+      'under a scalar': { path: '/a/n/x', without: { GET: 404, HEAD: 404, PUT: 409, POST: 404, 'merge PATCH': 409, 'JSON PATCH': 404, DELETE: 404 } as Record<Method, number> },
+    };
+
+    function expected(method: Method, state: keyof typeof states, condition: Condition | undefined): number {
+      const without = states[state].without[method];
+      if (condition === undefined || (without >= 300 && without !== 412)) return without;
+      const exists = state === 'existing';
+      const read = method === 'GET' || method === 'HEAD';
+      switch (condition) {
+        case 'If-Match: *':
+        case 'If-Match: its tag':
+          return exists ? without : 412;
+        case 'If-Match: another tag':
+          return 412;
+        case 'If-None-Match: *':
+        case 'If-None-Match: its tag':
+          return exists ? (read ? 304 : 412) : without;
+        case 'If-None-Match: another tag':
+          return without;
+      }
+    }
+
+    function send(ctx: Served, method: Method, path: string, headers: Record<string, string>) {
+      switch (method) {
+        case 'GET':
+        case 'HEAD':
+        case 'DELETE':
+          return ctx.request(method, path, { headers });
+        case 'PUT':
+          return ctx.put(path, { n: 2 }, headers);
+        case 'POST':
+          return ctx.post(path, { n: 2 }, headers);
+        case 'merge PATCH':
+          return ctx.patch(path, { m: 2 }, 'application/merge-patch+json', headers);
+        case 'JSON PATCH':
+          return ctx.patch(path, [{ op: 'add', path: '/m', value: 2 }], 'application/json-patch+json', headers);
+      }
+    }
+
+    const methods: Method[] = ['GET', 'HEAD', 'PUT', 'POST', 'merge PATCH', 'JSON PATCH', 'DELETE'];
+    const cases = methods.flatMap((method) => (Object.keys(states) as Array<keyof typeof states>).map((state) => [method, state] as const));
+
+    test.each(cases)('%s, %s path, under each precondition', async (method, state) => {
+      const ctx = await serve(host, { initial });
+      const itsTag = await tagOf(ctx, '/a');
+      const anotherTag = await tagOf(ctx, '/old');
+      const headerOf: Record<Condition, [string, string]> = {
+        'If-Match: *': ['If-Match', '*'],
+        'If-Match: its tag': ['If-Match', itsTag],
+        'If-Match: another tag': ['If-Match', anotherTag],
+        'If-None-Match: *': ['If-None-Match', '*'],
+        'If-None-Match: its tag': ['If-None-Match', itsTag],
+        'If-None-Match: another tag': ['If-None-Match', anotherTag],
+      };
+      const seen: Record<string, number> = {};
+      const wanted: Record<string, number> = {};
+      for (const condition of [undefined, ...conditions]) {
+        await ctx.store.put('/', initial);
+        const before = await snapshot(ctx);
+        const headers: Record<string, string> = {};
+        if (condition !== undefined) headers[headerOf[condition][0]] = headerOf[condition][1];
+        const reply = await send(ctx, method, states[state].path, headers);
+        const name = condition ?? 'no precondition';
+        seen[name] = reply.status;
+        wanted[name] = expected(method, state, condition);
+        if (reply.status >= 400 && method !== 'HEAD') expectProblem(reply, reply.status);
+        if (reply.status >= 300 && method !== 'GET' && method !== 'HEAD') await expectUnchanged(ctx, before);
+      }
+      expect(seen).toEqual(wanted);
     });
   });
 

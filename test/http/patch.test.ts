@@ -115,9 +115,13 @@ describe.each(hosts)('$name', (host) => {
       expectJson(await ctx.patch('/', { d: 4 }, 'application/json; charset=utf-8'), 200, { a: 1, c: 3, d: 4 });
     });
 
-    test('a PATCH without Content-Type is a merge patch', async () => {
+    test('a PATCH without Content-Type is 415 with Accept-Patch, and changes nothing', async () => {
       const ctx = await serve(host, { initial: { a: 1 } });
-      expectJson(await ctx.request('PATCH', '/', { body: '{"a":null,"b":2}' }), 200, { b: 2 });
+      const before = await snapshot(ctx);
+      const reply = await ctx.request('PATCH', '/', { body: '{"a":null,"b":2}' });
+      expectProblem(reply, 415, /^The request has no Content-Type; send the body as application\/merge-patch\+json, /);
+      expect(reply.headers['accept-patch']).toBe('application/merge-patch+json, application/json-patch+json');
+      await expectUnchanged(ctx, before);
     });
 
     test('a missing target counts as null, so it is created: 201 with Location', async () => {

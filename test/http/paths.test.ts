@@ -2,11 +2,27 @@
  * The URL path below the mount point walks into the document: the talk's
  * example, empty segments, percent-decoding, `~`, canonical array indices.
  */
+import { execFile } from 'node:child_process';
+import { resolve as resolveReference } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, test } from 'vitest';
-import { closeServers, hosts, serve } from './hosts.js';
+import { closeServers, hosts, send, serve, type Reply, type Served } from './hosts.js';
 import { expectJson, expectProblem, expectUnchanged, snapshot } from './support.js';
 
 afterEach(closeServers);
+
+const run = promisify(execFile);
+
+/** Follows a write's Location as an RFC 3986 client does: resolve it against the request's URL, then GET. */
+async function follow(ctx: Served, requestPath: string, reply: Reply): Promise<Reply> {
+  const location = reply.headers.location;
+  expect(typeof location).toBe('string');
+  const origin = `http://127.0.0.1:${ctx.port}`;
+  // Not new URL(): WHATWG parsing takes %2E for a dot as well (see urlPath()).
+  const target = resolveReference(origin + ctx.url(requestPath), location as string);
+  expect(target.startsWith(origin + '/')).toBe(true);
+  return send(ctx.port, 'GET', target.slice(origin.length));
+}
 
 const sniffles = {
   sniffles: [{ name: 'fred' }, { name: 'irma' }, { name: 'wobble' }],
@@ -83,6 +99,36 @@ describe.each(hosts)('$name', (host) => {
     expectProblem(await ctx.delete(`/${segment}`), 400, detail);
     expectProblem(await ctx.patch(`/${segment}`, { b: 1 }), 400, detail);
     await expectUnchanged(ctx, before);
+  });
+
+  // A Location of /a/.. would be resolved by clients (RFC 3986 section 5.2.4)
+  // to /, another resource; %2E%2E is left alone and decodes back to "..".
+  test('keys named "." and ".." get a Location (%2E, %2E%2E) that leads back to them', async () => {
+    const ctx = await serve(host, { initial: { a: {}, c: {} } });
+    const up = await ctx.put('/a/%2E%2E', 'up');
+    expectJson(up, 201, 'up');
+    expect(up.headers.location).toBe(`${host.base}/a/%2E%2E`);
+    expectJson(await follow(ctx, '/a/%2E%2E', up), 200, 'up');
+
+    // Sent literally by a client that does not remove dot segments: the same key.
+    const literal = await ctx.put('/c/..', 'literal');
+    expect(literal.headers.location).toBe(`${host.base}/c/%2E%2E`);
+    expectJson(await follow(ctx, '/c/..', literal), 200, 'literal');
+
+    const here = await ctx.patch('/a/%2E', { x: 1 });
+    expectJson(here, 201, { x: 1 });
+    expect(here.headers.location).toBe(`${host.base}/a/%2E`);
+    expectJson(await follow(ctx, '/a/%2E', here), 200, { x: 1 });
+
+    await ctx.put('/list/%2E%2E', []);
+    const posted = await ctx.post('/list/%2E%2E', 'item');
+    expect(posted.headers.location).toBe(`${host.base}/list/%2E%2E/0`);
+    expectJson(await follow(ctx, '/list/%2E%2E', posted), 200, 'item');
+
+    // curl, as a user would run it, on the Location it was given.
+    const { stdout } = await run('curl', ['-sS', `http://127.0.0.1:${ctx.port}${up.headers.location as string}`]);
+    expect(stdout).toBe('"up"');
+    expect(await ctx.doc()).toEqual({ a: { '..': 'up', '.': { x: 1 } }, c: { '..': 'literal' }, list: { '..': ['item'] } });
   });
 
   test('"~" is an ordinary character in URL paths (JSON Pointer escapes do not apply)', async () => {

@@ -353,7 +353,7 @@ describe.each(hosts)('$name', (host) => {
         ctx.put('/s/x', 1),
         ctx.put('/list/9', 1),
         ctx.post('/nope', 1),
-        ctx.request('PUT', '/a', { body: '{bad' }),
+        ctx.request('PUT', '/a', { body: '{bad', headers: { 'Content-Type': 'application/json' } }),
         ctx.request('PUT', '/a', { body: '1', headers: { 'Content-Type': 'text/plain' } }),
         ctx.put('/a', 'x'.repeat(100)),
         ctx.patch('/', [{ op: 'bad' }], JSON_PATCH),
