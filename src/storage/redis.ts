@@ -282,8 +282,9 @@ function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisC
 class RedisTimeoutError extends Error {
   readonly mayHaveRun: boolean;
 
-  constructor(ms: number, mayHaveRun: boolean) {
-    super(`Redis did not answer within ${ms} ms${mayHaveRun ? '' : '; the command was not sent'}`);
+  /** `limit`: how the time was set, such as `2000 ms` or `the 40 ms left of the request's time`. */
+  constructor(limit: string, mayHaveRun: boolean) {
+    super(`Redis did not answer within ${limit}${mayHaveRun ? '' : '; the command was not sent'}`);
     this.name = 'RedisTimeoutError';
     this.mayHaveRun = mayHaveRun;
   }
@@ -340,9 +341,13 @@ function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: strin
   const call = (args: string[], options: RedisCommandOptions | undefined): Promise<unknown> =>
     cluster ? client.sendCommand(routingKey, false, args, options) : (client as RedisClientLike).sendCommand(args, options);
   return (args, timeout, deadline) => {
-    const shown = timeout > 0 ? timeout : Math.max(0, Math.round((deadline ?? 0) - performance.now()));
     let wait = timeout > 0 ? timeout : Number.POSITIVE_INFINITY;
-    if (deadline !== undefined) wait = Math.min(wait, deadline - performance.now());
+    let limit = `${timeout} ms`;
+    const left = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
+    if (left < wait) {
+      wait = left;
+      limit = `the ${Math.max(0, Math.round(left))} ms left of the request's time`;
+    }
     if (wait === Number.POSITIVE_INFINITY) {
       try {
         return call(args, undefined).catch((error: unknown) => Promise.reject(explain(error)));
@@ -351,7 +356,7 @@ function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: strin
       }
     }
     // The request's time is up: sending now could only fail it later.
-    if (wait <= 0) return Promise.reject(new RedisTimeoutError(shown, false));
+    if (wait <= 0) return Promise.reject(new RedisTimeoutError(limit, false));
     const abort = new AbortController();
     let reply: Promise<unknown>;
     try {
@@ -365,7 +370,7 @@ function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: strin
         abort.abort();
         // node-redis rejects a command it took back at once; give that
         // rejection a turn of the event loop to arrive before deciding.
-        setImmediate(() => reject(new RedisTimeoutError(shown, !taken)));
+        setImmediate(() => reject(new RedisTimeoutError(limit, !taken)));
       }, wait);
       reply.then(
         (value) => {
@@ -387,6 +392,11 @@ function explain(error: unknown): unknown {
   return isRedisError(error, ['TimeoutError']) ? new Error('Redis did not answer in time (the client\'s own command timeout)', { cause: error }) : error;
 }
 
+/** Whether the client's connection is being opened (commands then wait, or fail with disableOfflineQueue). */
+function connecting(client: RedisClientLike | RedisClusterLike): client is RedisClientLike {
+  return !isCluster(client) && client.isOpen && !client.isReady;
+}
+
 /**
  * Waits, at most `ms` (undefined: no limit), for a client whose connection
  * is being opened: a store is usually made right after `client.connect()`
@@ -394,7 +404,7 @@ function explain(error: unknown): unknown {
  * Resolves `false` when the client is still connecting after all.
  */
 function untilConnected(client: RedisClientLike | RedisClusterLike, ms: number | undefined): Promise<boolean> {
-  if (isCluster(client) || !client.isOpen || client.isReady) return Promise.resolve(true);
+  if (!connecting(client)) return Promise.resolve(true);
   if (ms !== undefined && ms <= 0) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = () => {
@@ -529,15 +539,21 @@ class RedisDocumentStorage implements RedisStorage {
 
   async load(options?: StorageCallOptions): Promise<StoredDocument | undefined> {
     this.missed = undefined;
-    // Waiting for the connection and a small command first share one
-    // commandTimeout (or what is left of the request's): when Redis is away
-    // this fails within it rather than within bulkTimeout.
-    const { commandTimeout } = this.options;
+    // A small command first, so that when Redis is away this fails within
+    // commandTimeout (or the request's time) rather than bulkTimeout; waiting
+    // for a connection being opened shares that time with it.
+    const { client, commandTimeout } = this.options;
     let deadline = options?.deadline;
-    if (commandTimeout > 0) deadline = Math.min(deadline ?? Number.POSITIVE_INFINITY, performance.now() + commandTimeout);
-    const connected = await untilConnected(this.options.client, deadline === undefined ? undefined : deadline - performance.now());
-    if (!connected && deadline !== undefined && deadline <= performance.now()) {
-      throw new Error(`Redis did not answer within ${commandTimeout} ms: the client is offline, still connecting`);
+    if (connecting(client)) {
+      let limit = "the request's time";
+      if (commandTimeout > 0 && performance.now() + commandTimeout <= (deadline ?? Number.POSITIVE_INFINITY)) {
+        deadline = performance.now() + commandTimeout;
+        limit = `${commandTimeout} ms`;
+      }
+      const connected = await untilConnected(client, deadline === undefined ? undefined : deadline - performance.now());
+      if (!connected && deadline !== undefined && deadline <= performance.now()) {
+        throw new Error(`Redis did not answer within ${limit}: the client is offline, still connecting`);
+      }
     }
     if ((await this.currentRevision({ deadline })) === 0) return undefined;
     // Moving the whole document has bulkTimeout, whatever is left of the request's time.
