@@ -158,8 +158,9 @@ export class DocumentStore extends EventEmitter {
     this.options = options;
     this.adapter = options.storage;
     const { requestTimeout } = this.adapter;
-    if (requestTimeout !== undefined && (typeof requestTimeout !== 'number' || !Number.isFinite(requestTimeout) || requestTimeout < 0)) {
-      throw new TypeError(`the storage adapter's requestTimeout must be a non-negative number of milliseconds, got ${String(requestTimeout)}`);
+    // Node's timers take at most 2^31 - 1 ms.
+    if (requestTimeout !== undefined && (typeof requestTimeout !== 'number' || !(requestTimeout >= 0 && requestTimeout <= 2_147_483_647))) {
+      throw new TypeError(`the storage adapter's requestTimeout must be a number of milliseconds from 0 to 2147483647, got ${String(requestTimeout)}`);
     }
     this.requestTimeout = requestTimeout === undefined || requestTimeout === 0 ? undefined : requestTimeout;
     const capabilities = this.adapter.capabilities ?? {};

@@ -200,8 +200,11 @@ function fail(message: string): never {
   throw new TypeError(`redisStorage(): ${message}`);
 }
 
+/** Node's timers take at most 2^31 - 1 ms; a longer one fires at once. */
+const maxTimeout = 2_147_483_647;
+
 function isTimeout(ms: unknown): ms is number {
-  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 0;
+  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 0 && ms <= maxTimeout;
 }
 
 function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
@@ -225,9 +228,9 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   if (typeof prefix !== 'string') fail('option "prefix" must be a string');
   if (/[{}]/.test(prefix)) fail(`option "prefix" must not contain { or }, got ${JSON.stringify(prefix)}: Redis Cluster would take its hash tag from the prefix`);
   const commandTimeout = options.commandTimeout ?? 2000;
-  if (!isTimeout(commandTimeout)) fail(`option "commandTimeout" must be a whole number of milliseconds, got ${String(options.commandTimeout)}`);
+  if (!isTimeout(commandTimeout)) fail(`option "commandTimeout" must be a whole number of milliseconds (0 to ${maxTimeout}), got ${String(options.commandTimeout)}`);
   const bulkTimeout = options.bulkTimeout ?? 30_000;
-  if (!isTimeout(bulkTimeout)) fail(`option "bulkTimeout" must be a whole number of milliseconds, got ${String(options.bulkTimeout)}`);
+  if (!isTimeout(bulkTimeout)) fail(`option "bulkTimeout" must be a whole number of milliseconds (0 to ${maxTimeout}), got ${String(options.bulkTimeout)}`);
   if (options.follow !== undefined && typeof options.follow !== 'boolean') fail('option "follow" must be true or false');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('option "onError" must be a function');
 
@@ -346,7 +349,8 @@ function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: strin
     const left = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
     if (left < wait) {
       wait = left;
-      limit = `the ${Math.max(0, Math.round(left))} ms left of the request's time`;
+      // A request's first command has all but a moment of commandTimeout left.
+      if (Math.round(left) < timeout || timeout === 0) limit = `the ${Math.max(0, Math.round(left))} ms left of the request's time`;
     }
     if (wait === Number.POSITIVE_INFINITY) {
       try {
