@@ -9,7 +9,9 @@
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { expect, test } from 'vitest';
+import { StorageError } from '../../src/errors.js';
 import { jsonStore, type JsonStore } from '../../src/json-store.js';
+import type { ChangeEvent } from '../../src/store.js';
 import type { PatchOperation } from '../../src/document/patch-types.js';
 import { redisStorage, type RedisStorage } from '../../src/storage/redis.js';
 import type { StorageAdapter, StorageCallOptions } from '../../src/storage/types.js';
@@ -86,11 +88,13 @@ describeRedis(
       // One client fails commands at once while disconnected, the other queues them.
       const clients = [await env.client(redis.url, { disableOfflineQueue: true }), await env.client(redis.url)];
       const urls: string[] = [];
+      const stores: JsonStore[] = [];
       for (const client of clients) {
         const store = jsonStore({ initial: { items: [] }, storage: redisStorage({ client, key, commandTimeout: 1000 }) });
         store.on('error', () => {});
         env.defer(() => store.close());
         await store.ready();
+        stores.push(store);
         urls.push(await serve(env, store));
       }
       expect((await send(`${urls[0]}/items`, 'POST', 'before')).status).toBe(201);
@@ -103,6 +107,7 @@ describeRedis(
         expect(detailOf(answer)).toMatch(nothingChanged);
         expect(detailOf(answer)).not.toMatch(/may or may not/);
       }
+      for (const store of stores) await expect(store.post('/items', 'during')).rejects.toMatchObject({ status: 503, outcome: 'not-applied' });
 
       await redis.start();
       for (const url of urls) {
@@ -112,6 +117,38 @@ describeRedis(
         });
         expect(items).toEqual(['before']);
       }
+    }, 60_000);
+
+    test('programmatic: the StorageError says the outcome is unknown; after the thaw the change arrives at its revision, and even a local read shows it', async () => {
+      const redis = await env.privateRedis();
+      const client = await env.client(redis.url);
+      // Neither following nor strong reads: only the check the store makes after an unknown outcome can show the change.
+      const store = jsonStore({
+        initial: { items: [] },
+        readConsistency: 'local',
+        storage: redisStorage({ client, key: env.key('programmatic'), commandTimeout: 1000, follow: false }),
+      });
+      store.on('error', () => {});
+      env.defer(() => store.close());
+      expect((await store.post('/items', 'a')).revision).toBe(1);
+      const events: ChangeEvent[] = [];
+      store.on('change', (event) => events.push(structuredClone(event)));
+
+      redis.pause(true);
+      let error: unknown;
+      try {
+        error = await store.post('/items', 'b').then(() => undefined, (failure: unknown) => failure);
+      } finally {
+        redis.pause(false);
+      }
+      expect(error).toBeInstanceOf(StorageError);
+      expect(error).toMatchObject({ status: 503, outcome: 'unknown' });
+      expect((error as StorageError).detail).toMatch(unknownOutcome);
+
+      expect(await store.get('/items')).toEqual(['a', 'b']);
+      expect(events).toEqual([{ revision: 2, ops: [{ op: 'add', path: '/items/1', value: 'b' }], origin: 'remote' }]);
+      expect((await store.post('/items', 'c')).revision).toBe(3);
+      expect(await store.get('/items')).toEqual(['a', 'b', 'c']);
     }, 60_000);
 
     test('adapter: a commit sent to a frozen Redis fails with outcome unknown; one it never sent does not, and the request deadline bounds the wait', async () => {
