@@ -148,8 +148,8 @@ export class DocumentStore extends EventEmitter {
   /**
    * Writes whose outcome storage could not tell since the last check of the
    * latest revision: until one succeeds, every read checks first (even with
-   * `readConsistency: 'local'`), so a client told to read before retrying
-   * sees the write if it was saved.
+   * `readConsistency: 'local'`, then as far as storage answers), so a client
+   * told to read before retrying sees the write if it was saved.
    */
   private unknownOutcomes = 0;
 
@@ -189,8 +189,11 @@ export class DocumentStore extends EventEmitter {
     const deadline = this.deadline();
     await this.whenLoaded(deadline);
     this.assertOpen();
-    const check = this.options.readConsistency === 'strong' || this.unknownOutcomes > 0;
-    if (check && this.adapter.currentRevision) await this.syncToLatest(deadline);
+    if (this.adapter.currentRevision) {
+      if (this.options.readConsistency === 'strong') await this.syncToLatest(deadline);
+      // Local reads are answered from memory while storage is away, even then.
+      else if (this.unknownOutcomes > 0) await this.syncToLatest(deadline).catch(noop);
+    }
     for (;;) {
       const result = view(this.state.root);
       const last = this.pending[this.pending.length - 1];

@@ -136,11 +136,15 @@ describeRedis(
 
       redis.pause(true);
       let error: unknown;
+      let readMeanwhile: unknown;
       try {
         error = await store.post('/items', 'b').then(() => undefined, (failure: unknown) => failure);
+        // A local read is still answered from memory while Redis does not answer.
+        readMeanwhile = await store.get('/items');
       } finally {
         redis.pause(false);
       }
+      expect(readMeanwhile).toEqual(['a']);
       expect(error).toBeInstanceOf(StorageError);
       expect(error).toMatchObject({ status: 503, outcome: 'unknown' });
       expect((error as StorageError).detail).toMatch(unknownOutcome);
