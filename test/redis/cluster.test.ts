@@ -69,6 +69,7 @@ describeRedis(
       expect(await store.get('/n')).toBe(8);
       const admin = await env.client(redis.url);
       await eventually('a snapshot', async () => (Number(await admin.hGet(storage.keys.meta, 'snapshotRev')) > 0 ? true : undefined));
+      expect(Object.values(storage.keys).every((name) => name.startsWith(`app:{${key}}:`))).toBe(true);
       const slots = await Promise.all([...Object.values(storage.keys), `{${key}}`].map((name) => admin.sendCommand(['CLUSTER', 'KEYSLOT', name])));
       expect(new Set(slots).size).toBe(1);
     });
