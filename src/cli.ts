@@ -30,6 +30,9 @@ Options:
   --memory         keep the document in memory only (lost on exit)
   --redis <url>    share the document through Redis, e.g. redis://127.0.0.1:6379
   --key <name>     with --redis: the document's name in Redis (default jsonstore)
+  --redis-prefix <prefix>
+                   with --redis: put before the key names, e.g. app: for
+                   app:{jsonstore}:meta (for ACL key patterns such as ~app:*)
   --readonly       answer every write with 405
   --limit <size>   largest request body, e.g. 1mb or 500kb (default 1mb)
   -h, --help       show this help
@@ -72,6 +75,7 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
         fsync: { type: 'string' },
         redis: { type: 'string' },
         key: { type: 'string' },
+        'redis-prefix': { type: 'string' },
         readonly: { type: 'boolean' },
         limit: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -89,6 +93,7 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
   const chosen = [values.memory && '--memory', values.file !== undefined && '--file', values.redis !== undefined && '--redis'].filter(Boolean);
   if (chosen.length > 1) throw new UsageError(`choose one storage: ${chosen.join(' or ')}`);
   if (values.key !== undefined && values.redis === undefined) throw new UsageError('--key goes with --redis');
+  if (values['redis-prefix'] !== undefined && values.redis === undefined) throw new UsageError('--redis-prefix goes with --redis');
   if (values.file === '') throw new UsageError('--file needs a path');
   const fsync = values.fsync;
   if (fsync !== undefined && fsync !== 'always' && fsync !== 'never') throw new UsageError(`--fsync must be always or never, got "${fsync}"`);
@@ -101,7 +106,11 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
     if (!/^rediss?:\/\//.test(url)) throw new UsageError(`--redis needs a URL such as redis://127.0.0.1:6379, got "${url}"`);
     const key = values.key ?? 'jsonstore';
     if (key === '') throw new UsageError('--key must not be empty');
-    storage = () => openRedis(url, key);
+    // The key names put the key in braces (its Redis Cluster hash tag).
+    if (/[{}]/.test(key)) throw new UsageError(`--key must not contain { or }, got "${key}"`);
+    const prefix = values['redis-prefix'] ?? '';
+    if (/[{}]/.test(prefix)) throw new UsageError(`--redis-prefix must not contain { or }, got "${prefix}"`);
+    storage = () => openRedis(url, key, prefix);
   } else {
     const path = values.file ?? defaultFile;
     storage = async () => ({
@@ -133,7 +142,7 @@ function allowedHostsOf(host: string, given: string[]): string[] | undefined {
 }
 
 /** Connects with the app-level `redis` package, which is an optional peer dependency. */
-async function openRedis(url: string, key: string): Promise<OpenedStorage> {
+async function openRedis(url: string, key: string, prefix: string): Promise<OpenedStorage> {
   let createClient: (options: object) => {
     connect(): Promise<unknown>;
     on(event: 'error', listener: (error: Error) => void): unknown;
@@ -155,8 +164,8 @@ async function openRedis(url: string, key: string): Promise<OpenedStorage> {
   // itself once the client connects, with no restart.
   client.connect().catch(() => {});
   return {
-    adapter: redisStorage({ client: client as never, key }),
-    description: `Redis document "${key}" at ${url.replace(/\/\/[^@/]*@/, '//***@')}`,
+    adapter: redisStorage({ client: client as never, key, prefix }),
+    description: `Redis document "${key}"${prefix === '' ? '' : ` (keys ${prefix}{${key}}:*)`} at ${url.replace(/\/\/[^@/]*@/, '//***@')}`,
     release: async () => {
       client.destroy();
     },

@@ -94,18 +94,25 @@ export class JsonStoreError extends Error {
 
 /**
  * A storage adapter failed (disk full, connection lost, ...). Clients get 503
- * and the change is not applied. The adapter's own error is the `cause`.
+ * and the change is not applied, unless `outcome` is `'unknown'`. The
+ * adapter's own error is the `cause`.
  */
 export class StorageError extends JsonStoreError {
+  /**
+   * `'unknown'`: the write reached storage, or may have, and no answer came
+   * back, so it may have been saved after all. Otherwise `'not-applied'`.
+   */
+  readonly outcome: 'not-applied' | 'unknown';
   private readonly clientDetail: string;
 
   /**
    * `message` may name files, hosts and the adapter's own error for the
    * server's log; `publicDetail`, when given, is all a client is told.
    */
-  constructor(message: string, options?: { cause?: unknown; publicDetail?: string }) {
+  constructor(message: string, options?: { cause?: unknown; publicDetail?: string; outcome?: 'not-applied' | 'unknown' }) {
     super('storage-unavailable', message, { headers: { 'Retry-After': '1' }, cause: options?.cause });
     this.name = 'StorageError';
+    this.outcome = options?.outcome ?? 'not-applied';
     this.clientDetail = options?.publicDetail ?? message;
   }
 

@@ -23,7 +23,9 @@ export {
 export type {
   Change,
   MaybePromise,
+  OutcomeUnknown,
   StorageAdapter,
+  StorageCallOptions,
   StorageCapabilities,
   StoredDocument,
   Unwatch,

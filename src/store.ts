@@ -21,7 +21,7 @@ import {
 } from './document/operations.js';
 import { contentTag, formatEtag } from './document/etag.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from './errors.js';
-import type { Change, StorageAdapter, StoredDocument, Unwatch } from './storage/types.js';
+import type { Change, StorageAdapter, StorageCallOptions, StoredDocument, Unwatch } from './storage/types.js';
 import { isThenable } from './is-thenable.js';
 
 /** What the `change` event says: what changed, where, and who changed it. */
@@ -83,11 +83,46 @@ interface Pending {
 const noop = () => {};
 
 
+/** What a client is told when storage cannot say whether a write was saved. */
+const outcomeUnknownDetail =
+  'The storage stopped answering before it confirmed the change, so it may or may not have been saved; read the document (GET) to see which before trying again';
+
+/** An adapter's (or the engine's) word that a failed write may have been saved all the same. */
+function isOutcomeUnknown(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { outcome?: unknown }).outcome === 'unknown';
+}
+
 function toStorageError(error: unknown, what: string): StorageError {
   if (error instanceof StorageError) return error;
   const reason = error instanceof Error ? error.message : String(error);
+  if (isOutcomeUnknown(error)) {
+    return new StorageError(`${outcomeUnknownDetail} (${reason})`, { cause: error, publicDetail: outcomeUnknownDetail, outcome: 'unknown' });
+  }
   const publicDetail = `The storage could not ${what}, so nothing was changed; try again later`;
   return new StorageError(`${publicDetail} (${reason})`, { cause: error, publicDetail });
+}
+
+/** A request ran out of its storage's `requestTimeout` before anything was sent for it. */
+function outOfTime(why: string, ms: number): StorageError {
+  const publicDetail = `${why}, so nothing was changed; try again later`;
+  return new StorageError(`${publicDetail} (the storage's requestTimeout of ${ms} ms ran out)`, { publicDetail });
+}
+
+/** `promise`, or `failure()` once `deadline` (a `performance.now()` time) has passed, whichever comes first. */
+function beforeDeadline<T>(promise: Promise<T>, deadline: number, failure: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(failure()), Math.max(0, deadline - performance.now()));
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** The strong ETag of a value (compact JSON hashed). */
@@ -110,11 +145,28 @@ export class DocumentStore extends EventEmitter {
   private lastLoadError: { at: number; error: StorageError } | undefined;
   private unwatch: Unwatch | undefined;
   private closing: Promise<void> | undefined;
+  /** The adapter's `requestTimeout`: how long one request may wait for storage in all. */
+  private readonly requestTimeout: number | undefined;
+  /** Tasks queued or running; a task queued when this is 0 starts at once. */
+  private queued = 0;
+  /**
+   * Writes whose outcome storage could not tell since the last check of the
+   * latest revision: until one succeeds, every read checks first (even with
+   * `readConsistency: 'local'`, then as far as storage answers), so a client
+   * told to read before retrying sees the write if it was saved.
+   */
+  private unknownOutcomes = 0;
 
   constructor(options: DocumentStoreOptions) {
     super();
     this.options = options;
     this.adapter = options.storage;
+    const { requestTimeout } = this.adapter;
+    // Node's timers take at most 2^31 - 1 ms.
+    if (requestTimeout !== undefined && (typeof requestTimeout !== 'number' || !(requestTimeout >= 0 && requestTimeout <= 2_147_483_647))) {
+      throw new TypeError(`the storage adapter's requestTimeout must be a number of milliseconds from 0 to 2147483647, got ${String(requestTimeout)}`);
+    }
+    this.requestTimeout = requestTimeout === undefined || requestTimeout === 0 ? undefined : requestTimeout;
     const capabilities = this.adapter.capabilities ?? {};
     // A shared adapter retries on conflicts, which needs one commit at a time.
     this.pipelining = capabilities.pipelining === true && capabilities.shared !== true;
@@ -138,9 +190,14 @@ export class DocumentStore extends EventEmitter {
    * change it saw is durable. `view` must not mutate the document.
    */
   async read<T>(view: (root: JsonValue) => T): Promise<T> {
-    await this.ensureLoaded();
+    const deadline = this.deadline();
+    await this.whenLoaded(deadline);
     this.assertOpen();
-    if (this.options.readConsistency === 'strong' && this.adapter.currentRevision) await this.syncToLatest();
+    if (this.adapter.currentRevision) {
+      if (this.options.readConsistency === 'strong') await this.syncToLatest(deadline);
+      // Local reads are answered from memory while storage is away, even then.
+      else if (this.unknownOutcomes > 0) await this.syncToLatest(deadline).catch(noop);
+    }
     for (;;) {
       const result = view(this.state.root);
       const last = this.pending[this.pending.length - 1];
@@ -168,10 +225,11 @@ export class DocumentStore extends EventEmitter {
     respond: (root: JsonValue, plan: WritePlan, revision: number) => T,
   ): Promise<T> {
     this.assertOpen();
+    const deadline = this.deadline();
     // Queued at once (no await before), so a close() called after this write
     // started waits for it instead of refusing it.
     const outcome = await this.enqueue(async () => {
-      await this.ensureLoaded();
+      await this.whenLoaded(deadline);
       for (let attempt = 0; ; attempt++) {
         const planned = plan(this.state.root);
         if (planned.ops.length === 0) {
@@ -189,16 +247,16 @@ export class DocumentStore extends EventEmitter {
           throw error;
         }
         const result = respond(this.state.root, planned, this.revisionNumber + 1);
-        const entry = this.commit(applied.ops, applied.undo, 'local');
+        const entry = this.commit(applied.ops, applied.undo, 'local', deadline);
         if (entry === undefined || this.pipelining) return { result, entry };
         if (await entry.settled) return { result, entry: undefined };
         if (entry.error instanceof RevisionConflictError && attempt < this.options.maxRetries) {
-          await this.catchUp();
+          await this.catchUp(deadline);
           continue;
         }
         throw this.failure(entry.error);
       }
-    });
+    }, deadline);
     // Pipelined commits (and no-op writes behind them) settle outside the queue.
     if (outcome.entry !== undefined && !(await outcome.entry.settled)) throw this.failure(outcome.entry.error);
     return outcome.result;
@@ -292,7 +350,7 @@ export class DocumentStore extends EventEmitter {
    * Hands a change that is already applied to the adapter. Returns undefined
    * when it is durable at once, else the pending entry.
    */
-  private commit(ops: PatchOperation[], undo: () => void, origin: 'local'): Pending | undefined {
+  private commit(ops: PatchOperation[], undo: () => void, origin: 'local', deadline: number | undefined): Pending | undefined {
     const revision = this.revisionNumber + 1;
     const carriedBase = this.base;
     const committedOps = carriedBase === undefined ? ops : [{ op: 'replace' as const, path: '', value: carriedBase }, ...ops];
@@ -305,7 +363,7 @@ export class DocumentStore extends EventEmitter {
 
     let outcome: unknown;
     try {
-      outcome = this.adapter.commit(change);
+      outcome = this.adapter.commit(change, callOptions(deadline));
     } catch (error) {
       outcome = Promise.reject(error);
     }
@@ -348,6 +406,8 @@ export class DocumentStore extends EventEmitter {
     const undone = this.pending.splice(index);
     this.revisionNumber = entry.revision - 1;
     if (entry.carriedBase !== undefined) this.base = entry.carriedBase;
+    // The change may be in storage after all: it arrives like another process' change.
+    if (isOutcomeUnknown(error)) this.unknownOutcomes += 1;
     if (!(error instanceof RevisionConflictError)) this.report(toStorageError(error, 'save a change'));
     for (const item of undone) item.resolve(false);
   }
@@ -373,27 +433,29 @@ export class DocumentStore extends EventEmitter {
   // ---- shared storage: following other processes ---------------------------
 
   /** Catches up with the adapter's latest revision when it is ahead of ours. */
-  private async syncToLatest(): Promise<void> {
+  private async syncToLatest(deadline: number | undefined): Promise<void> {
+    const unknownBefore = this.unknownOutcomes;
     let latest: number;
     try {
-      latest = await (this.adapter.currentRevision as () => number | Promise<number>)();
+      latest = await (this.adapter.currentRevision as NonNullable<StorageAdapter['currentRevision']>)(callOptions(deadline));
     } catch (error) {
       throw toStorageError(error, 'tell the latest revision');
     }
     // Behind: catch up. Ahead of storage (it lost data or was reset): the catch-up reloads.
-    if (latest !== this.revisionNumber) await this.enqueue(() => this.catchUp());
+    if (latest !== this.revisionNumber) await this.enqueue(() => this.catchUp(deadline), deadline);
+    if (this.unknownOutcomes === unknownBefore) this.unknownOutcomes = 0;
   }
 
   /** Brings the working document up to the adapter's latest revision. Runs in the queue. */
-  private async catchUp(): Promise<void> {
+  private async catchUp(deadline?: number): Promise<void> {
     let changes: readonly Change[] | undefined;
     try {
-      changes = this.adapter.changesSince ? await this.adapter.changesSince(this.revisionNumber) : undefined;
+      changes = this.adapter.changesSince ? await this.adapter.changesSince(this.revisionNumber, callOptions(deadline)) : undefined;
     } catch (error) {
       throw toStorageError(error, 'read the latest changes');
     }
     if (changes !== undefined && this.applyRemote(changes)) return;
-    await this.reload();
+    await this.reload(deadline);
   }
 
   /** Applies changes from other processes; false when they leave a gap or do not apply. */
@@ -413,8 +475,8 @@ export class DocumentStore extends EventEmitter {
     return true;
   }
 
-  private async reload(): Promise<void> {
-    const stored = await this.loadStored();
+  private async reload(deadline?: number): Promise<void> {
+    const stored = await this.loadStored(deadline);
     this.install(stored);
     this.emitChange({ revision: this.revisionNumber, ops: [{ op: 'replace', path: '', value: this.state.root }], origin: 'remote' });
   }
@@ -433,10 +495,10 @@ export class DocumentStore extends EventEmitter {
 
   // ---- loading and closing --------------------------------------------------
 
-  private async loadStored(): Promise<StoredDocument | undefined> {
+  private async loadStored(deadline?: number): Promise<StoredDocument | undefined> {
     let stored: StoredDocument | undefined;
     try {
-      stored = await this.adapter.load();
+      stored = await this.adapter.load(callOptions(deadline));
     } catch (error) {
       throw toStorageError(error, 'load the document');
     }
@@ -489,10 +551,47 @@ export class DocumentStore extends EventEmitter {
     return this.loading;
   }
 
-  private enqueue<T>(task: () => Promise<T> | T): Promise<T> {
-    const run = this.queue.then(task);
-    this.queue = run.then(noop, noop);
-    return run;
+  /** When a request that starts now must have its answer, or `undefined` without a `requestTimeout`. */
+  private deadline(): number | undefined {
+    return this.requestTimeout === undefined ? undefined : performance.now() + this.requestTimeout;
+  }
+
+  /** The document loaded, waiting for a load in progress no later than `deadline`. */
+  private whenLoaded(deadline: number | undefined): Promise<void> {
+    const loading = this.ensureLoaded();
+    if (this.loaded || deadline === undefined) return loading;
+    return beforeDeadline(loading, deadline, () => outOfTime('The storage did not load the document in time', this.requestTimeout as number));
+  }
+
+  /**
+   * Runs `task` after the tasks queued before it. With a `deadline`, a task
+   * still waiting for its turn then is dropped and the caller told nothing
+   * was changed; once started, a task runs to its end.
+   */
+  private enqueue<T>(task: () => Promise<T> | T, deadline?: number): Promise<T> {
+    const waits = deadline !== undefined && this.queued > 0;
+    let state: 'waiting' | 'started' | 'dropped' = 'waiting';
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const run = this.queue.then(() => {
+      if (state === 'dropped') return undefined as T;
+      state = 'started';
+      if (timer !== undefined) clearTimeout(timer);
+      return task();
+    });
+    this.queued += 1;
+    const finished = () => {
+      this.queued -= 1;
+    };
+    this.queue = run.then(finished, finished);
+    if (!waits) return run;
+    return new Promise<T>((resolve, reject) => {
+      timer = setTimeout(() => {
+        if (state !== 'waiting') return;
+        state = 'dropped';
+        reject(outOfTime('The storage did not finish the requests before this one in time', this.requestTimeout as number));
+      }, Math.max(0, deadline - performance.now()));
+      run.then(resolve, reject);
+    });
   }
 
   private assertOpen(): void {
@@ -514,6 +613,11 @@ export class DocumentStore extends EventEmitter {
     })();
     return this.closing;
   }
+}
+
+/** The options for an adapter call made for a request: none without a deadline. */
+function callOptions(deadline: number | undefined): StorageCallOptions | undefined {
+  return deadline === undefined ? undefined : { deadline };
 }
 
 function resultOf(root: JsonValue, plan: WritePlan, revision: number): WriteResult {

@@ -19,11 +19,12 @@ import type { JsonValue } from '../document/json.js';
 import type { PatchOperation } from '../document/patch-types.js';
 import { RevisionConflictError } from '../errors.js';
 import { changesScript, commitScript, compactScript, loadScript, unlockScript, type LuaScript } from './redis-scripts.js';
-import type { Change, StorageAdapter, StorageCapabilities, StoredDocument, Unwatch } from './types.js';
+import type { Change, OutcomeUnknown, StorageAdapter, StorageCallOptions, StorageCapabilities, StoredDocument, Unwatch } from './types.js';
 
 /** Per-command options the adapter passes to node-redis. */
 export interface RedisCommandOptions {
-  timeout?: number;
+  /** Takes the command back while it still waits to be written (node-redis then rejects it with its `AbortError`). */
+  abortSignal?: AbortSignal;
 }
 
 /**
@@ -77,14 +78,22 @@ export interface RedisStorageOptions {
   client: RedisClientLike | RedisClusterLike;
   /**
    * Names the document. The Redis keys are `{key}:meta`, `{key}:log`,
-   * `{key}:snapshot` and `{key}:compaction`: one hash tag, so one Cluster slot.
-   * Default `'jsonstore'`.
+   * `{key}:snapshot` and `{key}:compaction` (after `prefix`): one hash tag,
+   * so one Cluster slot. No `{` or `}`. Default `'jsonstore'`.
    */
   key?: string;
   /**
-   * Milliseconds to wait for Redis on everyday commands (a write, a revision
-   * check) before failing them, so requests get 503 instead of waiting while
-   * Redis is away. 0 waits as long as the client does. Default 2000.
+   * Put before every key name, such as `'app:'` for keys `app:{key}:meta`
+   * ..., so an ACL key pattern (`~app:*`) can cover them. No `{` or `}`.
+   * Default `''`.
+   */
+  prefix?: string;
+  /**
+   * Milliseconds a request may wait for Redis, in all, however many commands
+   * it needs (a revision check, a catch-up, a write and its retries), so
+   * requests get 503 instead of waiting while Redis is away. Also the limit
+   * for each background command. 0 waits as long as the client does.
+   * Default 2000.
    */
   commandTimeout?: number;
   /**
@@ -124,12 +133,15 @@ export interface RedisStorageKeys {
 export interface RedisStorage extends StorageAdapter {
   readonly name: 'redis';
   readonly capabilities: StorageCapabilities;
+  /** `commandTimeout` (absent when that is 0): each request waits for Redis this long in all. */
+  readonly requestTimeout?: number;
   /** The Redis keys this document lives in (to inspect, back up or delete it). */
   readonly keys: RedisStorageKeys;
-  load(): Promise<StoredDocument | undefined>;
-  commit(change: Change): Promise<void>;
-  changesSince(revision: number): Promise<readonly Change[] | undefined>;
-  currentRevision(): Promise<number>;
+  load(options?: StorageCallOptions): Promise<StoredDocument | undefined>;
+  /** Rejects with `outcome: 'unknown'` when the change may have been saved although no answer came. */
+  commit(change: Change, options?: StorageCallOptions): Promise<void>;
+  changesSince(revision: number, options?: StorageCallOptions): Promise<readonly Change[] | undefined>;
+  currentRevision(options?: StorageCallOptions): Promise<number>;
   /**
    * Folds the log into a new snapshot now. Resolves `true` when this call
    * wrote one, `false` when there was nothing to fold or another process was
@@ -142,6 +154,7 @@ export interface RedisStorage extends StorageAdapter {
 interface ResolvedRedisOptions {
   client: RedisClientLike | RedisClusterLike;
   key: string;
+  prefix: string;
   commandTimeout: number;
   bulkTimeout: number;
   follow: boolean;
@@ -158,7 +171,12 @@ interface RebuiltDocument {
   logBytes: number;
 }
 
-type SendCommand = (args: string[], timeout: number) => Promise<unknown>;
+/**
+ * Sends one command, failing it after `timeout` ms (0: no limit of its own)
+ * or at `deadline` (a `performance.now()` time: the request's), whichever
+ * comes first.
+ */
+type SendCommand = (args: string[], timeout: number, deadline?: number) => Promise<unknown>;
 
 /** How long a blocking XREAD waits before asking again; also bounds how long a dead connection goes unnoticed. */
 const followBlockMs = 5000;
@@ -182,8 +200,11 @@ function fail(message: string): never {
   throw new TypeError(`redisStorage(): ${message}`);
 }
 
+/** Node's timers take at most 2^31 - 1 ms; a longer one fires at once. */
+const maxTimeout = 2_147_483_647;
+
 function isTimeout(ms: unknown): ms is number {
-  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 0;
+  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 0 && ms <= maxTimeout;
 }
 
 function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
@@ -200,10 +221,16 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   const key = options.key ?? 'jsonstore';
   // An empty key would make the hash tag `{}`, which Redis Cluster ignores.
   if (typeof key !== 'string' || key === '') fail('option "key" must be a non-empty string');
+  // A brace would move or end the hash tag: `}x` gives `{}x}:meta`, whose
+  // keys hash apart, and every script then fails with CROSSSLOT on Cluster.
+  if (/[{}]/.test(key)) fail(`option "key" must not contain { or }, got ${JSON.stringify(key)}: the key names put it in braces as their Cluster hash tag`);
+  const prefix = options.prefix ?? '';
+  if (typeof prefix !== 'string') fail('option "prefix" must be a string');
+  if (/[{}]/.test(prefix)) fail(`option "prefix" must not contain { or }, got ${JSON.stringify(prefix)}: Redis Cluster would take its hash tag from the prefix`);
   const commandTimeout = options.commandTimeout ?? 2000;
-  if (!isTimeout(commandTimeout)) fail(`option "commandTimeout" must be a whole number of milliseconds, got ${String(options.commandTimeout)}`);
+  if (!isTimeout(commandTimeout)) fail(`option "commandTimeout" must be a whole number of milliseconds (0 to ${maxTimeout}), got ${String(options.commandTimeout)}`);
   const bulkTimeout = options.bulkTimeout ?? 30_000;
-  if (!isTimeout(bulkTimeout)) fail(`option "bulkTimeout" must be a whole number of milliseconds, got ${String(options.bulkTimeout)}`);
+  if (!isTimeout(bulkTimeout)) fail(`option "bulkTimeout" must be a whole number of milliseconds (0 to ${maxTimeout}), got ${String(options.bulkTimeout)}`);
   if (options.follow !== undefined && typeof options.follow !== 'boolean') fail('option "follow" must be true or false');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('option "onError" must be a function');
 
@@ -222,6 +249,7 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   return {
     client,
     key,
+    prefix,
     commandTimeout,
     bulkTimeout,
     follow: options.follow ?? true,
@@ -230,10 +258,10 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   };
 }
 
-/** The keys for a document name; every key starts with the hash tag `{name}`. */
-function redisKeys(key: string): RedisStorageKeys {
-  const tag = `{${key}}`;
-  return { meta: `${tag}:meta`, log: `${tag}:log`, snapshot: `${tag}:snapshot`, compaction: `${tag}:compaction` };
+/** The keys for a document name: the prefix, then the hash tag `{name}`, shared by all four. */
+function redisKeys(prefix: string, key: string): RedisStorageKeys {
+  const start = `${prefix}{${key}}`;
+  return { meta: `${start}:meta`, log: `${start}:log`, snapshot: `${start}:snapshot`, compaction: `${start}:compaction` };
 }
 
 /**
@@ -250,37 +278,104 @@ function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisC
   return 'masters' in client;
 }
 
-/** Redis did not answer in time; the command may still run. */
+/**
+ * Redis did not answer in time. `mayHaveRun`: the command had been written
+ * to the connection (or may have been), so Redis may still run it.
+ */
 class RedisTimeoutError extends Error {
-  constructor(ms: number, cause?: unknown) {
-    super(`Redis did not answer within ${ms} ms`, cause === undefined ? undefined : { cause });
+  readonly mayHaveRun: boolean;
+
+  /** `limit`: how the time was set, such as `2000 ms` or `the 40 ms left of the request's time`. */
+  constructor(limit: string, mayHaveRun: boolean) {
+    super(`Redis did not answer within ${limit}${mayHaveRun ? '' : '; the command was not sent'}`);
     this.name = 'RedisTimeoutError';
+    this.mayHaveRun = mayHaveRun;
   }
 }
 
 /**
+ * A commit that failed after it may have reached Redis: the change may be in
+ * the log all the same. The engine tells the client so, and picks the change
+ * up from the log if it is there.
+ */
+class CommitOutcomeUnknownError extends Error implements OutcomeUnknown {
+  readonly outcome = 'unknown' as const;
+
+  constructor(key: string, revision: number, cause: unknown) {
+    super(`revision ${revision} of "${key}" may or may not have been saved (${describe(cause)})`, { cause });
+    this.name = 'CommitOutcomeUnknownError';
+  }
+}
+
+/** Whether `error` is one of node-redis' error classes, known by name: `redis` is not imported here. */
+function isRedisError(error: unknown, names: readonly string[]): boolean {
+  if (!(error instanceof Error)) return false;
+  for (let proto: unknown = Object.getPrototypeOf(error); proto !== null && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
+    const name = (proto as { constructor?: { name?: unknown } }).constructor?.name;
+    if (typeof name === 'string' && names.includes(name)) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether a command that failed may have run in Redis all the same. Only
+ * failures known to have left Redis untouched say no; anything unforeseen
+ * (a lost connection, a renamed error class) counts as "may have".
+ */
+function mayHaveRun(error: unknown): boolean {
+  if (error instanceof RedisTimeoutError) return error.mayHaveRun;
+  // Redis answered with an error. The scripts check everything before their
+  // first write, and Redis refuses a script for lack of memory only there.
+  if (isRedisError(error, ['ErrorReply'])) return false;
+  // Refused before it was queued (client closed, or offline with
+  // disableOfflineQueue), or taken off the queue before it was written.
+  return !isRedisError(error, ['ClientClosedError', 'ClientOfflineError', 'AbortError']);
+}
+
+/**
  * A command sender for a client, with the adapter's timeouts and error
- * messages. node-redis' own `timeout` only covers a command waiting to be
- * written (it then leaves the queue, so it is never sent late); a command
- * already sent to a Redis that stopped answering would wait forever, so a
- * timer of ours bounds that too.
+ * messages. A command still waiting to be written when its time is up is
+ * taken back (node-redis' `abortSignal`), so it is never sent late and is
+ * known not to have run; one already written may still run when a Redis
+ * that stopped answering comes back, which `mayHaveRun` then says.
  */
 function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: string): SendCommand {
   const cluster = isCluster(client);
-  const explain = (error: unknown, timeout: number): unknown =>
-    // node-redis' TimeoutError has no message (nor a `name`); say what happened.
-    error instanceof Error && (error.name === 'TimeoutError' || error.constructor.name === 'TimeoutError') ? new RedisTimeoutError(timeout, error) : error;
-  return (args, timeout) => {
-    const options = timeout > 0 ? { timeout } : undefined;
+  const call = (args: string[], options: RedisCommandOptions | undefined): Promise<unknown> =>
+    cluster ? client.sendCommand(routingKey, false, args, options) : (client as RedisClientLike).sendCommand(args, options);
+  return (args, timeout, deadline) => {
+    let wait = timeout > 0 ? timeout : Number.POSITIVE_INFINITY;
+    let limit = `${timeout} ms`;
+    const left = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
+    if (left < wait) {
+      wait = left;
+      // A request's first command has all but a moment of commandTimeout left.
+      if (Math.round(left) < timeout || timeout === 0) limit = `the ${Math.max(0, Math.round(left))} ms left of the request's time`;
+    }
+    if (wait === Number.POSITIVE_INFINITY) {
+      try {
+        return call(args, undefined).catch((error: unknown) => Promise.reject(explain(error)));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    // The request's time is up: sending now could only fail it later.
+    if (wait <= 0) return Promise.reject(new RedisTimeoutError(limit, false));
+    const abort = new AbortController();
     let reply: Promise<unknown>;
     try {
-      reply = cluster ? client.sendCommand(routingKey, false, args, options) : (client as RedisClientLike).sendCommand(args, options);
+      reply = call(args, { abortSignal: abort.signal });
     } catch (error) {
       return Promise.reject(error);
     }
-    if (timeout <= 0) return reply;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new RedisTimeoutError(timeout)), timeout);
+      let taken = false;
+      const timer = setTimeout(() => {
+        abort.abort();
+        // node-redis rejects a command it took back at once; give that
+        // rejection a turn of the event loop to arrive before deciding.
+        setImmediate(() => reject(new RedisTimeoutError(limit, !taken)));
+      }, wait);
       reply.then(
         (value) => {
           clearTimeout(timer);
@@ -288,39 +383,52 @@ function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: strin
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(explain(error, timeout));
+          if (abort.signal.aborted && isRedisError(error, ['AbortError'])) taken = true;
+          else reject(explain(error));
         },
       );
     });
   };
 }
 
+/** node-redis' own TimeoutError (a `timeout` in the app's `commandOptions`) has no message; say what happened. */
+function explain(error: unknown): unknown {
+  return isRedisError(error, ['TimeoutError']) ? new Error('Redis did not answer in time (the client\'s own command timeout)', { cause: error }) : error;
+}
+
+/** Whether the client's connection is being opened (commands then wait, or fail with disableOfflineQueue). */
+function connecting(client: RedisClientLike | RedisClusterLike): client is RedisClientLike {
+  return !isCluster(client) && client.isOpen && !client.isReady;
+}
+
 /**
- * Waits, at most `ms` (0: no limit), for a client whose connection is being
- * opened: a store is usually made right after `client.connect()` was called
- * but not awaited, and its first load should not fail for that.
+ * Waits, at most `ms` (undefined: no limit), for a client whose connection
+ * is being opened: a store is usually made right after `client.connect()`
+ * was called but not awaited, and its first load should not fail for that.
+ * Resolves `false` when the client is still connecting after all.
  */
-function untilConnected(client: RedisClientLike | RedisClusterLike, ms: number): Promise<void> {
-  if (isCluster(client) || !client.isOpen || client.isReady) return Promise.resolve();
+function untilConnected(client: RedisClientLike | RedisClusterLike, ms: number | undefined): Promise<boolean> {
+  if (!connecting(client)) return Promise.resolve(true);
+  if (ms !== undefined && ms <= 0) return Promise.resolve(false);
   return new Promise((resolve) => {
     const done = () => {
       if (timer !== undefined) clearTimeout(timer);
       client.removeListener('ready', done);
-      resolve();
+      resolve(client.isReady);
     };
-    const timer = ms > 0 ? setTimeout(done, ms) : undefined;
+    const timer = ms !== undefined ? setTimeout(done, ms) : undefined;
     client.once('ready', done);
   });
 }
 
-async function runScript(send: SendCommand, script: LuaScript, keys: string[], args: string[], timeout: number): Promise<unknown> {
+async function runScript(send: SendCommand, script: LuaScript, keys: string[], args: string[], timeout: number, deadline?: number): Promise<unknown> {
   const tail = [String(keys.length), ...keys, ...args];
   try {
-    return await send(['EVALSHA', script.sha1, ...tail], timeout);
+    return await send(['EVALSHA', script.sha1, ...tail], timeout, deadline);
   } catch (error) {
     // Redis forgets scripts when it restarts; EVAL sends the source and caches it again.
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return send(['EVAL', script.source, ...tail], timeout);
+    return send(['EVAL', script.source, ...tail], timeout, deadline);
   }
 }
 
@@ -404,6 +512,7 @@ class RedisDocumentStorage implements RedisStorage {
   readonly name = 'redis' as const;
   readonly capabilities: StorageCapabilities = { shared: true, persistent: true };
   readonly keys: RedisStorageKeys;
+  readonly requestTimeout?: number;
   /** Absent with `follow: false`, so the engine does not wait for a feed. */
   readonly watch?: (onChange: (change: Change) => void, onError: (error: unknown) => void) => Unwatch;
 
@@ -426,24 +535,40 @@ class RedisDocumentStorage implements RedisStorage {
 
   constructor(options: ResolvedRedisOptions) {
     this.options = options;
-    this.keys = redisKeys(options.key);
+    this.keys = redisKeys(options.prefix, options.key);
     this.send = senderFor(options.client, this.keys.meta);
+    if (options.commandTimeout > 0) this.requestTimeout = options.commandTimeout;
     if (options.follow) this.watch = (onChange, onError) => this.follow(onChange, onError);
   }
 
-  async load(): Promise<StoredDocument | undefined> {
+  async load(options?: StorageCallOptions): Promise<StoredDocument | undefined> {
     this.missed = undefined;
-    await untilConnected(this.options.client, this.options.commandTimeout);
-    // A small command first: when Redis is away this fails within
-    // commandTimeout rather than bulkTimeout.
-    if ((await this.currentRevision()) === 0) return undefined;
+    // A small command first, so that when Redis is away this fails within
+    // commandTimeout (or the request's time) rather than bulkTimeout; waiting
+    // for a connection being opened shares that time with it.
+    const { client, commandTimeout } = this.options;
+    let deadline = options?.deadline;
+    if (connecting(client)) {
+      let limit = "the request's time";
+      if (commandTimeout > 0 && performance.now() + commandTimeout <= (deadline ?? Number.POSITIVE_INFINITY)) {
+        deadline = performance.now() + commandTimeout;
+        limit = `${commandTimeout} ms`;
+      }
+      const connected = await untilConnected(client, deadline === undefined ? undefined : deadline - performance.now());
+      // (A timer may fire a moment before the clock reaches the deadline.)
+      if (!connected) {
+        throw new Error(`Redis did not answer within ${limit}: the client is offline, still connecting`);
+      }
+    }
+    if ((await this.currentRevision({ deadline })) === 0) return undefined;
+    // Moving the whole document has bulkTimeout, whatever is left of the request's time.
     const rebuilt = await this.rebuild();
     if (rebuilt === undefined) return undefined;
     this.loadedRevision = rebuilt.revision;
     return { document: rebuilt.document, revision: rebuilt.revision };
   }
 
-  async commit(change: Change): Promise<void> {
+  async commit(change: Change, options?: StorageCallOptions): Promise<void> {
     // Serialized before the first await: the engine owns the values afterwards.
     const ops = JSON.stringify(change.ops);
     this.missed = undefined;
@@ -452,17 +577,32 @@ class RedisDocumentStorage implements RedisStorage {
       compaction === false || this.closed || Date.now() < this.compactionPausedUntil
         ? ['', '0', '0']
         : [String(compaction.minBytes), String(compaction.ratio), String(compaction.maxChanges)];
-    const reply = asArray(
-      await runScript(
-        this.send,
-        commitScript,
-        [this.keys.meta, this.keys.log, this.keys.snapshot, this.keys.compaction],
-        [String(change.revision), ops, ...compactionArgs, this.lockToken, String(compactionLockMs), String(catchUpLimit)],
-        this.options.commandTimeout,
-      ),
-      'the commit script',
-    );
-    if (asInteger(reply[0], 'the commit script') === 0) {
+    let reply: unknown[];
+    let appended: boolean;
+    try {
+      reply = asArray(
+        await runScript(
+          this.send,
+          commitScript,
+          [this.keys.meta, this.keys.log, this.keys.snapshot, this.keys.compaction],
+          [String(change.revision), ops, ...compactionArgs, this.lockToken, String(compactionLockMs), String(catchUpLimit)],
+          this.options.commandTimeout,
+          options?.deadline,
+        ),
+        'the commit script',
+      );
+      const status = asInteger(reply[0], 'the commit script');
+      if (status !== 0 && status !== 1) throw unexpected('the commit script', reply);
+      appended = status === 1;
+    } catch (error) {
+      // Sent and unanswered, or answered with something we cannot read: the
+      // script may have appended the change. Later commits stay safe (the
+      // script takes only the next revision); the engine learns which it
+      // was from the log.
+      if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, change.revision, error);
+      throw error;
+    }
+    if (!appended) {
       const current = asRevision(reply[1], 'the commit script');
       const after = change.revision - 1;
       const missed = decodeEntries(reply[2], this.keys.log);
@@ -472,10 +612,11 @@ class RedisDocumentStorage implements RedisStorage {
         current,
       );
     }
-    if (asInteger(reply[1], 'the commit script') === 1) this.compactInBackground();
+    // The change is saved; a garbled compaction claim must not say otherwise (the lock expires).
+    if (reply[1] === 1 || reply[1] === '1') this.compactInBackground();
   }
 
-  async changesSince(revision: number): Promise<readonly Change[] | undefined> {
+  async changesSince(revision: number, options?: StorageCallOptions): Promise<readonly Change[] | undefined> {
     const missed = this.missed;
     this.missed = undefined;
     if (missed !== undefined && missed.after === revision) return missed.changes;
@@ -486,6 +627,7 @@ class RedisDocumentStorage implements RedisStorage {
         [this.keys.meta, this.keys.log],
         [`${revision + 1}-0`, String(revision), String(catchUpLimit)],
         this.options.commandTimeout,
+        options?.deadline,
       ),
       'the changes script',
     );
@@ -502,9 +644,9 @@ class RedisDocumentStorage implements RedisStorage {
     return changes;
   }
 
-  async currentRevision(): Promise<number> {
+  async currentRevision(options?: StorageCallOptions): Promise<number> {
     this.missed = undefined;
-    const reply = await this.send(['HGET', this.keys.meta, 'rev'], this.options.commandTimeout);
+    const reply = await this.send(['HGET', this.keys.meta, 'rev'], this.options.commandTimeout, options?.deadline);
     return reply === null || reply === undefined ? 0 : asRevision(reply, `HGET ${this.keys.meta} rev`);
   }
 

@@ -65,6 +65,31 @@ export interface StorageCapabilities {
   readonly persistent?: boolean;
 }
 
+/**
+ * What the engine passes to the calls it makes on behalf of one request, when
+ * the adapter declares `requestTimeout`. Adapters may ignore it.
+ */
+export interface StorageCallOptions {
+  /**
+   * When the request stops waiting, as a `performance.now()` time: the same
+   * for every call made for one request. An adapter that honours it fails a
+   * call still unanswered by then, and sends nothing once it has passed,
+   * instead of waiting out a timeout of its own for each call.
+   */
+  readonly deadline?: number;
+}
+
+/**
+ * A failed `commit` may leave it open whether the change was made durable
+ * (the request reached storage, the answer did not come back). The adapter
+ * then throws an error with `outcome: 'unknown'`; the engine answers 503
+ * saying so, instead of "nothing was changed". Any other failure of `commit`
+ * means the change was not made.
+ */
+export interface OutcomeUnknown {
+  readonly outcome: 'unknown';
+}
+
 /** Stops a `watch`. */
 export type Unwatch = () => MaybePromise<void>;
 
@@ -73,25 +98,35 @@ export interface StorageAdapter {
   readonly name?: string;
   readonly capabilities?: StorageCapabilities;
   /**
+   * Milliseconds one request may wait for this storage in all, however many
+   * calls it needs and however long it waits behind other writes. The engine
+   * then answers 503 once they have passed and gives every call it makes for
+   * the request the same `deadline` (`StorageCallOptions`). Absent or 0: the
+   * engine sets no limit, and calls get no options.
+   */
+  readonly requestTimeout?: number;
+  /**
    * The stored document, or `undefined` when nothing is stored yet (the store
    * then starts from `initial`). Return a fresh value on every call: the
    * engine keeps it and changes it in place.
    */
-  load(): MaybePromise<StoredDocument | undefined>;
+  load(options?: StorageCallOptions): MaybePromise<StoredDocument | undefined>;
   /**
    * Makes one change durable. Resolve only when it is; throw (or reject) to
-   * refuse it, and the engine answers 503 and does not apply it. Without
-   * `pipelining`, the engine never calls `commit` again before this settles,
-   * and leaves `change` untouched until then.
+   * refuse it, and the engine answers 503 and does not apply it. Throw an
+   * error with `outcome: 'unknown'` (`OutcomeUnknown`) when the change may
+   * have been made all the same. Without `pipelining`, the engine never calls
+   * `commit` again before this settles, and leaves `change` untouched until
+   * then.
    */
-  commit(change: Change): MaybePromise<void>;
+  commit(change: Change, options?: StorageCallOptions): MaybePromise<void>;
   /**
    * Shared adapters: the changes after `revision`, oldest first, or
    * `undefined` when they are no longer kept (the engine then calls `load`).
    */
-  changesSince?(revision: number): MaybePromise<readonly Change[] | undefined>;
+  changesSince?(revision: number, options?: StorageCallOptions): MaybePromise<readonly Change[] | undefined>;
   /** Shared adapters: the latest committed revision, cheaply, for reads that must not be stale. */
-  currentRevision?(): MaybePromise<number>;
+  currentRevision?(options?: StorageCallOptions): MaybePromise<number>;
   /**
    * Shared adapters: calls `onChange` for changes other processes commit
    * (repeats and gaps are allowed: the engine skips what it has and fills gaps

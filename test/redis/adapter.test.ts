@@ -200,6 +200,8 @@ describeRedis('redisStorage: keys and what a write sends', (env) => {
     expect(() => redisStorage({ client: {} as never })).toThrow(/option "client"/);
     expect(() => redisStorage({ client, key: '' })).toThrow(/option "key"/);
     expect(() => redisStorage({ client, commandTimeout: -1 })).toThrow(/commandTimeout/);
+    // Node's timers would fire at once.
+    expect(() => redisStorage({ client, commandTimeout: 2 ** 31 })).toThrow(/commandTimeout/);
     expect(() => redisStorage({ client, compaction: { maxChanges: 0 } })).toThrow(/maxChanges/);
   });
 });

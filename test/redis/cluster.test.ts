@@ -53,6 +53,26 @@ describeRedis(
       const slots = await Promise.all(Object.values(adapters[0]!.keys).map((name) => admin.sendCommand(['CLUSTER', 'KEYSLOT', name])));
       expect(new Set(slots).size).toBe(1);
     });
+
+    test('under a prefix the keys keep one slot, the slot of {key}, and the scripts run', async () => {
+      const redis = await startCluster(env);
+      const cluster = createCluster({ rootNodes: [{ url: redis.url }] });
+      cluster.on('error', () => {});
+      env.defer(async () => cluster.destroy());
+      await cluster.connect();
+      const key = env.key('cluster-prefixed');
+      const storage = redisStorage({ client: cluster, key, prefix: 'app:', compaction: { minBytes: 0, ratio: 0, maxChanges: 3 } });
+      const store = jsonStore({ initial: { n: 0 }, storage });
+      store.on('error', () => {});
+      env.defer(() => store.close());
+      for (let i = 1; i <= 8; i++) await store.put('/n', i);
+      expect(await store.get('/n')).toBe(8);
+      const admin = await env.client(redis.url);
+      await eventually('a snapshot', async () => (Number(await admin.hGet(storage.keys.meta, 'snapshotRev')) > 0 ? true : undefined));
+      expect(Object.values(storage.keys).every((name) => name.startsWith(`app:{${key}}:`))).toBe(true);
+      const slots = await Promise.all([...Object.values(storage.keys), `{${key}}`].map((name) => admin.sendCommand(['CLUSTER', 'KEYSLOT', name])));
+      expect(new Set(slots).size).toBe(1);
+    });
   },
   { needsServerBinary: true },
 );

@@ -244,6 +244,7 @@ export interface ServerProcess {
 }
 
 const fixture = fileURLToPath(new URL('./fixtures/server.mjs', import.meta.url));
+const cliPath = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 /** Keys, clients, private servers and child processes of one suite, all released by `cleanup()`. */
 export class RedisTestEnv {
@@ -328,6 +329,38 @@ export class RedisTestEnv {
     return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, log: () => stderr, stop };
   }
 
+  /** The jsonstore command (the built dist/cli.js) with `args`; resolves once it serves. */
+  async cli(args: string[]): Promise<ServerProcess> {
+    const child = spawn(process.execPath, [cliPath, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const stop = async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    };
+    this.closers.push(stop);
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`jsonstore ${args.join(' ')} did not start:\n${output}`)), 15_000);
+      child.stdout.on('data', () => {
+        const match = /at (http:\/\/\S+?)\/?(?:\s|$)/.exec(output);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1] as string);
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`jsonstore ${args.join(' ')} exited with code ${code}:\n${output}`));
+      });
+    });
+    return { url, pid: child.pid ?? 0, log: () => output, stop };
+  }
+
   async cleanup(): Promise<void> {
     for (const close of this.closers.reverse()) await close().catch(() => {});
     for (const client of this.clients) if (client.isOpen) client.destroy();
@@ -336,13 +369,13 @@ export class RedisTestEnv {
   }
 }
 
-/** Deletes every key this run created on the Redis at `url`. */
+/** Deletes every key this run created on the Redis at `url`, with or without a prefix. */
 export async function deleteRunKeys(url: string): Promise<void> {
   const client = createClient({ url, socket: { reconnectStrategy: false } });
   client.on('error', () => {});
   try {
     await client.connect();
-    const pattern = `{${runPrefix}:*`;
+    const pattern = `*{${runPrefix}:*`;
     let cursor = '0';
     do {
       const [next, keys] = (await client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
