@@ -89,13 +89,38 @@ export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): nu
   return size;
 }
 
-/** Whether an object has at least `count` own members, without listing them all. */
-function hasAtLeast(object: Record<string, JsonValue>, count: number): boolean {
-  let seen = 0;
+/**
+ * A member each object was last seen to have. Checking it is O(1), where
+ * listing an object's keys (for...in, Object.keys) is O(members): a POST to a
+ * collection of 100 000 keys must not pay for the collection to learn that
+ * it is not empty. Only a hint: it is checked before it is trusted.
+ */
+const witnesses = new WeakMap<object, string>();
+
+/** Whether `object` has an own member other than `except`. */
+function hasOtherMember(object: Record<string, JsonValue>, except?: string): boolean {
+  const witness = witnesses.get(object);
+  if (witness !== undefined && witness !== except && hasMember(object, witness)) return true;
+  let first: string | undefined;
+  let last: string | undefined;
+  let exceptCameFirst = false;
   for (const key in object) {
-    if (hasMember(object, key) && ++seen >= count) return true;
+    if (!hasMember(object, key)) continue;
+    if (key === except) {
+      exceptCameFirst = first === undefined;
+      continue;
+    }
+    first ??= key;
+    last = key;
   }
-  return false;
+  if (first === undefined) {
+    witnesses.delete(object);
+    return false;
+  }
+  // Remember the member at the other end from the one going away, so that
+  // deleting members in order (oldest or newest first) rarely scans again.
+  witnesses.set(object, exceptCameFirst ? (last as string) : first);
+  return true;
 }
 
 /** The container `path` ends in and the key in it, or undefined when there is none (the step will fail). */
@@ -184,7 +209,9 @@ export class SizeMeter implements ApplyObserver {
       // An object member is replaced: same key, same comma.
       this.delta += size - jsonSize(parent[key] as JsonValue);
     } else {
-      this.delta += size + stringSize(key) + 1 + (hasAtLeast(parent, 1) ? 1 : 0);
+      const comma = hasOtherMember(parent) ? 1 : 0;
+      if (comma === 0) witnesses.set(parent, key);
+      this.delta += size + stringSize(key) + 1 + comma;
     }
   }
 
@@ -214,7 +241,7 @@ export class SizeMeter implements ApplyObserver {
       if (previous === undefined) return;
       this.delta -= (source === 'move' ? 0 : jsonSize(previous)) + (parent.length > 1 ? 1 : 0);
     } else if (hasMember(parent, key)) {
-      this.delta -= (source === 'move' ? 0 : jsonSize(parent[key] as JsonValue)) + stringSize(key) + 1 + (hasAtLeast(parent, 2) ? 1 : 0);
+      this.delta -= (source === 'move' ? 0 : jsonSize(parent[key] as JsonValue)) + stringSize(key) + 1 + (hasOtherMember(parent, key) ? 1 : 0);
     }
   }
 

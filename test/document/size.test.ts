@@ -191,6 +191,36 @@ describe('SizeMeter', () => {
     expect(walks).toBeLessThan(applied / 5);
   });
 
+  test('adding or removing members lists the keys of the object about once, not once per member (a POST to a big collection is O(1))', () => {
+    const members: Record<string, JsonValue> = {};
+    for (let i = 0; i < 1_000; i++) members[`k${i}`] = i;
+    let listings = 0;
+    const collection = new Proxy(members, {
+      ownKeys(target) {
+        listings++;
+        return Reflect.ownKeys(target);
+      },
+    });
+    const state: DocumentState = { root: { c: collection } };
+    let size = jsonSize(state.root);
+    listings = 0;
+    for (let i = 0; i < 100; i++) {
+      const meter = new SizeMeter();
+      applyOperations(state, [{ op: 'add', path: `/c/new${i}`, value: i }], undefined, meter);
+      size = meter.sizeAfter(size) as number;
+    }
+    // Removing members oldest first, then newest first (the meter alone: removing itself is apply's business).
+    const removals = [...Array.from({ length: 50 }, (_, i) => `k${i}`), ...Array.from({ length: 50 }, (_, i) => `new${99 - i}`)];
+    for (const key of removals) {
+      const meter = new SizeMeter();
+      meter.removing(state.root, ['c', key], 'remove');
+      delete members[key];
+      size = meter.sizeAfter(size) as number;
+    }
+    expect(listings).toBeLessThanOrEqual(3);
+    expect(size).toBe(bytesOf(state.root));
+  });
+
   test('counts what a write inserts, copies measured before they are made, and refuses past the limit', () => {
     const state: DocumentState = { root: { a: ['0123456789'] } };
     const meter = new SizeMeter(100, true);
