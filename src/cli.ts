@@ -35,6 +35,13 @@ Options:
                    app:{jsonstore}:meta (for ACL key patterns such as ~app:*)
   --readonly       answer every write with 405
   --limit <size>   largest request body, e.g. 1mb or 500kb (default 1mb)
+  --max-document-size <size>
+                   largest document a write may leave (default 100mb)
+  --max-write-growth <size>
+                   most JSON one write may insert, copies included
+                   (default 4 times --limit)
+  --max-patch-operations <n>
+                   most operations in one JSON Patch (default 1000)
   -h, --help       show this help
 `;
 
@@ -45,6 +52,8 @@ interface CliOptions {
   allowedHosts: string[] | undefined;
   readOnly: boolean;
   limit: string;
+  /** Budgets, passed to jsonStore() as given (it validates them); absent means its default. */
+  budgets: { maxDocumentSize?: string; maxWriteGrowth?: string; maxPatchOperations?: number };
   storage: () => Promise<OpenedStorage>;
 }
 
@@ -78,6 +87,9 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
         'redis-prefix': { type: 'string' },
         readonly: { type: 'boolean' },
         limit: { type: 'string' },
+        'max-document-size': { type: 'string' },
+        'max-write-growth': { type: 'string' },
+        'max-patch-operations': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -118,7 +130,17 @@ export function parseCli(argv: string[]): CliOptions | 'help' {
       description: `file ${path}${fsync === 'never' ? ' (no fsync)' : ''}`,
     });
   }
-  return { port, host, allowedHosts, readOnly: values.readonly ?? false, limit: values.limit ?? '1mb', storage };
+  const budgets: CliOptions['budgets'] = {};
+  if (values['max-document-size'] !== undefined) budgets.maxDocumentSize = values['max-document-size'];
+  if (values['max-write-growth'] !== undefined) budgets.maxWriteGrowth = values['max-write-growth'];
+  const operations = values['max-patch-operations'];
+  if (operations !== undefined) {
+    if (!/^\d+$/.test(operations) || Number(operations) < 1 || !Number.isSafeInteger(Number(operations))) {
+      throw new UsageError(`--max-patch-operations must be a whole number of at least 1, got "${operations}"`);
+    }
+    budgets.maxPatchOperations = Number(operations);
+  }
+  return { port, host, allowedHosts, readOnly: values.readonly ?? false, limit: values.limit ?? '1mb', budgets, storage };
 }
 
 /** Addresses that mean "every interface": not a name any client puts in Host. */
@@ -200,6 +222,7 @@ async function main(): Promise<void> {
       readOnly: options.readOnly,
       limit: options.limit,
       ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
+      ...options.budgets,
     });
   } catch (error) {
     process.stderr.write(`jsonstore: ${(error as Error).message.replace(/^jsonStore\(\): /, '')}\n`);

@@ -16,6 +16,7 @@ export type JsonStoreErrorCode =
   | 'conflict'
   | 'precondition-failed'
   | 'payload-too-large'
+  | 'budget-exceeded'
   | 'unsupported-media-type'
   | 'precondition-required'
   | 'internal-error'
@@ -33,6 +34,7 @@ const titles: Record<JsonStoreErrorCode, string> = {
   conflict: 'Conflict',
   'precondition-failed': 'Precondition failed',
   'payload-too-large': 'Payload too large',
+  'budget-exceeded': 'Budget exceeded',
   'unsupported-media-type': 'Unsupported media type',
   'precondition-required': 'Precondition required',
   'internal-error': 'Internal error',
@@ -51,6 +53,8 @@ const statuses: Record<JsonStoreErrorCode, number> = {
   conflict: 409,
   'precondition-failed': 412,
   'payload-too-large': 413,
+  // A write that would cost more memory than a budget allows (RFC 9110 Content Too Large).
+  'budget-exceeded': 413,
   'unsupported-media-type': 415,
   'precondition-required': 428,
   'internal-error': 500,

@@ -46,10 +46,21 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
     maxDepth: resolved.maxDepth,
     maxRetries: resolved.maxRetries,
     readConsistency: resolved.readConsistency,
+    maxPatchOperations: resolved.maxPatchOperations,
+    maxWriteGrowth: resolved.maxWriteGrowth,
+    maxDocumentSize: resolved.maxDocumentSize,
   });
   const handler = createRequestHandler(store, resolved, (error) => {
-    if (store.listenerCount('error') > 0) store.emit('error', error);
-    else console.error('express-jsonstore:', error);
+    if (store.listenerCount('error') > 0) {
+      // An error listener that throws must not make the request crash the process.
+      try {
+        store.emit('error', error);
+        return;
+      } catch (thrown) {
+        console.error('express-jsonstore: an error listener threw:', thrown);
+      }
+    }
+    console.error('express-jsonstore:', error);
   });
   const middleware = ((req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
   Object.defineProperty(middleware, 'store', { value: store, enumerable: true });

@@ -4,6 +4,7 @@
  */
 import bytes from 'bytes';
 import { depthOf, invalidJsonReason, type JsonValue } from './document/json.js';
+import { jsonSize } from './document/size.js';
 import { memoryStorage } from './storage/memory.js';
 import { normalizeHostName } from './http/host.js';
 import type { StorageAdapter } from './storage/types.js';
@@ -35,6 +36,20 @@ export interface JsonStoreOptions {
    * from a browser. E.g. `['localhost', '127.0.0.1', '[::1]']`. Default: any host.
    */
   allowedHosts?: readonly string[];
+  /** Most operations one JSON Patch document may have; more is 413 before any is planned. Default 1000. */
+  maxPatchOperations?: number;
+  /**
+   * Most one write may insert, in bytes of compact JSON: the values it adds or
+   * replaces and the values it copies (measured before they are copied); moves
+   * and removals insert nothing. Bytes or a size string. Default 4 × `limit`.
+   */
+  maxWriteGrowth?: number | string;
+  /**
+   * Largest document, in bytes of compact JSON. A write that would leave the
+   * document larger than this, and larger than it was, is 413; writes that
+   * shrink an oversized document are accepted. Bytes or a size string. Default `'100mb'`.
+   */
+  maxDocumentSize?: number | string;
 }
 
 export interface ResolvedOptions {
@@ -48,9 +63,25 @@ export interface ResolvedOptions {
   readConsistency: 'strong' | 'local';
   /** Normalized names (see normalizeHostName), or undefined for any host. */
   allowedHosts: ReadonlySet<string> | undefined;
+  maxPatchOperations: number;
+  maxWriteGrowth: number;
+  maxDocumentSize: number;
 }
 
-const known = ['initial', 'storage', 'limit', 'readOnly', 'maxDepth', 'requirePreconditions', 'maxRetries', 'readConsistency', 'allowedHosts'];
+const known = [
+  'initial',
+  'storage',
+  'limit',
+  'readOnly',
+  'maxDepth',
+  'requirePreconditions',
+  'maxRetries',
+  'readConsistency',
+  'allowedHosts',
+  'maxPatchOperations',
+  'maxWriteGrowth',
+  'maxDocumentSize',
+];
 
 const sizePattern = /^\s*\d+(?:\.\d+)?\s*(?:b|kb|mb|gb|tb|pb)?\s*$/i;
 
@@ -61,6 +92,24 @@ function fail(message: string): never {
 function isNonNegativeInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
+
+/** A positive number of bytes, given as a number or a size string such as '1mb'. */
+function sizeOption(name: string, value: unknown, fallback: number): number {
+  let size: number;
+  if (value === undefined) size = fallback;
+  else if (typeof value === 'number') size = value;
+  // bytes.parse() reads '12xyz' as 12 and '1kb2' as 1; accept only a number and a unit.
+  else if (typeof value === 'string') size = sizePattern.test(value) ? (bytes.parse(value.trim()) ?? Number.NaN) : Number.NaN;
+  else size = Number.NaN;
+  if (!isNonNegativeInteger(size) || size < 1) {
+    fail(`option "${name}" must be a positive number of bytes or a size such as '1mb', got ${JSON.stringify(value)}`);
+  }
+  return size;
+}
+
+/** What one write may insert by default, per byte of `limit`: a full-size body with room to spare, and no doubling. */
+const growthPerLimitByte = 4;
+const defaultMaxDocumentSize = 100 * 1024 * 1024;
 
 export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
@@ -83,16 +132,7 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     fail('option "storage" must be a storage adapter: an object with load() and commit() methods');
   }
 
-  let limit: number;
-  if (options.limit === undefined) limit = 1024 * 1024;
-  else if (typeof options.limit === 'number') limit = options.limit;
-  // bytes.parse() reads '12xyz' as 12 and '1kb2' as 1; accept only a number and a unit.
-  else if (typeof options.limit === 'string') limit = sizePattern.test(options.limit) ? (bytes.parse(options.limit.trim()) ?? Number.NaN) : Number.NaN;
-  else limit = Number.NaN;
-  if (!isNonNegativeInteger(limit) || limit < 1) {
-    fail(`option "limit" must be a positive number of bytes or a size such as '1mb', got ${JSON.stringify(options.limit)}`);
-  }
-
+  const limit = sizeOption('limit', options.limit, 1024 * 1024);
   for (const flag of ['readOnly', 'requirePreconditions'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') fail(`option "${flag}" must be true or false`);
   }
@@ -117,6 +157,18 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     }
   }
 
+  const maxPatchOperations = options.maxPatchOperations === undefined ? 1000 : options.maxPatchOperations;
+  if (!isNonNegativeInteger(maxPatchOperations) || maxPatchOperations < 1) {
+    fail(`option "maxPatchOperations" must be a positive integer, got ${String(options.maxPatchOperations)}`);
+  }
+  const maxWriteGrowth = sizeOption('maxWriteGrowth', options.maxWriteGrowth, growthPerLimitByte * limit);
+  const maxDocumentSize = sizeOption('maxDocumentSize', options.maxDocumentSize, defaultMaxDocumentSize);
+  // Checked once here, like maxDepth; a stored document over the limit still loads (only growing writes are refused).
+  const initialSize = jsonSize(initial, maxDocumentSize);
+  if (initialSize > maxDocumentSize) {
+    fail(`option "initial" is larger than maxDocumentSize (${maxDocumentSize} bytes of JSON)`);
+  }
+
   return {
     initial,
     storage,
@@ -127,5 +179,8 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     maxRetries,
     readConsistency,
     allowedHosts,
+    maxPatchOperations,
+    maxWriteGrowth,
+    maxDocumentSize,
   };
 }

@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { applyOperations, valueAt, type DocumentState } from './document/apply.js';
 import { cloneJson, depthOf, invalidJsonReason, type JsonValue } from './document/json.js';
+import { budgetExceeded, jsonSize, SizeMeter } from './document/size.js';
 import type { PatchOperation } from './document/patch-types.js';
 import { displayPath, parsePointer, toPath, type Path } from './document/path.js';
 import {
@@ -42,6 +43,12 @@ export interface DocumentStoreOptions {
   maxRetries: number;
   /** Shared storage: `strong` checks the latest revision before each read; `local` reads the local copy. */
   readConsistency: 'strong' | 'local';
+  /** Most operations in one JSON Patch document. */
+  maxPatchOperations: number;
+  /** Most bytes of JSON one write may insert (added, replaced and copied values). */
+  maxWriteGrowth: number;
+  /** Largest document, in bytes of compact JSON, that a write may leave (unless it shrinks it). */
+  maxDocumentSize: number;
 }
 
 /** Preconditions a caller may attach to a write; evaluated atomically with it. */
@@ -72,6 +79,8 @@ export interface WriteResult {
 interface Pending {
   revision: number;
   undo: () => void;
+  /** The document's size before this change, restored when it is rolled back. */
+  sizeBefore: number;
   event: ChangeEvent;
   carriedBase: JsonValue | undefined;
   done: boolean;
@@ -136,6 +145,8 @@ export class DocumentStore extends EventEmitter {
   private readonly pipelining: boolean;
   private readonly state: DocumentState = { root: {} };
   private revisionNumber = 0;
+  /** The working document's size in bytes of compact JSON, kept up to date change by change. */
+  private size = 0;
   /** Starting document to send with the first commit, while storage holds nothing. */
   private base: JsonValue | undefined;
   private pending: Pending[] = [];
@@ -176,6 +187,11 @@ export class DocumentStore extends EventEmitter {
   /** The revision of the working document (changes committed or in flight). */
   get revision(): number {
     return this.revisionNumber;
+  }
+
+  /** The working document's size in bytes of compact JSON (what `GET /` sends), changes in flight included. */
+  get documentSize(): number {
+    return this.size;
   }
 
   /** Resolves once the document is loaded from storage; rejects with a `StorageError` if it cannot be. */
@@ -219,6 +235,11 @@ export class DocumentStore extends EventEmitter {
   /**
    * Plans a write on the current document, applies it, commits it and
    * resolves with `respond`'s result computed on the new document.
+   *
+   * Atomic: whatever throws once the change is applied (a budget, the depth
+   * check, `respond`, preparing the change for the adapter, the adapter
+   * refusing it) undoes it exactly, and the adapter is handed only changes
+   * the store keeps.
    */
   async write<T>(
     plan: (root: JsonValue) => WritePlan,
@@ -231,23 +252,32 @@ export class DocumentStore extends EventEmitter {
     const outcome = await this.enqueue(async () => {
       await this.whenLoaded(deadline);
       for (let attempt = 0; ; attempt++) {
+        // A precondition or planner that throws has changed nothing.
         const planned = plan(this.state.root);
         if (planned.ops.length === 0) {
           return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
         }
-        const applied = applyOperations(this.state, planned.ops, planned.describe);
-        if (applied.ops.length === 0) {
-          // Only `test` operations (or a move onto itself): nothing to commit.
-          return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
-        }
+        const meter = new SizeMeter(this.options.maxWriteGrowth, planned.describe !== undefined);
+        // An operation that fails, or a copy over the growth budget, undoes the ones before it.
+        const applied = applyOperations(this.state, planned.ops, planned.describe, meter);
+        let result: T;
+        let entry: Pending | undefined;
         try {
+          if (applied.ops.length === 0) {
+            // Only `test` operations (or a move onto itself): nothing to commit.
+            return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
+          }
+          const sizeBefore = this.size;
+          const sizeAfter = meter.sizeAfter(sizeBefore) ?? jsonSize(this.state.root);
+          this.checkSize(sizeBefore, sizeAfter);
           this.checkDepth(applied.ops);
+          result = respond(this.state.root, planned, this.revisionNumber + 1);
+          entry = this.commit(applied.ops, applied.undo, sizeBefore, sizeAfter, deadline);
         } catch (error) {
+          // Nothing was handed to the adapter: the change is undone as if never made.
           applied.undo();
           throw error;
         }
-        const result = respond(this.state.root, planned, this.revisionNumber + 1);
-        const entry = this.commit(applied.ops, applied.undo, 'local', deadline);
         if (entry === undefined || this.pipelining) return { result, entry };
         if (await entry.settled) return { result, entry: undefined };
         if (entry.error instanceof RevisionConflictError && attempt < this.options.maxRetries) {
@@ -295,6 +325,13 @@ export class DocumentStore extends EventEmitter {
     const segments = toPath(path);
     const body = this.checkValue(patch);
     const planner = options?.type === 'json-patch' ? planJsonPatch : planMergePatch;
+    if (options?.type === 'json-patch') {
+      try {
+        this.checkPatchLength(body);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     return this.write(this.guarded(segments, options, (root) => planner(root, segments, body)), resultOf);
   }
 
@@ -320,6 +357,22 @@ export class DocumentStore extends EventEmitter {
       precondition(valueAt(root, path));
       return plan;
     };
+  }
+
+  /** Refuses a JSON Patch with more operations than `maxPatchOperations`; called before it is planned. */
+  checkPatchLength(patch: JsonValue): void {
+    const { maxPatchOperations } = this.options;
+    if (Array.isArray(patch) && patch.length > maxPatchOperations) {
+      throw budgetExceeded('maxPatchOperations', `This JSON Patch has ${patch.length} operations; the limit is ${maxPatchOperations}`);
+    }
+  }
+
+  /** Refuses a change that would leave the document over `maxDocumentSize`, unless it does not grow it. */
+  private checkSize(before: number, after: number): void {
+    const { maxDocumentSize } = this.options;
+    if (after > maxDocumentSize && after > before) {
+      throw budgetExceeded('maxDocumentSize', `This write would make the document ${after} bytes of JSON; the limit is ${maxDocumentSize} bytes`);
+    }
   }
 
   /** Programmatic values must be plain JSON within the depth limit. */
@@ -348,18 +401,22 @@ export class DocumentStore extends EventEmitter {
 
   /**
    * Hands a change that is already applied to the adapter. Returns undefined
-   * when it is durable at once, else the pending entry.
+   * when it is durable at once, else the pending entry. Throws only before
+   * the adapter is called (the change could not be prepared), with nothing
+   * counted: the caller then undoes the change.
    */
-  private commit(ops: PatchOperation[], undo: () => void, origin: 'local', deadline: number | undefined): Pending | undefined {
+  private commit(ops: PatchOperation[], undo: () => void, sizeBefore: number, sizeAfter: number, deadline: number | undefined): Pending | undefined {
     const revision = this.revisionNumber + 1;
     const carriedBase = this.base;
     const committedOps = carriedBase === undefined ? ops : [{ op: 'replace' as const, path: '', value: carriedBase }, ...ops];
     const change: Change = this.adapter.capabilities?.wholeDocument
       ? { revision, ops: committedOps, document: cloneJson(this.state.root) }
       : { revision, ops: committedOps };
-    const event: ChangeEvent = { revision, ops, origin };
+    const event: ChangeEvent = { revision, ops, origin: 'local' };
+    // From here on nothing throws: the change is the adapter's to keep or refuse.
     this.revisionNumber = revision;
     this.base = undefined;
+    this.size = sizeAfter;
 
     let outcome: unknown;
     try {
@@ -373,7 +430,7 @@ export class DocumentStore extends EventEmitter {
     }
     let resolve: (ok: boolean) => void = noop;
     const settled = new Promise<boolean>((r) => (resolve = r));
-    const entry: Pending = { revision, undo, event, carriedBase, done: false, error: undefined, settled, resolve };
+    const entry: Pending = { revision, undo, sizeBefore, event, carriedBase, done: false, error: undefined, settled, resolve };
     this.pending.push(entry);
     Promise.resolve(outcome).then(
       () => {
@@ -405,6 +462,7 @@ export class DocumentStore extends EventEmitter {
     }
     const undone = this.pending.splice(index);
     this.revisionNumber = entry.revision - 1;
+    this.size = entry.sizeBefore;
     if (entry.carriedBase !== undefined) this.base = entry.carriedBase;
     // The change may be in storage after all: it arrives like another process' change.
     if (isOutcomeUnknown(error)) this.unknownOutcomes += 1;
@@ -413,21 +471,28 @@ export class DocumentStore extends EventEmitter {
   }
 
   private emitChange(event: ChangeEvent): void {
-    if (this.listenerCount('change') === 0) return;
-    try {
-      this.emit('change', event);
-    } catch (error) {
-      this.report(error);
+    // Each listener on its own: one that throws neither undoes a committed
+    // change nor keeps the others from hearing of it; it is reported.
+    for (const listener of this.rawListeners('change')) {
+      try {
+        (listener as (event: ChangeEvent) => void).call(this, event);
+      } catch (error) {
+        this.report(error);
+      }
     }
   }
 
-  /** Errors the store cannot hand to a caller: to `error` listeners, else the console. */
+  /** Errors the store cannot hand to a caller: to `error` listeners, else the console. Never throws. */
   private report(error: unknown): void {
     if (this.listenerCount('error') > 0) {
-      this.emit('error', error);
-    } else {
-      console.error('express-jsonstore:', error instanceof Error ? error.message : error);
+      try {
+        this.emit('error', error);
+        return;
+      } catch (thrown) {
+        console.error('express-jsonstore: an error listener threw:', thrown instanceof Error ? thrown.message : thrown);
+      }
     }
+    console.error('express-jsonstore:', error instanceof Error ? error.message : error);
   }
 
   // ---- shared storage: following other processes ---------------------------
@@ -463,11 +528,14 @@ export class DocumentStore extends EventEmitter {
     for (const change of changes) {
       if (change.revision <= this.revisionNumber) continue;
       if (change.revision !== this.revisionNumber + 1) return false;
+      // Committed elsewhere already: measured to keep the size right, never refused.
+      const meter = new SizeMeter();
       try {
-        applyOperations(this.state, change.ops);
+        applyOperations(this.state, change.ops, undefined, meter);
       } catch {
         return false;
       }
+      this.size = meter.sizeAfter(this.size) ?? jsonSize(this.state.root);
       this.revisionNumber = change.revision;
       this.base = undefined;
       this.emitChange({ revision: change.revision, ops: change.ops, origin: 'remote' });
@@ -520,6 +588,8 @@ export class DocumentStore extends EventEmitter {
       this.revisionNumber = stored.revision;
       this.base = undefined;
     }
+    // One walk per load; from then on each change adds and subtracts what it touched.
+    this.size = jsonSize(this.state.root);
   }
 
   private ensureLoaded(): Promise<void> {

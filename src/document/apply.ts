@@ -15,6 +15,24 @@ export interface DocumentState {
 
 export type UndoLog = Array<() => void>;
 
+/**
+ * Told of each step of a change just before it is made, on the document as it
+ * is at that moment (the engine measures sizes and enforces budgets with it).
+ * It may throw to refuse the change: the steps before are then undone.
+ */
+export interface ApplyObserver {
+  /**
+   * `value` is about to be added at `path` (inserted into an array, or set as
+   * an object member, replacing one). `source`: from the patch, a copy of a
+   * value in the document (not made yet), or a value moved within it.
+   */
+  adding(root: JsonValue, path: readonly string[], value: JsonValue, source: 'patch' | 'copy' | 'move', where: string): void;
+  /** The value at `path` is about to be replaced by `value` from the patch. */
+  replacing(root: JsonValue, path: readonly string[], value: JsonValue, where: string): void;
+  /** The value at `path` is about to be removed, or moved away. */
+  removing(root: JsonValue, path: readonly string[], source: 'remove' | 'move', where: string): void;
+}
+
 export interface AppliedChange {
   /** The operations as applied: no `test`, `-` replaced by the real index. */
   ops: PatchOperation[];
@@ -79,7 +97,12 @@ function arrayIndex(slot: Slot, array: JsonValue[], where: string, allowEnd: boo
  * Applies `ops` to `state`. On the first operation that cannot apply, undoes
  * the earlier ones and throws a 409 `JsonStoreError` naming the operation.
  */
-export function applyOperations(state: DocumentState, ops: readonly PatchOperation[], describe?: (index: number) => string): AppliedChange {
+export function applyOperations(
+  state: DocumentState,
+  ops: readonly PatchOperation[],
+  describe?: (index: number) => string,
+  observer?: ApplyObserver,
+): AppliedChange {
   const undo: UndoLog = [];
   const applied: PatchOperation[] = [];
   const rollback = () => {
@@ -88,7 +111,7 @@ export function applyOperations(state: DocumentState, ops: readonly PatchOperati
   try {
     ops.forEach((op, index) => {
       const where = describe ? describe(index) : `Operation ${index} (${op.op} ${op.path})`;
-      applyOne(state, op, where, undo, applied);
+      applyOne(state, op, where, undo, applied, observer);
     });
   } catch (error) {
     rollback();
@@ -97,7 +120,7 @@ export function applyOperations(state: DocumentState, ops: readonly PatchOperati
   return { ops: applied, undo: rollback };
 }
 
-function applyOne(state: DocumentState, op: PatchOperation, where: string, undo: UndoLog, applied: PatchOperation[]): void {
+function applyOne(state: DocumentState, op: PatchOperation, where: string, undo: UndoLog, applied: PatchOperation[], observer?: ApplyObserver): void {
   const path = parsePointer(op.path);
   switch (op.op) {
     case 'test': {
@@ -107,6 +130,7 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       return;
     }
     case 'add': {
+      observer?.adding(state.root, path, op.value, 'patch', where);
       // The document gets its own copy: `op.value` travels with the change to
       // storage and listeners, and later operations mutate the document in place.
       const pointer = insert(state, path, cloneJson(op.value), where, undo);
@@ -114,11 +138,13 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       return;
     }
     case 'remove': {
+      observer?.removing(state.root, path, 'remove', where);
       remove(state, path, where, undo);
       applied.push(op);
       return;
     }
     case 'replace': {
+      observer?.replacing(state.root, path, op.value, where);
       replace(state, path, cloneJson(op.value), where, undo);
       applied.push(op);
       return;
@@ -130,7 +156,9 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       // "from" must exist even when the move is onto itself (RFC 6902 4.4).
       if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
       if (op.from === op.path) return;
+      observer?.removing(state.root, from, 'move', where);
       remove(state, from, where, undo);
+      observer?.adding(state.root, path, value, 'move', where);
       const pointer = insert(state, path, value, where, undo);
       applied.push({ op: 'move', from: op.from, path: pointer });
       return;
@@ -139,6 +167,8 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       const from = parsePointer(op.from, 'from');
       const value = valueAt(state.root, from);
       if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
+      // Told before the copy is made: a budget can refuse it before memory is spent.
+      observer?.adding(state.root, path, value, 'copy', where);
       const pointer = insert(state, path, cloneJson(value), where, undo);
       applied.push({ op: 'copy', from: op.from, path: pointer });
       return;

@@ -160,8 +160,10 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const body = await jsonBodyOf(req, options.limit, options.maxDepth);
       if (method === 'PUT') planner = (root) => planPut(root, path, body);
       else if (method === 'POST') planner = (root) => planPost(root, path, body);
-      else if (kind === 'json-patch') planner = (root) => planJsonPatch(root, path, body);
-      else planner = (root) => planMergePatch(root, path, body);
+      else if (kind === 'json-patch') {
+        store.checkPatchLength(body); // before planning: an over-long patch costs nothing more
+        planner = (root) => planJsonPatch(root, path, body);
+      } else planner = (root) => planMergePatch(root, path, body);
     }
     const what = displayPath(path);
     const guarded = store.guarded(

@@ -39,6 +39,9 @@ describe('valid options', () => {
       requirePreconditions: false,
       maxRetries: 0,
       readConsistency: 'local',
+      maxPatchOperations: 10,
+      maxWriteGrowth: '2mb',
+      maxDocumentSize: 1_000_000,
     });
     await store.ready();
     expect(await store.get()).toEqual({ a: 1 });
@@ -56,6 +59,14 @@ describe('valid options', () => {
   test('the default document is {}', async () => {
     expect(await jsonStore().get()).toEqual({});
     expect(await jsonStore({ initial: undefined }).get()).toEqual({});
+  });
+
+  test.each(['maxWriteGrowth', 'maxDocumentSize'])('%s takes bytes or a size string, like limit', (name) => {
+    for (const size of [16, 1024, '1kb', '1.5mb', ' 2gb ']) expect(() => jsonStore({ [name]: size })).not.toThrow();
+  });
+
+  test('initial may be exactly maxDocumentSize bytes of JSON ({"a":"é"} is 10 bytes of UTF-8)', () => {
+    expect(() => jsonStore({ maxDocumentSize: 10, initial: { a: 'é' } })).not.toThrow();
   });
 
   test('initial may nest exactly maxDepth levels', () => {
@@ -107,6 +118,21 @@ describe('invalid options throw a TypeError naming the option', () => {
     ['a nested function', { a: { b: () => 1 } }],
   ])('initial: %s', (_name, initial) => {
     expectOptionError({ initial }, 'initial');
+  });
+
+  test.each(['maxWriteGrowth', 'maxDocumentSize'])('%s that is not a positive size', (name) => {
+    for (const size of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 'abc', '', '12xyz', '-1mb', null, true, {}]) {
+      expectOptionError({ [name]: size }, name);
+    }
+  });
+
+  test.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '10', null, true])('maxPatchOperations %j', (maxPatchOperations) => {
+    expectOptionError({ maxPatchOperations }, 'maxPatchOperations');
+  });
+
+  test('initial larger than maxDocumentSize', () => {
+    // {"a":"é"} is 10 bytes of UTF-8.
+    expectOptionError({ maxDocumentSize: 9, initial: { a: 'é' } }, 'initial');
   });
 
   test('initial deeper than maxDepth', () => {

@@ -92,6 +92,9 @@ describe('jsonstore command', () => {
     expect(stdout).toMatch(/--file <path>/);
     expect(stdout).toMatch(/--redis <url>/);
     expect(stdout).toMatch(/--fsync <mode>/);
+    expect(stdout).toMatch(/--max-document-size <size>[\s\S]*default 100mb/);
+    expect(stdout).toMatch(/--max-write-growth <size>/);
+    expect(stdout).toMatch(/--max-patch-operations <n>[\s\S]*default 1000/);
   });
 
   test.each([
@@ -106,6 +109,10 @@ describe('jsonstore command', () => {
     [['--memory', '--fsync', 'never'], /--fsync goes with file storage/],
     [['--allowed-host', 'example.com:3000'], /--allowed-host "example.com:3000" is not a host name/],
     [['--allowed-host', 'http://example.com'], /--allowed-host "http:\/\/example.com" is not a host name/],
+    [['--max-patch-operations', '0'], /--max-patch-operations must be a whole number of at least 1, got "0"/],
+    [['--max-patch-operations', '1e3'], /--max-patch-operations must be a whole number of at least 1, got "1e3"/],
+    [['--max-document-size', 'huge'], /option "maxDocumentSize" must be a positive number of bytes/],
+    [['--max-write-growth', '0'], /option "maxWriteGrowth" must be a positive number of bytes/],
   ])('%j is refused with a clear error and status 2', async (args, message) => {
     const { code, stderr } = await failure(args);
     expect(code).toBe(2);
@@ -214,6 +221,36 @@ describe('jsonstore command', () => {
     expect(((await reply.json()) as { detail: string }).detail).toMatch(/try again later/);
     expect(output()).toMatch(/requests get 503 until the storage answers/);
     expect(await stop(child)).toBe(0);
+  });
+
+  test('a JSON Patch that doubles the document 30 times is 413, and the process goes on serving', async () => {
+    const { base, child } = await serve(['--memory']);
+    const put = await fetch(`${base}/`, { method: 'PUT', headers: json, body: '{"a":["0123456789"]}' });
+    expect(put.status).toBe(200);
+    const doubling = JSON.stringify(Array.from({ length: 30 }, () => ({ op: 'copy', from: '/a', path: '/a/-' })));
+    const reply = await fetch(`${base}/`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: doubling });
+    expect(reply.status).toBe(413);
+    expect(((await reply.json()) as { detail: string }).detail).toMatch(/the limit is 4194304 bytes \(the maxWriteGrowth option\)/);
+    expect(await (await fetch(`${base}/`)).text()).toBe('{"a":["0123456789"]}');
+    expect(child.exitCode).toBeNull();
+    expect(await stop(child)).toBe(0);
+  });
+
+  test('--max-patch-operations, --max-write-growth and --max-document-size set the budgets', async () => {
+    const { base, child } = await serve(['--memory', '--max-patch-operations', '2', '--max-write-growth', '100', '--max-document-size', '1kb']);
+    const detail = async (reply: Response) => {
+      expect(reply.status).toBe(413);
+      return ((await reply.json()) as { detail: string }).detail;
+    };
+    const patch = (ops: unknown[]) => fetch(`${base}/`, { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify(ops) });
+    const put = (path: string, value: unknown) => fetch(`${base}${path}`, { method: 'PUT', headers: json, body: JSON.stringify(value) });
+    const test = { op: 'test', path: '', value: {} };
+    expect(await detail(await patch([test, test, test]))).toBe('This JSON Patch has 3 operations; the limit is 2 (the maxPatchOperations option); nothing was changed');
+    expect((await patch([test, test])).status).toBe(200);
+    expect(await detail(await put('/s', 'x'.repeat(99)))).toMatch(/insert at least 101 bytes of JSON; the limit is 100 bytes \(the maxWriteGrowth option\)/);
+    for (let i = 0; i < 10; i++) expect((await put(`/k${i}`, 'x'.repeat(90))).status).toBe(201);
+    expect(await detail(await put('/k10', 'x'.repeat(90)))).toMatch(/the limit is 1024 bytes \(the maxDocumentSize option\)/);
+    await stop(child);
   });
 
   test('a damaged file store stops the command with a message naming the file', async () => {
