@@ -28,3 +28,13 @@ export function contentPartOf(opaqueTag: string): string {
   const dash = opaqueTag.indexOf('-', 27);
   return dash === -1 ? opaqueTag : opaqueTag.slice(0, dash);
 }
+
+/**
+ * Whether a tag from a request header names a shallow representation: its
+ * hash is of the shallow JSON, so it says nothing about the whole value (a
+ * value of `true` members would hash alike) and never stands for it.
+ */
+export function isShallowTag(opaqueTag: string): boolean {
+  const content = contentPartOf(opaqueTag);
+  return content.length < opaqueTag.length && opaqueTag.startsWith('shallow', content.length + 1);
+}

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { JsonStoreError } from '../errors.js';
 import type { JsonValue } from '../document/json.js';
-import { contentPartOf, contentTag } from '../document/etag.js';
+import { contentPartOf, contentTag, isShallowTag } from '../document/etag.js';
 
 /** `*`, or the opaque tags listed (without quotes), weak ones marked. */
 export type TagList = '*' | Array<{ tag: string; weak: boolean }>;
@@ -68,7 +68,7 @@ export function checkWritePreconditions(p: Preconditions, current: JsonValue | u
     const ok =
       p.ifMatch === '*'
         ? current !== undefined
-        : current !== undefined && p.ifMatch.some((t) => !t.weak && contentPartOf(t.tag) === tag());
+        : current !== undefined && p.ifMatch.some((t) => !t.weak && !isShallowTag(t.tag) && contentPartOf(t.tag) === tag());
     if (!ok) {
       throw new JsonStoreError(
         'precondition-failed',
@@ -80,7 +80,7 @@ export function checkWritePreconditions(p: Preconditions, current: JsonValue | u
   }
   if (p.ifNoneMatch !== undefined) {
     const matches =
-      p.ifNoneMatch === '*' ? current !== undefined : current !== undefined && p.ifNoneMatch.some((t) => contentPartOf(t.tag) === tag());
+      p.ifNoneMatch === '*' ? current !== undefined : current !== undefined && p.ifNoneMatch.some((t) => !isShallowTag(t.tag) && contentPartOf(t.tag) === tag());
     if (matches) {
       throw new JsonStoreError(
         'precondition-failed',
@@ -99,7 +99,7 @@ export function checkWritePreconditions(p: Preconditions, current: JsonValue | u
 export function isNotModified(p: Preconditions, etag: string, what: string): boolean {
   const opaque = etag.slice(1, -1);
   if (p.ifMatch !== undefined) {
-    const ok = p.ifMatch === '*' || p.ifMatch.some((t) => !t.weak && contentPartOf(t.tag) === contentPartOf(opaque));
+    const ok = p.ifMatch === '*' || p.ifMatch.some((t) => !t.weak && isShallowTag(t.tag) === isShallowTag(opaque) && contentPartOf(t.tag) === contentPartOf(opaque));
     if (!ok) throw new JsonStoreError('precondition-failed', `If-Match failed: ${what} has changed`);
   }
   if (p.ifNoneMatch === undefined) return false;

@@ -144,6 +144,22 @@ describe.each(hosts)('$name', (host) => {
       await expectUnchanged(ctx, before);
     });
 
+    test('a tag from ?shallow never stands for the whole value', async () => {
+      // The shallow form of {"x":1} is {"x":true}: the same bytes as another whole value.
+      const ctx = await serve(host, { initial: { a: { x: 1 } } });
+      const shallow = expectStrongEtag(await ctx.get('/a?shallow=true'));
+      await ctx.put('/a', { x: true });
+      // Nor does If-None-Match with it say the whole value is the one the client has.
+      expectJson(await ctx.put('/a', { x: true }, { 'If-None-Match': shallow }), 200, { x: true });
+      expect((await ctx.get('/a', { 'If-None-Match': shallow })).status).toBe(200);
+      const before = await snapshot(ctx);
+      const detail = 'If-Match failed: /a has changed since you read it; GET it again for the current ETag';
+      expectProblem(await ctx.put('/a', { x: 2 }, { 'If-Match': shallow }), 412, detail);
+      expectProblem(await ctx.patch('/a', { y: 1 }, undefined, { 'If-Match': shallow }), 412, detail);
+      expectProblem(await ctx.get('/a', { 'If-Match': shallow }), 412);
+      await expectUnchanged(ctx, before);
+    });
+
     test('If-Match needs a strong match: a weak tag never matches', async () => {
       const ctx = await serve(host, { initial: { a: 1 } });
       const etag = await tagOf(ctx, '/a');
