@@ -17,6 +17,7 @@ import {
   planMergePatch,
   planPost,
   planPut,
+  valueAfterWrite,
   type WritePlan,
 } from './document/operations.js';
 import { contentTag, formatEtag } from './document/etag.js';
@@ -507,7 +508,7 @@ export class DocumentStore extends EventEmitter {
 }
 
 function resultOf(root: JsonValue, plan: WritePlan, revision: number): WriteResult {
-  const value = valueAt(root, plan.resultPath);
+  const value = valueAfterWrite(root, plan);
   return {
     created: plan.created,
     path: plan.resultPath,
