@@ -3,6 +3,7 @@
  * never code: all member access goes through own-property checks, and writes
  * define properties, so `__proto__`, `constructor` and friends are plain keys.
  */
+import { displayPath } from './path.js';
 
 export type JsonPrimitive = null | boolean | number | string;
 export type JsonArray = JsonValue[];
@@ -92,23 +93,78 @@ export function depthOf(value: JsonValue, limit = Number.POSITIVE_INFINITY): num
   return max;
 }
 
+/** What makes a parsed body unfit to store, found by `faultOf`. */
+export type JsonFault =
+  | { kind: 'too-deep' }
+  /** A number JSON.parse read as ±Infinity (`1e400`): JSON has no such value, and it would be stored as `null`. */
+  | { kind: 'not-finite'; path: string[]; value: number };
+
+interface Frame {
+  node: JsonObject | JsonArray;
+  depth: number;
+  parent: Frame | undefined;
+  /** Where `node` is among its parent's children (an index into `Object.values`). */
+  index: number;
+}
+
+/** The key of the `index`-th child, in the order `Object.values` lists them. */
+function keyAt(node: JsonObject | JsonArray, index: number): string {
+  return Array.isArray(node) ? String(index) : (Object.keys(node)[index] as string);
+}
+
+function pathOf(frame: Frame | undefined, last: string[]): string[] {
+  const path = last;
+  for (let at = frame; at?.parent !== undefined; at = at.parent) path.unshift(keyAt(at.parent.node, at.index));
+  return path;
+}
+
+/**
+ * One walk over a parsed value for what JSON.parse lets through but the store
+ * must refuse: nesting deeper than `maxDepth` (scalars are 0, `[]` and `{}`
+ * are 1), and numbers outside the double range. Iterative, so a hostile body
+ * cannot overflow the stack; cheaper than a JSON.parse reviver on big bodies.
+ */
+export function faultOf(value: JsonValue, maxDepth: number): JsonFault | undefined {
+  if (!isContainer(value)) {
+    return typeof value === 'number' && !Number.isFinite(value) ? { kind: 'not-finite', path: [], value } : undefined;
+  }
+  const stack: Frame[] = [{ node: value, depth: 1, parent: undefined, index: 0 }];
+  while (stack.length > 0) {
+    const frame = stack.pop() as Frame;
+    if (frame.depth > maxDepth) return { kind: 'too-deep' };
+    const children = Array.isArray(frame.node) ? frame.node : Object.values(frame.node);
+    for (let i = 0; i < children.length; i++) {
+      const child = children[i] as JsonValue;
+      if (isContainer(child)) stack.push({ node: child, depth: frame.depth + 1, parent: frame, index: i });
+      else if (typeof child === 'number' && !Number.isFinite(child)) {
+        return { kind: 'not-finite', path: pathOf(frame, [keyAt(frame.node, i)]), value: child };
+      }
+    }
+  }
+  return undefined;
+}
+
 /**
  * Whether a value is plain JSON (what a programmatic caller hands us may not
- * be: `undefined`, functions, NaN, Dates, class instances, cycles).
+ * be: `undefined`, functions, NaN, Dates, class instances, cycles). The
+ * reason names the member when it is not the value itself.
  */
-export function invalidJsonReason(value: unknown, seen = new Set<object>()): string | undefined {
+export function invalidJsonReason(value: unknown, seen = new Set<object>(), path: string[] = []): string | undefined {
+  const at = path.length === 0 ? '' : ` at ${displayPath(path)}`;
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
-  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `${value} is not a JSON number`;
-  if (typeof value !== 'object') return `${typeof value} is not a JSON value`;
-  if (seen.has(value)) return 'the value contains a cycle';
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : `${value}${at} is not a JSON number`;
+  if (typeof value !== 'object') return `${typeof value}${at} is not a JSON value`;
+  if (seen.has(value)) return `the value contains a cycle${at}`;
   const proto = Object.getPrototypeOf(value);
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
-    return `${proto?.constructor?.name ?? 'this object'} is not a plain JSON object`;
+    return `${proto?.constructor?.name ?? 'this object'}${at} is not a plain JSON object`;
   }
   seen.add(value);
-  const children = Array.isArray(value) ? value : Object.values(value);
-  for (const child of children) {
-    const reason = invalidJsonReason(child, seen);
+  const keys = Object.keys(value);
+  for (const key of keys) {
+    path.push(key);
+    const reason = invalidJsonReason((value as Record<string, unknown>)[key], seen, path);
+    path.pop();
     if (reason !== undefined) return reason;
   }
   seen.delete(value);
