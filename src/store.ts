@@ -12,6 +12,7 @@ import { cloneJson, depthOf, invalidJsonReason, type JsonValue } from './documen
 import type { PatchOperation } from './document/patch-types.js';
 import { displayPath, parsePointer, toPath, type Path } from './document/path.js';
 import {
+  checkWritePath,
   planDelete,
   planJsonPatch,
   planMergePatch,
@@ -245,12 +246,16 @@ export class DocumentStore extends EventEmitter {
     return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), deleted);
   }
 
-  /** Wraps a planner so the precondition runs inside the write's critical section. */
+  /**
+   * Wraps a planner so the precondition runs inside the write's critical
+   * section, after the path is checked against `maxDepth`.
+   */
   guarded(path: Path, options: WriteOptions | undefined, planner: (root: JsonValue) => WritePlan): (root: JsonValue) => WritePlan {
     const precondition = options?.precondition;
-    if (precondition === undefined) return planner;
+    const { maxDepth } = this.options;
     return (root) => {
-      precondition(valueAt(root, path));
+      checkWritePath(path, maxDepth);
+      precondition?.(valueAt(root, path));
       return planner(root);
     };
   }

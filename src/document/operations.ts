@@ -30,6 +30,17 @@ function cannot(method: string, path: Path, detail: string, code: 'conflict' | '
   return new JsonStoreError(code, `Cannot ${method} ${displayPath(path)}: ${detail}`);
 }
 
+/**
+ * Refuses a write at a path deeper than `maxDepth`, before planning: such a
+ * write could only be refused later, after building (and copying) a value
+ * nested as deep as the path, which for thousands of segments overflows the stack.
+ */
+export function checkWritePath(path: Path, maxDepth: number): void {
+  if (path.length > maxDepth) {
+    throw new JsonStoreError('too-deep', `The path has ${path.length} segments, more than the ${maxDepth} levels a write may reach (the maxDepth option)`);
+  }
+}
+
 /** Wraps `value` in objects for the segments that do not exist yet. */
 function nest(segments: readonly string[], value: JsonValue): JsonValue {
   let out = value;

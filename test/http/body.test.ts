@@ -294,8 +294,10 @@ describe.each(hosts)('$name', (host) => {
       const deep = (n: number) => '/k'.repeat(n);
       expect((await ctx.put(deep(100), 1)).status).toBe(201);
       const before = await snapshot(ctx);
-      expectProblem(await ctx.put(deep(99) + '/j/i', 1), 400, `The value written at ${deep(99)}/j would nest the document more than 100 levels deep (the maxDepth option)`);
-      expectProblem(await ctx.put('/other' + deep(100), 1), 400, `The value written at /other would nest the document more than 100 levels deep (the maxDepth option)`);
+      // A path deeper than maxDepth is refused on its own, before anything is planned.
+      expectProblem(await ctx.put(deep(99) + '/j/i', 1), 400, 'The path has 101 segments, more than the 100 levels a write may reach (the maxDepth option)');
+      expectProblem(await ctx.put('/other' + deep(100), 1), 400, 'The path has 101 segments, more than the 100 levels a write may reach (the maxDepth option)');
+      expectProblem(await ctx.put('/other' + deep(99), { j: 1 }), 400, `The value written at /other would nest the document more than 100 levels deep (the maxDepth option)`);
       expectProblem(await ctx.put(deep(99) + '/j', {}), 400, `The value written at ${deep(99)}/j would nest the document more than 100 levels deep (the maxDepth option)`);
       await expectUnchanged(ctx, before);
     });
