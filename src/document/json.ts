@@ -74,21 +74,39 @@ export function cloneJson<T extends JsonValue>(value: T): T {
 }
 
 /**
+ * The children of a container, in order. For large objects `Object.keys` and
+ * a lookup per key is several times faster than `Object.values` in V8.
+ */
+function forEachChild(node: JsonObject | JsonArray, visit: (child: JsonValue, key: string | number) => boolean | void): boolean {
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) if (visit(node[i] as JsonValue, i) === true) return true;
+    return false;
+  }
+  const keys = Object.keys(node);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (visit(node[key] as JsonValue, key) === true) return true;
+  }
+  return false;
+}
+
+/**
  * Nesting depth of a value: scalars are 0, `[]` and `{}` are 1. Iterative, so a
  * hostile body cannot overflow the stack; stops counting past `limit`.
  */
 export function depthOf(value: JsonValue, limit = Number.POSITIVE_INFINITY): number {
   if (!isContainer(value)) return 0;
   let max = 0;
-  const stack: Array<[JsonValue, number]> = [[value, 1]];
+  const stack: Array<[JsonObject | JsonArray, number]> = [[value, 1]];
   while (stack.length > 0) {
     const [node, depth] = stack.pop()!;
     if (depth > max) {
       max = depth;
       if (max > limit) return max;
     }
-    const children = Array.isArray(node) ? node : Object.values(node as JsonObject);
-    for (const child of children) if (isContainer(child)) stack.push([child, depth + 1]);
+    forEachChild(node, (child) => {
+      if (isContainer(child)) stack.push([child, depth + 1]);
+    });
   }
   return max;
 }
@@ -103,45 +121,42 @@ interface Frame {
   node: JsonObject | JsonArray;
   depth: number;
   parent: Frame | undefined;
-  /** Where `node` is among its parent's children (an index into `Object.values`). */
-  index: number;
+  /** Where `node` is in its parent. */
+  key: string | number;
 }
 
-/** The key of the `index`-th child, in the order `Object.values` lists them. */
-function keyAt(node: JsonObject | JsonArray, index: number): string {
-  return Array.isArray(node) ? String(index) : (Object.keys(node)[index] as string);
-}
-
-function pathOf(frame: Frame | undefined, last: string[]): string[] {
-  const path = last;
-  for (let at = frame; at?.parent !== undefined; at = at.parent) path.unshift(keyAt(at.parent.node, at.index));
+function pathOf(frame: Frame, last: string | number): string[] {
+  const path = [String(last)];
+  for (let at: Frame = frame; at.parent !== undefined; at = at.parent) path.unshift(String(at.key));
   return path;
 }
 
 /**
  * One walk over a parsed value for what JSON.parse lets through but the store
- * must refuse: nesting deeper than `maxDepth` (scalars are 0, `[]` and `{}`
- * are 1), and numbers outside the double range. Iterative, so a hostile body
- * cannot overflow the stack; cheaper than a JSON.parse reviver on big bodies.
+ * must refuse: nesting deeper than `maxDepth` (as `depthOf` counts), and
+ * numbers outside the double range. Iterative, so a hostile body cannot
+ * overflow the stack; cheaper than a JSON.parse reviver on big bodies.
  */
 export function faultOf(value: JsonValue, maxDepth: number): JsonFault | undefined {
   if (!isContainer(value)) {
     return typeof value === 'number' && !Number.isFinite(value) ? { kind: 'not-finite', path: [], value } : undefined;
   }
-  const stack: Frame[] = [{ node: value, depth: 1, parent: undefined, index: 0 }];
-  while (stack.length > 0) {
+  const stack: Frame[] = [{ node: value, depth: 1, parent: undefined, key: '' }];
+  let fault: JsonFault | undefined;
+  while (stack.length > 0 && fault === undefined) {
     const frame = stack.pop() as Frame;
     if (frame.depth > maxDepth) return { kind: 'too-deep' };
-    const children = Array.isArray(frame.node) ? frame.node : Object.values(frame.node);
-    for (let i = 0; i < children.length; i++) {
-      const child = children[i] as JsonValue;
-      if (isContainer(child)) stack.push({ node: child, depth: frame.depth + 1, parent: frame, index: i });
-      else if (typeof child === 'number' && !Number.isFinite(child)) {
-        return { kind: 'not-finite', path: pathOf(frame, [keyAt(frame.node, i)]), value: child };
+    forEachChild(frame.node, (child, key) => {
+      if (isContainer(child)) {
+        stack.push({ node: child, depth: frame.depth + 1, parent: frame, key });
+      } else if (typeof child === 'number' && !Number.isFinite(child)) {
+        fault = { kind: 'not-finite', path: pathOf(frame, key), value: child };
+        return true;
       }
-    }
+      return false;
+    });
   }
-  return undefined;
+  return fault;
 }
 
 /**
