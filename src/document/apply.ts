@@ -1,7 +1,8 @@
 /**
  * Applies RFC 6902 operations to the working document in place, keeping an
- * undo log, so a change costs time in proportion to its size and a failed or
- * refused change can be rolled back exactly.
+ * undo log, so a change costs time in proportion to its size (plus, once, the
+ * size of each object it removes keys from) and a failed or refused change
+ * can be rolled back exactly.
  */
 import { JsonStoreError } from '../errors.js';
 import { cloneJson, describeType, getMember, hasMember, isObject, jsonEqual, setMember, type JsonObject, type JsonValue } from './json.js';
