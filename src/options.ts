@@ -18,7 +18,7 @@ export interface JsonStoreOptions {
   limit?: number | string;
   /** Answer every write with 405. Default `false`. */
   readOnly?: boolean;
-  /** Deepest nesting a write may create (path plus value), and a body may have. Default 100. */
+  /** Deepest nesting a write may create (path plus value), and a body may have. Default 100, at most 1000. */
   maxDepth?: number;
   /** Refuse writes without `If-Match` or `If-None-Match` with 428. Default `false`. */
   requirePreconditions?: boolean;
@@ -83,6 +83,8 @@ const known = [
   'maxDocumentSize',
 ];
 
+const maxMaxDepth = 1000;
+
 const sizePattern = /^\s*\d+(?:\.\d+)?\s*(?:b|kb|mb|gb|tb|pb)?\s*$/i;
 
 function fail(message: string): never {
@@ -119,7 +121,10 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
   }
 
   const maxDepth = options.maxDepth === undefined ? 100 : options.maxDepth;
-  if (!isNonNegativeInteger(maxDepth) || maxDepth < 1) fail(`option "maxDepth" must be a positive integer, got ${String(options.maxDepth)}`);
+  // Past about 1500 levels V8 cannot copy or serialize a value (stack overflow), so deeper is never safe.
+  if (!isNonNegativeInteger(maxDepth) || maxDepth < 1 || maxDepth > maxMaxDepth) {
+    fail(`option "maxDepth" must be an integer from 1 to ${maxMaxDepth}, got ${String(options.maxDepth)}`);
+  }
 
   // `null` is a JSON value like any other; only a missing `initial` means `{}`.
   const initial = options.initial === undefined ? {} : options.initial;

@@ -8,16 +8,19 @@
  */
 import { EventEmitter } from 'node:events';
 import { applyOperations, valueAt, type DocumentState } from './document/apply.js';
-import { cloneJson, depthOf, invalidJsonReason, type JsonValue } from './document/json.js';
+import { cloneJson, invalidJsonReason, type JsonValue } from './document/json.js';
 import { budgetExceeded, jsonSize, SizeMeter } from './document/size.js';
+import { DepthGuard } from './document/depth-guard.js';
 import type { PatchOperation } from './document/patch-types.js';
-import { displayPath, parsePointer, toPath, type Path } from './document/path.js';
+import { toPath, type Path } from './document/path.js';
 import {
+  checkWritePath,
   planDelete,
   planJsonPatch,
   planMergePatch,
   planPost,
   planPut,
+  valueAfterWrite,
   type WritePlan,
 } from './document/operations.js';
 import { contentTag, formatEtag } from './document/etag.js';
@@ -258,8 +261,9 @@ export class DocumentStore extends EventEmitter {
           return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
         }
         const meter = new SizeMeter(this.options.maxWriteGrowth, planned.describe !== undefined);
-        // An operation that fails, or a copy over the growth budget, undoes the ones before it.
-        const applied = applyOperations(this.state, planned.ops, planned.describe, meter);
+        // An operation that fails, a value nested past maxDepth, or a copy over
+        // the growth budget undoes the ones before it.
+        const applied = applyOperations(this.state, planned.ops, planned.describe, new DepthGuard(this.options.maxDepth, meter));
         let result: T;
         let entry: Pending | undefined;
         try {
@@ -270,7 +274,6 @@ export class DocumentStore extends EventEmitter {
           const sizeBefore = this.size;
           const sizeAfter = meter.sizeAfter(sizeBefore) ?? jsonSize(this.state.root);
           this.checkSize(sizeBefore, sizeAfter);
-          this.checkDepth(applied.ops);
           result = respond(this.state.root, planned, this.revisionNumber + 1);
           entry = this.commit(applied.ops, applied.undo, sizeBefore, sizeAfter, deadline);
         } catch (error) {
@@ -345,16 +348,18 @@ export class DocumentStore extends EventEmitter {
 
   /**
    * Wraps a planner so the precondition runs inside the write's critical
-   * section. It runs after planning (which never mutates): a write the
-   * planner refuses (404, 409) is refused for that reason, as RFC 9110
-   * section 13.2.1 asks, whatever its preconditions say.
+   * section, after the path is checked against `maxDepth`. It runs after
+   * planning (which never mutates): a write the planner refuses (404, 409) is
+   * refused for that reason, as RFC 9110 section 13.2.1 asks, whatever its
+   * preconditions say.
    */
   guarded(path: Path, options: WriteOptions | undefined, planner: (root: JsonValue) => WritePlan): (root: JsonValue) => WritePlan {
     const precondition = options?.precondition;
-    if (precondition === undefined) return planner;
+    const { maxDepth } = this.options;
     return (root) => {
+      checkWritePath(path, maxDepth);
       const plan = planner(root);
-      precondition(valueAt(root, path));
+      precondition?.(valueAt(root, path));
       return plan;
     };
   }
@@ -381,22 +386,6 @@ export class DocumentStore extends EventEmitter {
     if (reason !== undefined) throw new TypeError(`value is not JSON: ${reason}`);
     // The store must not share objects the caller may go on changing.
     return cloneJson(value as JsonValue);
-  }
-
-  /** Refuses changes that would nest the document deeper than `maxDepth`. */
-  private checkDepth(ops: readonly PatchOperation[]): void {
-    const { maxDepth } = this.options;
-    for (const op of ops) {
-      if (op.op === 'remove' || op.op === 'test') continue;
-      const path = parsePointer(op.path);
-      const value = valueAt(this.state.root, path);
-      if (value !== undefined && path.length + depthOf(value, maxDepth) > maxDepth) {
-        throw new JsonStoreError(
-          'too-deep',
-          `The value written at ${displayPath(path)} would nest the document more than ${maxDepth} levels deep (the maxDepth option)`,
-        );
-      }
-    }
   }
 
   /**
@@ -691,7 +680,7 @@ function callOptions(deadline: number | undefined): StorageCallOptions | undefin
 }
 
 function resultOf(root: JsonValue, plan: WritePlan, revision: number): WriteResult {
-  const value = valueAt(root, plan.resultPath);
+  const value = valueAfterWrite(root, plan);
   return {
     created: plan.created,
     path: plan.resultPath,

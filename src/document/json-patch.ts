@@ -5,7 +5,7 @@
 import { JsonStoreError } from '../errors.js';
 import { hasMember, isObject, type JsonValue } from './json.js';
 import type { PatchOperation } from './patch-types.js';
-import { parsePointer, toPointer, type Path } from './path.js';
+import { displayPath, parsePointer, toPointer, type Path } from './path.js';
 
 const opNames = new Set(['add', 'remove', 'replace', 'move', 'copy', 'test']);
 
@@ -14,15 +14,13 @@ function invalid(index: number, detail: string): JsonStoreError {
 }
 
 /**
- * Checks a parsed JSON Patch document and returns its operations with
- * pointers made absolute by prefixing `base`. Unknown members are ignored, as
- * RFC 6902 section 4 requires.
+ * Checks a parsed JSON Patch document and returns its operations, pointers as
+ * written. Unknown members are ignored, as RFC 6902 section 4 requires.
  */
-export function parseJsonPatch(body: JsonValue, base: Path): PatchOperation[] {
+export function parseJsonPatch(body: JsonValue): PatchOperation[] {
   if (!Array.isArray(body)) {
     throw new JsonStoreError('invalid-patch', 'A JSON Patch document must be an array of operations, such as [{"op":"replace","path":"/name","value":"x"}]');
   }
-  const prefix = toPointer(base);
   return body.map((entry, index) => {
     if (!isObject(entry)) throw invalid(index, 'must be an object');
     const op = entry['op'];
@@ -36,16 +34,15 @@ export function parseJsonPatch(body: JsonValue, base: Path): PatchOperation[] {
     } catch (error) {
       throw invalid(index, (error as Error).message);
     }
-    const absolutePath = prefix + (path as string);
     switch (op) {
       case 'add':
       case 'replace':
       case 'test': {
         if (!hasMember(entry, 'value')) throw invalid(index, `"${op}" needs a "value"`);
-        return { op, path: absolutePath, value: entry['value'] as JsonValue };
+        return { op, path: path as string, value: entry['value'] as JsonValue };
       }
       case 'remove':
-        return { op, path: absolutePath };
+        return { op, path: path as string };
       default: {
         // move, copy
         if (!hasMember(entry, 'from')) throw invalid(index, `"${op}" needs a "from"`);
@@ -54,8 +51,83 @@ export function parseJsonPatch(body: JsonValue, base: Path): PatchOperation[] {
         } catch (error) {
           throw invalid(index, (error as Error).message);
         }
-        return { op: op as 'move' | 'copy', from: prefix + (entry['from'] as string), path: absolutePath };
+        return { op: op as 'move' | 'copy', from: entry['from'] as string, path: path as string };
       }
     }
   });
+}
+
+/** Names an operation as the client wrote it, for messages. */
+export function describeOperation(ops: readonly PatchOperation[], index: number): string {
+  const op = ops[index];
+  return `JSON Patch operation ${index} (${op?.op} ${JSON.stringify(op?.path)})`;
+}
+
+export interface RebasedPatch {
+  /** The operations with pointers from the document root. */
+  ops: PatchOperation[];
+  /** For each of `ops`, the index of the operation the client wrote (one may become two). */
+  source: number[];
+  /** Whether the patch ends by removing the value it was sent to. */
+  removesTarget: boolean;
+}
+
+/**
+ * Makes the pointers of `ops` (relative to the value at `target`) absolute.
+ *
+ * RFC 6902 reads `""` as the whole document; here the whole document is the
+ * target, so writing at `""` replaces the target. Prefixing would instead
+ * insert beside it when it is an array element (`add` at `/a/0` shifts
+ * `/a/0` to `/a/1`), so `add ""` becomes a `replace`, and a `copy` or `move`
+ * onto `""` in an array is followed by removing the old target, which the
+ * insertion shifted one place on.
+ *
+ * `remove ""` removes the target itself. Any operation after it would address
+ * what took the target's place (a sibling, or nothing), so it is refused.
+ * At the root nothing of this applies: `remove ""` leaves `{}`, and later
+ * operations apply to that.
+ */
+export function rebaseJsonPatch(ops: readonly PatchOperation[], target: Path, targetIsArrayElement: boolean): RebasedPatch {
+  if (target.length === 0) return { ops: [...ops], source: ops.map((_, index) => index), removesTarget: false };
+  const prefix = toPointer(target);
+  // The old target after an insertion before it, in its parent array.
+  const shifted = targetIsArrayElement ? toPointer([...target.slice(0, -1), String(Number(target[target.length - 1]) + 1)]) : '';
+  const out: PatchOperation[] = [];
+  const source: number[] = [];
+  let removedBy = -1;
+  ops.forEach((op, index) => {
+    if (removedBy !== -1) {
+      throw new JsonStoreError(
+        'conflict',
+        `${describeOperation(ops, index)}: operation ${removedBy} removed ${displayPath(target)}, the value this patch was sent to, so no operation may follow it`,
+      );
+    }
+    const emit = (rebased: PatchOperation) => {
+      out.push(rebased);
+      source.push(index);
+    };
+    if (op.path !== '') {
+      if (op.op === 'move' || op.op === 'copy') emit({ op: op.op, from: prefix + op.from, path: prefix + op.path });
+      else emit({ ...op, path: prefix + op.path });
+      return;
+    }
+    switch (op.op) {
+      case 'remove':
+        removedBy = index;
+        emit({ op: 'remove', path: prefix });
+        return;
+      case 'add':
+        emit({ op: 'replace', path: prefix, value: op.value });
+        return;
+      case 'move':
+      case 'copy':
+        emit({ op: op.op, from: prefix + op.from, path: prefix });
+        // A move onto itself changes nothing; anything else inserted a value before the old target.
+        if (targetIsArrayElement && !(op.op === 'move' && op.from === '')) emit({ op: 'remove', path: shifted });
+        return;
+      default:
+        emit({ ...op, path: prefix });
+    }
+  });
+  return { ops: out, source, removesTarget: removedBy !== -1 };
 }

@@ -24,24 +24,24 @@ function stripNulls(patch: JsonValue): JsonValue {
  */
 export function mergePatchOperations(target: JsonValue | undefined, patch: JsonValue, path: string[]): PatchOperation[] {
   const ops: PatchOperation[] = [];
-  collect(target, patch, path, ops);
+  collect(target, patch, toPointer(path), ops);
   return ops;
 }
 
-function collect(target: JsonValue | undefined, patch: JsonValue, path: string[], ops: PatchOperation[]): void {
+/** `pointer` is where `target` is; it grows by one segment per level (a patch may name tens of thousands of keys). */
+function collect(target: JsonValue | undefined, patch: JsonValue, pointer: string, ops: PatchOperation[]): void {
   if (!isObject(patch) || !isObject(target)) {
     const value = stripNulls(patch);
-    if (target === undefined) ops.push({ op: 'add', path: toPointer(path), value });
-    else ops.push({ op: 'replace', path: toPointer(path), value });
+    if (target === undefined) ops.push({ op: 'add', path: pointer, value });
+    else ops.push({ op: 'replace', path: pointer, value });
     return;
   }
   for (const key of Object.keys(patch)) {
     const value = patch[key] as JsonValue;
-    const childPath = [...path, key];
     if (value === null) {
-      if (hasMember(target, key)) ops.push({ op: 'remove', path: toPointer(childPath) });
+      if (hasMember(target, key)) ops.push({ op: 'remove', path: pointer + toPointer([key]) });
       continue;
     }
-    collect(getMember(target, key), value, childPath, ops);
+    collect(getMember(target, key), value, pointer + toPointer([key]), ops);
   }
 }

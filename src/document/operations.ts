@@ -6,7 +6,7 @@
 import { JsonStoreError } from '../errors.js';
 import { describeType, getMember, isObject, setMember, type JsonObject, type JsonValue } from './json.js';
 import { mergePatchOperations } from './merge-patch.js';
-import { parseJsonPatch } from './json-patch.js';
+import { describeOperation, parseJsonPatch, rebaseJsonPatch } from './json-patch.js';
 import type { PatchOperation } from './patch-types.js';
 import { displayPath, isArrayIndex, toPointer, type Path } from './path.js';
 import { pushId } from './push-id.js';
@@ -20,12 +20,25 @@ export interface WritePlan {
   created: boolean;
   /** Where the written value lives afterwards (an append's real index included). */
   resultPath: string[];
+  /** The write removes its target, so nothing of it is left at `resultPath` (a JSON Patch ending in `remove ""`). */
+  removesTarget?: boolean;
   /** Names JSON Patch operations as the client wrote them, for 409 messages. */
   describe?: (index: number) => string;
 }
 
 function cannot(method: string, path: Path, detail: string, code: 'conflict' | 'not-found' = 'conflict'): JsonStoreError {
   return new JsonStoreError(code, `Cannot ${method} ${displayPath(path)}: ${detail}`);
+}
+
+/**
+ * Refuses a write at a path deeper than `maxDepth`, before planning: such a
+ * write could only be refused later, after building (and copying) a value
+ * nested as deep as the path, which for thousands of segments overflows the stack.
+ */
+export function checkWritePath(path: Path, maxDepth: number): void {
+  if (path.length > maxDepth) {
+    throw new JsonStoreError('too-deep', `The path has ${path.length} segments, more than the ${maxDepth} levels a write may reach (the maxDepth option)`);
+  }
 }
 
 /** Wraps `value` in objects for the segments that do not exist yet. */
@@ -116,13 +129,21 @@ export function planMergePatch(root: JsonValue, path: Path, patch: JsonValue): W
 
 /** RFC 6902 JSON Patch with pointers relative to `path`; the target must exist. */
 export function planJsonPatch(root: JsonValue, path: Path, patch: JsonValue): WritePlan {
-  const ops = parseJsonPatch(patch, path);
+  const relative = parseJsonPatch(patch);
   if (valueAt(root, path) === undefined) throw cannot('PATCH', path, 'it does not exist', 'not-found');
-  const original = patch as Array<{ op: string; path: string }>;
+  // The target's parent is outside the patch's reach, so what it is now it stays.
+  const inArray = path.length > 0 && Array.isArray(valueAt(root, path.slice(0, -1)));
+  const { ops, source, removesTarget } = rebaseJsonPatch(relative, path, inArray);
   return {
     ops,
     created: false,
     resultPath: [...path],
-    describe: (index) => `JSON Patch operation ${index} (${original[index]?.op} ${JSON.stringify(original[index]?.path)})`,
+    removesTarget,
+    describe: (index) => describeOperation(relative, source[index] as number),
   };
+}
+
+/** The value a write leaves at its result path, `undefined` when nothing is there. */
+export function valueAfterWrite(root: JsonValue, plan: WritePlan): JsonValue | undefined {
+  return plan.removesTarget ? undefined : valueAt(root, plan.resultPath);
 }

@@ -16,8 +16,14 @@ export function isArrayIndex(segment: string): boolean {
 
 export function toPointer(path: Path): string {
   let out = '';
-  for (const segment of path) out += '/' + segment.replace(/~/g, '~0').replace(/\//g, '~1');
+  for (const segment of path) out += '/' + (hasPointerSpecial(segment) ? segment.replace(/~/g, '~0').replace(/\//g, '~1') : segment);
   return out;
+}
+
+// Most keys have neither "~" nor "/": skipping the escape work for them matters
+// when one request carries tens of thousands of pointers.
+function hasPointerSpecial(segment: string): boolean {
+  return segment.indexOf('~') !== -1 || segment.indexOf('/') !== -1;
 }
 
 /** Parses an RFC 6901 pointer; throws `invalid-patch` naming what is wrong. */
@@ -30,6 +36,7 @@ export function parsePointer(pointer: unknown, what = 'path'): string[] {
     throw new JsonStoreError('invalid-patch', `"${what}" ${JSON.stringify(pointer)} is not a JSON Pointer: it must be empty or start with "/"`);
   }
   const parts = pointer.slice(1).split('/');
+  if (pointer.indexOf('~') === -1) return parts;
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i] as string;
     if (/~(?![01])/.test(part)) {

@@ -5,7 +5,8 @@
 import type { IncomingMessage } from 'node:http';
 import contentType from 'content-type';
 import { JsonStoreError } from '../errors.js';
-import { depthOf, type JsonValue } from '../document/json.js';
+import { faultOf, type JsonValue } from '../document/json.js';
+import { displayPath } from '../document/path.js';
 import { locateJsonSyntaxError } from './json-syntax.js';
 
 /** How a body is to be understood. */
@@ -135,12 +136,25 @@ export function parseJson(bytes: Buffer | string, maxDepth: number): JsonValue {
       : `The request body is not valid JSON: ${(error as Error).message}`;
     throw new JsonStoreError('invalid-json', detail);
   }
-  return checkDepth(value, maxDepth);
+  return checkBody(value, maxDepth);
 }
 
-export function checkDepth(value: JsonValue, maxDepth: number): JsonValue {
-  if (depthOf(value, maxDepth) > maxDepth) {
+/**
+ * Refuses what JSON.parse accepts but the store must not: nesting deeper than
+ * `maxDepth`, and numbers too large for a double (`1e400` parses as Infinity,
+ * which every serialization, the journal's included, would write as null).
+ */
+export function checkBody(value: JsonValue, maxDepth: number): JsonValue {
+  const fault = faultOf(value, maxDepth);
+  if (fault?.kind === 'too-deep') {
     throw new JsonStoreError('too-deep', `The request body nests more than ${maxDepth} levels deep (the maxDepth option)`);
+  }
+  if (fault?.kind === 'not-finite') {
+    const what = fault.path.length === 0 ? 'The request body is a number' : `The number at ${displayPath(fault.path)} in the request body is`;
+    throw new JsonStoreError(
+      'invalid-json',
+      `${what} out of range: it reads as ${fault.value}, which JSON cannot represent; numbers must lie between -1.7976931348623157e308 and 1.7976931348623157e308`,
+    );
   }
   return value;
 }
@@ -164,7 +178,7 @@ export async function jsonBodyOf(req: IncomingMessage, limit: number, maxDepth: 
     if (typeof body === 'string' && Buffer.byteLength(body) === Number(req.headers['content-length'])) return parseJson(body, maxDepth);
     // body-parser 1 marks what it parsed with `_body`; body-parser 2
     // (Express 5) does not, and leaves the value on a fully read request.
-    if (body !== undefined) return checkDepth(body as JsonValue, maxDepth);
+    if (body !== undefined) return checkBody(body as JsonValue, maxDepth);
     throw new JsonStoreError(
       'internal-error',
       'The request body was consumed by another middleware before the store could read it; mount the store before that body parser',

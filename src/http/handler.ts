@@ -10,7 +10,7 @@ import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
-import { planDelete, planJsonPatch, planMergePatch, planPost, planPut, type WritePlan } from '../document/operations.js';
+import { planDelete, planJsonPatch, planMergePatch, planPost, planPut, valueAfterWrite, type WritePlan } from '../document/operations.js';
 import type { DocumentStore } from '../store.js';
 import type { ResolvedOptions } from '../options.js';
 import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
@@ -175,7 +175,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     const prefix = method === 'DELETE' ? '' : mountPrefix(req);
     const outcome = await store.write<WriteOutcome>(guarded, (root, plan) => {
       if (method === 'DELETE') return { status: 204, body: undefined, etag: undefined, location: undefined };
-      const value = valueAt(root, plan.resultPath);
+      const value = valueAfterWrite(root, plan);
       if (value === undefined) return { status: 204, body: undefined, etag: undefined, location: undefined };
       const compact = JSON.stringify(value);
       return {

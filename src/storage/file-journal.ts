@@ -213,7 +213,7 @@ function parseRecord(value: unknown, line: number, previous: number, header: Sna
     }
     let ops: PatchOperation[];
     try {
-      ops = parseJsonPatch(value['ops'] as JsonValue, []);
+      ops = parseJsonPatch(value['ops'] as JsonValue);
     } catch (error) {
       throw damaged(context, line, error instanceof Error ? error.message : String(error));
     }

@@ -98,7 +98,7 @@ describe('invalid options throw a TypeError naming the option', () => {
     expectOptionError({ limit }, 'limit');
   });
 
-  test.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '10', null, true])('maxDepth %j', (maxDepth) => {
+  test.each([0, -1, 1.5, 1001, Number.NaN, Number.POSITIVE_INFINITY, '10', null, true])('maxDepth %j', (maxDepth) => {
     expectOptionError({ maxDepth }, 'maxDepth');
   });
 

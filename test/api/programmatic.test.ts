@@ -219,6 +219,15 @@ describe('writes', () => {
     expect(store.store.revision).toBe(0);
   });
 
+  test('the TypeError names the member that is not JSON', async () => {
+    const store = jsonStore({ initial: { obj: {} } });
+    await expectTypeError(() => store.put('/x', { a: { b: [1, Infinity] } } as never), /^value is not JSON: Infinity at \/a\/b\/1 is not a JSON number$/);
+    await expectTypeError(() => store.patch('/obj', [{ op: 'add', path: '/n', value: Number.NaN }] as never, { type: 'json-patch' }), /^value is not JSON: NaN at \/0\/value is not a JSON number$/);
+    await expectTypeError(() => store.put('/x', { when: new Date(0) } as never), /^value is not JSON: Date at \/when is not a plain JSON object$/);
+    await expectTypeError(() => store.put('/x', Number.NEGATIVE_INFINITY as never), /^value is not JSON: -Infinity is not a JSON number$/);
+    expect(await store.get()).toEqual({ obj: {} });
+  });
+
   test('a value with a cycle is a TypeError', async () => {
     const store = jsonStore();
     const cycle: Record<string, unknown> = {};

@@ -240,19 +240,20 @@ describe('invalidJsonReason', () => {
   });
 
   test('a bad value deep inside is found', () => {
-    expect(invalidJsonReason({ a: [1, { b: undefined }] })).toBe('undefined is not a JSON value');
-    expect(invalidJsonReason([1, [2, [Number.NaN]]])).toBe('NaN is not a JSON number');
+    // The message names the member, as a path.
+    expect(invalidJsonReason({ a: [1, { b: undefined }] })).toBe('undefined at /a/1/b is not a JSON value');
+    expect(invalidJsonReason([1, [2, [Number.NaN]]])).toBe('NaN at /1/1/0 is not a JSON number');
     // A hole in an array reads as undefined.
-    expect(invalidJsonReason([1, , 3])).toBe('undefined is not a JSON value');
+    expect(invalidJsonReason([1, , 3])).toBe('undefined at /1 is not a JSON value');
   });
 
   test('a cycle is refused, but the same object twice is not a cycle', () => {
     const cyclic: Record<string, unknown> = { a: 1 };
     cyclic['self'] = { back: cyclic };
-    expect(invalidJsonReason(cyclic)).toBe('the value contains a cycle');
+    expect(invalidJsonReason(cyclic)).toBe('the value contains a cycle at /self/back');
     const list: unknown[] = [];
     list.push(list);
-    expect(invalidJsonReason(list)).toBe('the value contains a cycle');
+    expect(invalidJsonReason(list)).toBe('the value contains a cycle at /0');
 
     const shared = { s: 1 };
     expect(invalidJsonReason({ a: shared, b: shared, c: [shared, shared] })).toBeUndefined();

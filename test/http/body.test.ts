@@ -184,6 +184,40 @@ describe.each(hosts)('$name', (host) => {
     });
   });
 
+  describe('numbers', () => {
+    const range = 'numbers must lie between -1.7976931348623157e308 and 1.7976931348623157e308';
+
+    test.each([
+      ['PUT', '/a', '{"b":[1, 1e400]}', 'The number at /b/1 in the request body is out of range: it reads as Infinity'],
+      ['PUT', '/a', '1e400', 'The request body is a number out of range: it reads as Infinity'],
+      ['PUT', '/', '{"a":{"b":[0,-1e400]}}', 'The number at /a/b/1 in the request body is out of range: it reads as -Infinity'],
+      ['POST', '/list', '{"deep":{"x":[{"y":123456789e999}]}}', 'The number at /deep/x/0/y in the request body is out of range: it reads as Infinity'],
+      ['PATCH', '/obj', '{"k":2e308}', 'The number at /k in the request body is out of range: it reads as Infinity'],
+      ['PATCH', '/new', '{"k":{"a%2Fb/c":1e400}}', 'The number at /k/a%252Fb%2Fc in the request body is out of range: it reads as Infinity'],
+      ['PATCH', '/obj', '[{"op":"add","path":"/n","value":{"v":[1e400]}}]', 'The number at /0/value/v/0 in the request body is out of range: it reads as Infinity'],
+      ['PATCH', '/obj', '[{"op":"test","path":"/k","value":-1e999}]', 'The number at /0/value in the request body is out of range: it reads as -Infinity'],
+    ])('%s %s with %s is 400 naming the member, and changes nothing', async (method, path, body, detail) => {
+      const ctx = await serve(host, { initial: { list: [], obj: { k: 1 } } });
+      const before = await snapshot(ctx);
+      const type = body.startsWith('[{"op"') ? 'application/json-patch+json' : 'application/json';
+      expectProblem(await ctx.request(method, path, { body, headers: { 'Content-Type': type } }), 400, `${detail}, which JSON cannot represent; ${range}`);
+      await expectUnchanged(ctx, before);
+    });
+
+    test('the largest doubles are stored; integers past 2^53 are stored as JavaScript reads them (rounded)', async () => {
+      const ctx = await serve(host);
+      const body = '{"max":1.7976931348623157e308,"min":-1.7976931348623157e308,"tiny":5e-324,"under":1e-400,"big":9007199254740993}';
+      expectJson(await ctx.request('PUT', '/n', { body, headers: { 'Content-Type': 'application/json' } }), 201, {
+        max: 1.7976931348623157e308,
+        min: -1.7976931348623157e308,
+        tiny: 5e-324,
+        under: 0,
+        big: 9007199254740992,
+      });
+      expect((await ctx.get('/n/big')).text).toBe('9007199254740992');
+    });
+  });
+
   describe('limit', () => {
     test('the default limit is 1mb: 1048576 bytes pass, one more is 413', async () => {
       const ctx = await serve(host);
@@ -283,8 +317,10 @@ describe.each(hosts)('$name', (host) => {
       const deep = (n: number) => '/k'.repeat(n);
       expect((await ctx.put(deep(100), 1)).status).toBe(201);
       const before = await snapshot(ctx);
-      expectProblem(await ctx.put(deep(99) + '/j/i', 1), 400, `The value written at ${deep(99)}/j would nest the document more than 100 levels deep (the maxDepth option)`);
-      expectProblem(await ctx.put('/other' + deep(100), 1), 400, `The value written at /other would nest the document more than 100 levels deep (the maxDepth option)`);
+      // A path deeper than maxDepth is refused on its own, before anything is planned.
+      expectProblem(await ctx.put(deep(99) + '/j/i', 1), 400, 'The path has 101 segments, more than the 100 levels a write may reach (the maxDepth option)');
+      expectProblem(await ctx.put('/other' + deep(100), 1), 400, 'The path has 101 segments, more than the 100 levels a write may reach (the maxDepth option)');
+      expectProblem(await ctx.put('/other' + deep(99), { j: 1 }), 400, `The value written at /other would nest the document more than 100 levels deep (the maxDepth option)`);
       expectProblem(await ctx.put(deep(99) + '/j', {}), 400, `The value written at ${deep(99)}/j would nest the document more than 100 levels deep (the maxDepth option)`);
       await expectUnchanged(ctx, before);
     });

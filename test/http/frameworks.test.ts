@@ -41,6 +41,17 @@ describe.each(hosts)('$name', (host) => {
       await expectUnchanged(ctx, before);
     });
 
+    test('the store still refuses numbers out of range on a body the parser already parsed', async () => {
+      const ctx = await serve(host, { initial: { a: 1 } }, { before: [jsonParser(host)] });
+      const before = await snapshot(ctx);
+      expectProblem(
+        await ctx.request('PUT', '/a', { body: '{"b":[1e400]}', headers: { 'Content-Type': 'application/json' } }),
+        400,
+        /^The number at \/b\/0 in the request body is out of range: it reads as Infinity/,
+      );
+      await expectUnchanged(ctx, before);
+    });
+
     test("the store's own limit still applies to a body the parser already read", async () => {
       const ctx = await serve(host, { limit: 50 }, { before: [jsonParser(host)] });
       const before = await snapshot(ctx);

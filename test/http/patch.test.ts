@@ -346,6 +346,103 @@ describe.each(hosts)('$name', (host) => {
       expect(await ctx.doc()).toEqual({ a: { list: [1] }, b: { list: [1, 2] } });
     });
 
+    describe('the empty pointer "" is the target itself, also below the root', () => {
+      test('add "" replaces an array element instead of inserting before it', async () => {
+        const ctx = await serve(host);
+        expectJson(await ctx.put('/', { a: [{ x: 1 }, 2] }), 200, { a: [{ x: 1 }, 2] });
+        expectJson(await ctx.patch('/a/0', [{ op: 'add', path: '', value: 9 }], JSON_PATCH), 200, 9);
+        expect((await ctx.get('/')).text).toBe('{"a":[9,2]}');
+      });
+
+      test('add "" replaces an object member in its place', async () => {
+        const ctx = await serve(host, { initial: { o: { t: { x: 1 }, after: 2 } } });
+        expectJson(await ctx.patch('/o/t', [{ op: 'add', path: '', value: [9] }], JSON_PATCH), 200, [9]);
+        expect((await ctx.get('/')).text).toBe('{"o":{"t":[9],"after":2}}');
+      });
+
+      test.each([
+        ['an array element', '/a/0', { a: [{ x: { y: 1 }, z: 3 }, 2] }, '{"a":[{"y":1},2]}'],
+        ['an object member', '/o/t', { o: { t: { x: { y: 1 }, z: 3 }, after: 2 } }, '{"o":{"t":{"y":1},"after":2}}'],
+      ])('copy and move onto "" replace %s with the value from inside it', async (_name, target, initial, result) => {
+        for (const op of ['copy', 'move']) {
+          const ctx = await serve(host, { initial: initial as never });
+          expectJson(await ctx.patch(target, [{ op, from: '/x', path: '' }], JSON_PATCH), 200, { y: 1 });
+          expect((await ctx.get('/')).text).toBe(result);
+        }
+      });
+
+      test('copy "" onto "" and move "" onto "" leave an array element as it was', async () => {
+        const ctx = await serve(host, { initial: { a: [{ x: 1 }, 2] } });
+        const before = await snapshot(ctx);
+        expectJson(await ctx.patch('/a/0', [{ op: 'copy', from: '', path: '' }, { op: 'move', from: '', path: '' }], JSON_PATCH), 200, { x: 1 });
+        const after = await snapshot(ctx);
+        expect([after.text, after.etag]).toEqual([before.text, before.etag]);
+      });
+
+      test('operations after add "" apply to the new value, at the same place', async () => {
+        const ctx = await serve(host, { initial: { a: [{ x: 1 }, 2] } });
+        const reply = await ctx.patch('/a/0', [
+          { op: 'add', path: '', value: { fresh: true } },
+          { op: 'add', path: '/more', value: 1 },
+          { op: 'test', path: '', value: { fresh: true, more: 1 } },
+        ], JSON_PATCH);
+        expectJson(reply, 200, { fresh: true, more: 1 });
+        expect((await ctx.get('/')).text).toBe('{"a":[{"fresh":true,"more":1},2]}');
+      });
+
+      test('a failure after add "" in an array changes nothing', async () => {
+        const ctx = await serve(host, { initial: { a: [{ x: 1 }, 2] } });
+        const before = await snapshot(ctx);
+        expectProblem(
+          await ctx.patch('/a/0', [{ op: 'move', from: '/x', path: '' }, { op: 'test', path: '', value: 2 }], JSON_PATCH),
+          409,
+          'JSON Patch operation 1 (test ""): the value at /a/0 is not the expected one',
+        );
+        expectProblem(
+          await ctx.patch('/a/0', [{ op: 'copy', from: '/nope', path: '' }], JSON_PATCH),
+          409,
+          'JSON Patch operation 0 (copy ""): /a/0/nope does not exist',
+        );
+        await expectUnchanged(ctx, before);
+      });
+
+      test.each([
+        ['an array element', '/a/0', '{"a":[2],"o":{"t":{"x":1},"after":2}}'],
+        ['an object member', '/o/t', '{"a":[{"x":1},2],"o":{"after":2}}'],
+      ])('remove "" removes %s itself: 204, nothing is left at the path', async (_name, target, result) => {
+        const ctx = await serve(host, { initial: { a: [{ x: 1 }, 2], o: { t: { x: 1 }, after: 2 } } });
+        const reply = await ctx.patch(target, [{ op: 'test', path: '/x', value: 1 }, { op: 'remove', path: '' }], JSON_PATCH);
+        expect({ status: reply.status, text: reply.text, etag: reply.headers.etag }).toEqual({ status: 204, text: '', etag: undefined });
+        expect((await ctx.get('/')).text).toBe(result);
+      });
+
+      test.each(['/a/0', '/o/t'])('any operation after remove "" at %s is 409, and nothing changes', async (target) => {
+        const ctx = await serve(host, { initial: { a: [{ x: 1 }, 2], o: { t: { x: 1 }, after: 2 } } });
+        const before = await snapshot(ctx);
+        for (const later of [{ op: 'replace', path: '', value: 0 }, { op: 'test', path: '', value: 2 }, { op: 'add', path: '/y', value: 1 }]) {
+          expectProblem(
+            await ctx.patch(target, [{ op: 'remove', path: '' }, later], JSON_PATCH),
+            409,
+            `JSON Patch operation 1 (${later.op} ${JSON.stringify(later.path)}): operation 0 removed ${target}, the value this patch was sent to, so no operation may follow it`,
+          );
+          await expectUnchanged(ctx, before);
+        }
+      });
+
+      test('at the root, remove "" still leaves {} and later operations apply to it', async () => {
+        const ctx = await serve(host, { initial: { a: 1 } });
+        expectJson(await ctx.patch('/', [{ op: 'remove', path: '' }, { op: 'add', path: '/b', value: 2 }], JSON_PATCH), 200, { b: 2 });
+        expectJson(await ctx.patch('/', [{ op: 'remove', path: '' }], JSON_PATCH), 200, {});
+      });
+
+      test('the programmatic API reports remove "" as leaving nothing', async () => {
+        const ctx = await serve(host, { initial: { a: [{ x: 1 }, 2] } });
+        const result = await ctx.store.patch('/a/0', [{ op: 'remove', path: '' }], { type: 'json-patch' });
+        expect({ value: result.value, etag: result.etag }).toEqual({ value: undefined, etag: undefined });
+        expect(await ctx.doc()).toEqual({ a: [2] });
+      });
+    });
+
     test('JSON Patch may replace or remove the root it was sent to', async () => {
       const ctx = await serve(host, { initial: { a: 1 } });
       expectJson(await ctx.patch('/', [{ op: 'replace', path: '', value: ['new'] }], JSON_PATCH), 200, ['new']);
