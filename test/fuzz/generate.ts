@@ -130,7 +130,12 @@ function spellString(r: Random, s: string): string {
   for (const c of s) {
     if (c === '"' || c === '\\' || c.charCodeAt(0) < 0x20 || (c.length === 1 && c >= '\ud800' && c <= '\udfff')) out += JSON.stringify(c).slice(1, -1);
     else if (c === '/' && r.chance(0.5)) out += '\\/';
-    else if (r.chance(0.3)) for (let i = 0; i < c.length; i++) out += '\\u' + c.charCodeAt(i).toString(16).padStart(4, r.chance(0.5) ? '0' : '0');
+    else if (r.chance(0.3)) {
+      for (let i = 0; i < c.length; i++) {
+        const hex = c.charCodeAt(i).toString(16).padStart(4, '0');
+        out += '\\u' + (r.chance(0.5) ? hex.toUpperCase() : hex);
+      }
+    }
     else out += c;
   }
   return out + '"';
@@ -171,7 +176,8 @@ export function bodyOf(r: Random, v: Json, breakage = 0.06): Buffer {
     [1, () => Buffer.concat([Buffer.from('"a'), Buffer.from([r.pick([0xff, 0xc3, 0xed, 0x80])]), Buffer.from('"')])],
     [2, () => Buffer.from(r.pick(['1e400', '[-1e999]', '{"a":1E400}', '[1,2e308]']))],
     [1, () => Buffer.from(r.pick(['1e-400', '[-0]', '-0.0e-0']))],
-    [1, () => Buffer.from(JSON.stringify('x'.repeat(BODY_LIMIT + r.int(100))))],
+    // Exactly at the size limit, or a byte over it.
+    [1, () => Buffer.from(JSON.stringify('x'.repeat(BODY_LIMIT - 2 + r.int(2))))],
     [1, () => Buffer.from(JSON.stringify(nested(MAX_DEPTH - 1 + r.int(3))))],
   ])();
 }
@@ -489,9 +495,17 @@ export function nextRequest(r: Random, model: ReferenceStore): Generated {
       if (how === 'JSON-PATCH') {
         headers['content-type'] = 'application/json-patch+json';
         const target = valueAt(doc, segments);
-        const ops: Json[] = [{ op: 'add', path: Array.isArray(target) ? '/0' : '/deep', value: nested(Math.min(depth, MAX_DEPTH - 2)) }];
-        // Shift the deep value along after adding it: its depth must be checked where it ends up.
-        if (Array.isArray(target) && r.chance(0.7)) ops.push({ op: 'add', path: '/0', value: 0 });
+        const deep = nested(Math.min(depth, MAX_DEPTH - 2));
+        let ops: Json[] = [{ op: 'add', path: Array.isArray(target) ? '/0' : '/deep', value: deep }];
+        // Shift the deep value along after adding it (an insertion or a removal before it):
+        // its depth must be checked where it ends up.
+        if (Array.isArray(target)) {
+          ops = r.weighted<Json[]>([
+            [3, [...ops, { op: 'add', path: '/0', value: 0 }]],
+            [3, [{ op: 'add', path: '/-', value: deep }, { op: 'remove', path: '/0' }]],
+            [2, ops],
+          ]);
+        }
         return request('PATCH', segments, Buffer.from(JSON.stringify(ops)));
       }
       headers['content-type'] = how === 'MERGE' ? 'application/merge-patch+json' : 'application/json';

@@ -25,6 +25,8 @@ export const MOUNT = '/store';
 export const MAX_DEPTH = 100;
 export const BODY_LIMIT = 64 * 1024;
 export const MAX_PATCH_OPERATIONS = 1000;
+/** The default budget of bytes one write may insert (4 × limit), being added on another branch. */
+export const MAX_WRITE_GROWTH = 4 * BODY_LIMIT;
 
 /**
  * Intended semantics being put in place on other branches. A prediction that
@@ -35,9 +37,12 @@ export const PENDING = {
   'patch-remove-target': 'JSON Patch remove "" at a non-root target removes the target and answers 204 (no body, no ETag)',
   'patch-after-remove': 'after remove "" of a non-root target, any later operation of the same patch is refused with 409',
   'non-finite': 'a number that is not finite in JSON (1e400) makes the body 400',
-  'missing-404': 'a precondition on a missing target is 404 (not 412) for GET/HEAD, DELETE, POST and JSON Patch',
+  'preconditions-last':
+    'preconditions count only where the answer would otherwise be 2xx (RFC 9110 13.2.1): a missing target of GET/HEAD/DELETE/POST/JSON Patch is 404, ' +
+    'a PUT or merge patch that cannot apply (under a scalar, past the end of an array) or a POST to a scalar 409, a malformed JSON Patch 400, whatever If-Match/If-None-Match say',
   'no-content-type': 'a body without Content-Type is 415',
   'patch-too-long': `a JSON Patch with more than ${MAX_PATCH_OPERATIONS} operations is 413`,
+  'write-growth': `a write that inserts more than ${MAX_WRITE_GROWTH} bytes of JSON (4 × limit: values added, replaced or copied) may be refused with 413`,
 } as const;
 export type PendingRule = keyof typeof PENDING;
 
@@ -167,6 +172,8 @@ export interface Prediction {
   minimal?: boolean;
   /** OPTIONS / 405: the Allow header. */
   allow?: string;
+  /** Statuses that are also acceptable for a predicted success, as a refusal that changes nothing (a budget the docs leave open). */
+  refusals?: number[];
   pending: PendingRule[];
   /** Why, in a few words, for failure messages. */
   why: string;
@@ -454,6 +461,12 @@ interface PatchOutcome {
   /** The patched target, or 'removed' after `remove ""` at a non-root target. */
   result: Json | 'removed';
   pending: PendingRule[];
+  /** Bytes of compact JSON the patch inserts: values added or replaced, values copied. */
+  growth: number;
+}
+
+function sizeOf(value: Json): number {
+  return Buffer.byteLength(JSON.stringify(value));
 }
 
 /**
@@ -464,6 +477,7 @@ interface PatchOutcome {
 function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: boolean): PatchOutcome {
   let doc = copy(target);
   let removed = false;
+  let growth = 0;
   const pending = new Set<PendingRule>();
   ops.forEach((op, index) => {
     if (removed) {
@@ -479,9 +493,11 @@ function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: bool
       }
       case 'add':
         if (op.path.length === 0 && !atRoot && inArray) pending.add('patch-root-add');
+        growth += sizeOf(op.value);
         doc = addAt(doc, op.path, copy(op.value));
         return;
       case 'replace':
+        growth += sizeOf(op.value);
         doc = replaceAt(doc, op.path, copy(op.value));
         return;
       case 'remove':
@@ -500,6 +516,7 @@ function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: bool
         const value = valueAt(doc, op.from);
         if (value === undefined) fail('copy from a missing value');
         if (op.path.length === 0 && !atRoot && inArray) pending.add('patch-root-add');
+        growth += sizeOf(value);
         doc = addAt(doc, op.path, copy(value));
         return;
       }
@@ -515,7 +532,7 @@ function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: bool
       }
     }
   });
-  return { result: removed ? 'removed' : doc, pending: [...pending] };
+  return { result: removed ? 'removed' : doc, pending: [...pending], growth };
 }
 
 // ---- RFC 7396 ----------------------------------------------------------------------------
@@ -654,7 +671,7 @@ export class ReferenceStore {
     const pre = preconditionsOf(req);
     const value = valueAt(this.doc, path);
     if (value === undefined) {
-      const pending: PendingRule[] = pre.ifMatch !== undefined ? ['missing-404'] : [];
+      const pending: PendingRule[] = pre.ifMatch !== undefined ? ['preconditions-last'] : [];
       refuse(404, 'nothing at the path', pending);
     }
     const shown = compact(shallow ? shallowView(value) : value);
@@ -696,37 +713,47 @@ export class ReferenceStore {
     let kind: BodyKind | undefined;
     let body: Json = null;
     if (method !== 'DELETE') {
+      // No Content-Type and no body either: whether that is "a body without Content-Type" is open.
+      if (req.headers['content-type'] === undefined && (req.body === undefined || req.body.length === 0)) refuse([415, 400], 'no Content-Type and no body', ['no-content-type']);
       kind = bodyKindOf(req.headers['content-type'], method);
       body = parseBody(req.body);
     }
     const current = valueAt(this.doc, path);
-    const mustExist = method === 'DELETE' || method === 'POST' || kind === 'json-patch';
+    const holds = this.preconditionsHold(pre, current);
+    const root = copy(this.doc);
+    // Refusals found while planning the write win over preconditions, which
+    // count only where the answer would otherwise be 2xx (RFC 9110 13.2.1).
+    const planning = (status: number, why: string, pending: PendingRule[] = []): never =>
+      refuse(status, why, holds ? pending : [...pending, 'preconditions-last']);
     let ops: PatchOp[] | undefined;
+    let put: PutOutcome | undefined;
     if (kind === 'json-patch') {
-      let malformed: Refusal | undefined;
       try {
         ops = parsePatch(body);
       } catch (error) {
-        if (!(error instanceof Refusal)) throw error;
-        malformed = error;
+        if (error instanceof Refusal) planning(400, error.why);
+        throw error;
       }
-      if (malformed !== undefined) {
-        // A malformed patch against a failing precondition or a missing target:
-        // the docs do not order these checks.
-        if (current === undefined && conditional) refuse([400, 404], malformed.why, this.preconditionsHold(pre, current) ? [] : ['missing-404']);
-        if (!this.preconditionsHold(pre, current)) refuse([412, 400], malformed.why);
-        throw malformed;
+      if (ops.length > MAX_PATCH_OPERATIONS) planning(413, 'too many JSON Patch operations', ['patch-too-long']);
+      if (current === undefined) planning(404, 'nothing at the path to PATCH');
+      // No operation may follow `remove ""` of a non-root target: its pointers would address a sibling.
+      const removal = path.length > 0 ? ops.findIndex((op) => op.op === 'remove' && op.path.length === 0) : -1;
+      if (removal !== -1 && removal < ops.length - 1) planning(409, 'an operation follows remove "" of the target', ['patch-after-remove']);
+    } else if (method === 'POST' || method === 'DELETE') {
+      if (current === undefined) planning(404, `nothing at the path to ${method}`);
+      if (method === 'POST' && !Array.isArray(current) && !isObject(current)) planning(409, 'POST to a scalar');
+    } else if (method === 'PUT' || current === undefined) {
+      // PUT, or a merge patch on a missing target (which counts as null, so it is created like PUT).
+      try {
+        put = putAt(root, path, kind === 'merge-patch' ? mergePatch(undefined, body) : body);
+      } catch (error) {
+        if (error instanceof Refusal) planning(error.statuses[0] as number, error.why);
+        throw error;
       }
-      if ((ops as PatchOp[]).length > MAX_PATCH_OPERATIONS) refuse(413, 'too many JSON Patch operations', ['patch-too-long']);
     }
-    if (mustExist && current === undefined) {
-      const pending: PendingRule[] = conditional && !this.preconditionsHold(pre, current) ? ['missing-404'] : [];
-      refuse(404, `nothing at the path to ${method}`, pending);
-    }
-    if (!this.preconditionsHold(pre, current)) refuse(412, 'precondition failed');
+    if (!holds) refuse(412, 'precondition failed');
 
     const minimal = /(?:^|[,;\s])return\s*=\s*"?minimal"?/i.test(req.headers['prefer'] ?? '');
-    const root = copy(this.doc);
     if (method === 'DELETE') {
       if (path.length === 0) return this.success(204, {}, undefined, false, [], 'DELETE / leaves {}');
       removeExisting(root, path);
@@ -738,19 +765,14 @@ export class ReferenceStore {
         target.push(body);
         return this.success(201, root, [...path, String(target.length - 1)], minimal, [], 'POST appends');
       }
-      if (!isObject(target)) refuse(409, 'POST to a scalar');
       return this.postToObject(path, body, minimal);
     }
-    if (method === 'PUT') {
-      const put = putAt(root, path, body);
-      return this.success(put.created ? 201 : 200, put.root, put.at, minimal, [], put.created ? 'PUT creates' : 'PUT replaces', put.created);
+    if (put !== undefined) {
+      const why = method === 'PUT' ? (put.created ? 'PUT creates' : 'PUT replaces') : 'merge patch creates the missing target';
+      return this.success(put.created ? 201 : 200, put.root, put.at, minimal, [], why, put.created);
     }
     if (kind === 'merge-patch') {
-      if (current === undefined) {
-        const put = putAt(root, path, mergePatch(undefined, body));
-        return this.success(put.created ? 201 : 200, put.root, put.at, minimal, [], 'merge patch creates the missing target', put.created);
-      }
-      const merged = mergePatch(copy(current), body);
+      const merged = mergePatch(copy(current as Json), body);
       return this.success(200, replaceExisting(root, path, merged), path, minimal, [], 'merge patch');
     }
     // JSON Patch on an existing target.
@@ -766,11 +788,12 @@ export class ReferenceStore {
       }
       throw error;
     }
+    const refusals = outcome.growth > MAX_WRITE_GROWTH ? { refusals: [413], pending: [...outcome.pending, 'write-growth' as const] } : { pending: outcome.pending };
     if (outcome.result === 'removed') {
       removeExisting(root, path);
-      return this.success(204, root, undefined, false, outcome.pending, 'JSON Patch removed its target');
+      return { ...this.success(204, root, undefined, false, outcome.pending, 'JSON Patch removed its target'), ...refusals };
     }
-    return this.success(200, replaceExisting(root, path, outcome.result), path, minimal, outcome.pending, 'JSON Patch');
+    return { ...this.success(200, replaceExisting(root, path, outcome.result), path, minimal, outcome.pending, 'JSON Patch'), ...refusals };
   }
 
   /** A successful write: the new document (if within the depth limit), and what the answer carries. */
