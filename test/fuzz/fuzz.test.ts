@@ -77,6 +77,8 @@ async function serve(storage: StorageAdapter, initial: Json): Promise<Served> {
   const app = express();
   app.use(MOUNT, store);
   const server = http.createServer(app);
+  // A busy machine may pause between requests: never let an idle kept-alive socket close under a request.
+  server.keepAliveTimeout = 600_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   let closed = false;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -136,7 +138,7 @@ function clip(text: string, max = 600): string {
   return text.length > max ? `${text.slice(0, max)}… (${text.length} characters)` : text;
 }
 
-export function describeRequest(req: FuzzRequest): string {
+function describeRequest(req: FuzzRequest): string {
   const lines = [`${req.method} ${MOUNT}${req.path}${req.query === '' ? '' : '?' + req.query}`];
   for (const [name, value] of Object.entries(req.headers)) lines.push(`  ${name}: ${value}`);
   if (req.body !== undefined) {
@@ -413,7 +415,13 @@ async function fuzz(run: Run, steps: number, streamSeed: number): Promise<void> 
     const before = model.doc;
     const generated = nextRequest(r, model);
     const prediction = model.predict(generated.request);
-    const reply = await send(served, generated);
+    let reply: Reply;
+    try {
+      reply = await send(served, generated);
+    } catch (error) {
+      // The connection failed: the store crashed or cut it short. Say where, with the seed.
+      return expect.fail(report(run, step, steps, generated, prediction, undefined, [`the request failed: ${String(error)}`], before));
+    }
     if (stats !== undefined) {
       const label = `${generated.kind} ${reply.status}`;
       stats.set(label, (stats.get(label) ?? 0) + 1);

@@ -95,6 +95,7 @@ export function value(r: Random, depth: number): Json {
     [3, 2],
     [2, 3],
     [1, 5],
+    [0.3, 12],
   ]);
   if (r.chance(0.35)) return Array.from({ length: size }, () => value(r, depth - 1));
   const out: JsonObject = {};
@@ -305,6 +306,7 @@ export function jsonPatch(r: Random, target: Json | undefined): Json {
     [4, 2],
     [2, 3],
     [1, 5],
+    [0.5, 9],
   ]);
   const ops: Json[] = [];
   for (let i = 0; i < count; i++) {

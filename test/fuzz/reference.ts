@@ -7,7 +7,11 @@
  * a merge patch with the RFC's own pseudo-code.
  *
  * `predict()` says what one request must answer and, when it succeeds, how
- * the document changes. Where the docs leave the order of two failed checks
+ * the document changes. A write is checked in this order: path, precondition
+ * headers' syntax, Content-Type, body; then what planning finds (malformed
+ * JSON Patch 400, missing target 404, cannot apply 409), which wins over
+ * preconditions (RFC 9110 13.2.1); then preconditions (412); then what
+ * applying finds (a JSON Patch operation 409, depth 400). Where the docs leave the order of two failed checks
  * open, a prediction lists every acceptable status; all of them change
  * nothing. Predictions that rely on semantics decided but not yet on every
  * branch name them in `pending` (see PENDING), so a failure says which
