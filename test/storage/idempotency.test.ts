@@ -10,8 +10,10 @@ import type { JsonStoreOptions } from '../../src/index.js';
 import { expectProblem, snapshot } from '../http/support.js';
 import type { Reply } from '../http/hosts.js';
 import { describeRedis } from '../redis/helpers.js';
-import { removeTempDirs } from './file-support.js';
-import { closeAll, filePlace, memoryPlace, open, redisPlace, type Opened, type PlaceFactory } from './places.js';
+import { join } from 'node:path';
+import { fileStorage, type FileStorage } from '../../src/storage/file.js';
+import { crashImage, journalLines, removeTempDirs, tempDir } from './file-support.js';
+import { closeAll, filePlace, memoryPlace, open, redisPlace, type Opened, type Place, type PlaceFactory } from './places.js';
 
 afterEach(async () => {
   await closeAll();
@@ -204,6 +206,40 @@ describe('memory storage', () => {
 
 describe('file storage', () => {
   idempotency('file', filePlace, true);
+
+  test('file: keys survive compactions while running, repeated clean stops, and a crash image of the files', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'store.json');
+    // Compacts after nearly every write.
+    const options = { compactRatio: 0.01, compactMinSize: 0 };
+    let latest: FileStorage | undefined;
+    const place: Place = {
+      kind: 'file',
+      adapter: async () => (latest = fileStorage(file, options)),
+      stored: async () => undefined,
+    };
+    let ctx = await open(place, { initial: { items: [] } });
+    const firsts: Reply[] = [];
+    for (let i = 0; i < 20; i++) firsts.push(await ctx.post('/items', i, keyed(`c${i}`)));
+    expect(latest?.stats.compactions).toBeGreaterThan(0);
+    // The journal now starts after the first keys' changes: their records are in its header.
+    expect(journalLines(file).length).toBeLessThan(20);
+    const image = crashImage(file, join(dir, 'image'));
+    for (let round = 0; round < 2; round++) {
+      await ctx.close();
+      ctx = await open(place, { initial: { items: [] } });
+    }
+    for (let i = 0; i < 20; i++) expect(answerOf(await ctx.post('/items', i, keyed(`c${i}`)))).toEqual(answerOf(firsts[i] as Reply));
+    expect(await ctx.store.get('/items')).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await ctx.close();
+    const crashed = fileStorage(image);
+    try {
+      const stored = await crashed.load();
+      expect(stored?.idempotency?.map((record) => record.key).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `c${i}`).sort());
+    } finally {
+      await crashed.close();
+    }
+  });
 });
 
 describeRedis('Redis storage', (env) => {
