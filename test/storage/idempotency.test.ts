@@ -237,7 +237,7 @@ describe('file storage', () => {
       const stored = await crashed.load();
       expect(stored?.idempotency?.map((record) => record.key).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `c${i}`).sort());
     } finally {
-      await crashed.close();
+      await crashed.close?.();
     }
   });
 });
