@@ -18,6 +18,7 @@ export type JsonStoreErrorCode =
   | 'payload-too-large'
   | 'budget-exceeded'
   | 'unsupported-media-type'
+  | 'idempotency-key-reused'
   | 'precondition-required'
   | 'internal-error'
   | 'storage-unavailable';
@@ -36,6 +37,7 @@ const titles: Record<JsonStoreErrorCode, string> = {
   'payload-too-large': 'Payload too large',
   'budget-exceeded': 'Budget exceeded',
   'unsupported-media-type': 'Unsupported media type',
+  'idempotency-key-reused': 'Idempotency key reused',
   'precondition-required': 'Precondition required',
   'internal-error': 'Internal error',
   'storage-unavailable': 'Storage unavailable',
@@ -56,6 +58,8 @@ const statuses: Record<JsonStoreErrorCode, number> = {
   // A write that would cost more memory than a budget allows (RFC 9110 Content Too Large).
   'budget-exceeded': 413,
   'unsupported-media-type': 415,
+  // The same key sent with another request (draft-ietf-httpapi-idempotency-key-header).
+  'idempotency-key-reused': 422,
   'precondition-required': 428,
   'internal-error': 500,
   'storage-unavailable': 503,

@@ -49,6 +49,8 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
     maxPatchOperations: resolved.maxPatchOperations,
     maxWriteGrowth: resolved.maxWriteGrowth,
     maxDocumentSize: resolved.maxDocumentSize,
+    idempotencyWindow: resolved.idempotencyWindow,
+    idempotencyKeys: resolved.idempotencyKeys,
   });
   const handler = createRequestHandler(store, resolved, (error) => {
     if (store.listenerCount('error') > 0) {

@@ -50,6 +50,14 @@ export interface JsonStoreOptions {
    * shrink an oversized document are accepted. Bytes or a size string. Default `'100mb'`.
    */
   maxDocumentSize?: number | string;
+  /**
+   * Milliseconds a write's `Idempotency-Key` is remembered: a retry with the
+   * same key within this time gets the first answer instead of writing again.
+   * Default 86 400 000 (24 hours).
+   */
+  idempotencyWindow?: number;
+  /** Most idempotency keys remembered; beyond it the oldest are forgotten first. Default 10 000. */
+  idempotencyKeys?: number;
 }
 
 export interface ResolvedOptions {
@@ -66,6 +74,8 @@ export interface ResolvedOptions {
   maxPatchOperations: number;
   maxWriteGrowth: number;
   maxDocumentSize: number;
+  idempotencyWindow: number;
+  idempotencyKeys: number;
 }
 
 const known = [
@@ -81,6 +91,8 @@ const known = [
   'maxPatchOperations',
   'maxWriteGrowth',
   'maxDocumentSize',
+  'idempotencyWindow',
+  'idempotencyKeys',
 ];
 
 const maxMaxDepth = 1000;
@@ -112,6 +124,8 @@ function sizeOption(name: string, value: unknown, fallback: number): number {
 /** What one write may insert by default, per byte of `limit`: a full-size body with room to spare, and no doubling. */
 const growthPerLimitByte = 4;
 const defaultMaxDocumentSize = 100 * 1024 * 1024;
+const defaultIdempotencyWindow = 24 * 60 * 60 * 1000;
+const maxIdempotencyKeys = 1_000_000;
 
 export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
@@ -174,6 +188,16 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     fail(`option "initial" is larger than maxDocumentSize (${maxDocumentSize} bytes of JSON)`);
   }
 
+  const idempotencyWindow = options.idempotencyWindow === undefined ? defaultIdempotencyWindow : options.idempotencyWindow;
+  if (!isNonNegativeInteger(idempotencyWindow) || idempotencyWindow < 1) {
+    fail(`option "idempotencyWindow" must be a positive number of milliseconds, such as 86400000 for 24 hours, got ${String(options.idempotencyWindow)}`);
+  }
+  const idempotencyKeys = options.idempotencyKeys === undefined ? 10_000 : options.idempotencyKeys;
+  // Each key costs a few hundred bytes in memory and in storage.
+  if (!isNonNegativeInteger(idempotencyKeys) || idempotencyKeys < 1 || idempotencyKeys > maxIdempotencyKeys) {
+    fail(`option "idempotencyKeys" must be a whole number from 1 to ${maxIdempotencyKeys}, got ${String(options.idempotencyKeys)}`);
+  }
+
   return {
     initial,
     storage,
@@ -187,5 +211,7 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     maxPatchOperations,
     maxWriteGrowth,
     maxDocumentSize,
+    idempotencyWindow,
+    idempotencyKeys,
   };
 }

@@ -6,13 +6,14 @@
  * Reads never see a change the adapter has not confirmed: a read that finds
  * changes in flight waits for them, and retries if they were rolled back.
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { applyOperations, valueAt, type DocumentState } from './document/apply.js';
 import { cloneJson, invalidJsonReason, type JsonValue } from './document/json.js';
 import { budgetExceeded, jsonSize, SizeMeter } from './document/size.js';
 import { DepthGuard } from './document/depth-guard.js';
 import type { PatchOperation } from './document/patch-types.js';
-import { toPath, type Path } from './document/path.js';
+import { parseUrlPath, toPath, urlPath, type Path } from './document/path.js';
 import {
   checkWritePath,
   planDelete,
@@ -25,7 +26,16 @@ import {
 } from './document/operations.js';
 import { contentTag, formatEtag } from './document/etag.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from './errors.js';
-import type { Change, StorageAdapter, StorageCallOptions, StoredDocument, Unwatch } from './storage/types.js';
+import type {
+  Change,
+  IdempotencyRecord,
+  IdempotencyRetention,
+  StorageAdapter,
+  StorageCallOptions,
+  StoredDocument,
+  Unwatch,
+} from './storage/types.js';
+import { asIdempotencyRecord, idempotencyKeyPattern, retainedRecords } from './storage/idempotency.js';
 import { isThenable } from './is-thenable.js';
 
 /** What the `change` event says: what changed, where, and who changed it. */
@@ -52,6 +62,10 @@ export interface DocumentStoreOptions {
   maxWriteGrowth: number;
   /** Largest document, in bytes of compact JSON, that a write may leave (unless it shrinks it). */
   maxDocumentSize: number;
+  /** Milliseconds an idempotency key is remembered after its write. */
+  idempotencyWindow: number;
+  /** Most idempotency keys remembered; the oldest are forgotten first. */
+  idempotencyKeys: number;
 }
 
 /** Preconditions a caller may attach to a write; evaluated atomically with it. */
@@ -64,6 +78,31 @@ export interface WriteOptions {
    * here); throw to refuse.
    */
   precondition?: Precondition;
+  /**
+   * An idempotency key: a repeat of this write with the same key (same method,
+   * path and value) is not applied again but resolves with the first result
+   * (`replayed: true`); the same key with another write rejects with 422.
+   * 1 to 255 printable ASCII characters. Remembered for `idempotencyWindow`.
+   */
+  idempotencyKey?: string;
+}
+
+/** What is remembered of an answer to a write sent with an idempotency key. */
+export interface IdempotentOutcome {
+  status: number;
+  etag?: string | undefined;
+  location?: string | undefined;
+}
+
+/** An idempotency key given with `write`, and how to remember and replay its answer. */
+export interface IdempotentWrite<T> {
+  key: string;
+  /** Identifies the request; the same key with another fingerprint is refused with 422. */
+  fingerprint: string;
+  /** What to remember of `respond`'s result. */
+  remember(result: T): IdempotentOutcome;
+  /** The answer to a repeat, from the record and the current document. */
+  replay(record: IdempotencyRecord, root: JsonValue): T;
 }
 
 export interface WriteResult {
@@ -75,8 +114,14 @@ export interface WriteResult {
   value: JsonValue | undefined;
   /** Its strong ETag, or `undefined` if nothing is there. */
   etag: string | undefined;
-  /** The document revision after the write. */
+  /** The document revision after the write (for a replay: the revision the first write made). */
   revision: number;
+  /**
+   * A repeat of a write sent with the same `idempotencyKey`: nothing was
+   * written. `value` is then the current value only if it is still the one
+   * the first write left (same ETag), else `undefined`.
+   */
+  replayed?: boolean;
 }
 
 interface Pending {
@@ -88,6 +133,8 @@ interface Pending {
   carriedBase: JsonValue | undefined;
   done: boolean;
   error: unknown;
+  /** The idempotency record committed with this change, if any. */
+  idempotency: IdempotencyRecord | undefined;
   settled: Promise<boolean>;
   resolve: (ok: boolean) => void;
 }
@@ -137,6 +184,14 @@ function beforeDeadline<T>(promise: Promise<T>, deadline: number, failure: () =>
   });
 }
 
+/**
+ * Identifies a request for its idempotency key: SHA-256 (base64url) of what
+ * makes it this request (method, path, body, preconditions) as JSON.
+ */
+export function idempotencyFingerprint(parts: JsonValue): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
+}
+
 /** The strong ETag of a value (compact JSON hashed). */
 export function etagOf(value: JsonValue): string {
   return formatEtag(contentTag(JSON.stringify(value)));
@@ -170,6 +225,11 @@ export class DocumentStore extends EventEmitter {
    * told to read before retrying sees the write if it was saved.
    */
   private unknownOutcomes = 0;
+  /** Idempotency records by key, oldest first (a Map keeps insertion order). */
+  private readonly idempotency = new Map<string, IdempotencyRecord>();
+  /** Keys whose change is handed to the adapter and not yet confirmed: a repeat waits for it. */
+  private readonly keysInFlight = new Map<string, Pending>();
+  private readonly retention: IdempotencyRetention;
 
   constructor(options: DocumentStoreOptions) {
     super();
@@ -184,6 +244,7 @@ export class DocumentStore extends EventEmitter {
     const capabilities = this.adapter.capabilities ?? {};
     // A shared adapter retries on conflicts, which needs one commit at a time.
     this.pipelining = capabilities.pipelining === true && capabilities.shared !== true;
+    this.retention = { window: options.idempotencyWindow, count: options.idempotencyKeys };
     this.ensureLoaded().catch(noop);
   }
 
@@ -247,7 +308,11 @@ export class DocumentStore extends EventEmitter {
   async write<T>(
     plan: (root: JsonValue) => WritePlan,
     respond: (root: JsonValue, plan: WritePlan, revision: number) => T,
+    idempotent?: IdempotentWrite<T>,
   ): Promise<T> {
+    if (idempotent !== undefined && !idempotencyKeyPattern.test(idempotent.key)) {
+      throw new JsonStoreError('bad-request', 'An idempotency key must be 1 to 255 printable ASCII characters');
+    }
     this.assertOpen();
     const deadline = this.deadline();
     // Queued at once (no await before), so a close() called after this write
@@ -255,6 +320,11 @@ export class DocumentStore extends EventEmitter {
     const outcome = await this.enqueue(async () => {
       await this.whenLoaded(deadline);
       for (let attempt = 0; ; attempt++) {
+        // Checked again after each catch-up: another process may have made this write meanwhile.
+        if (idempotent !== undefined) {
+          const repeat = await this.recall(idempotent);
+          if (repeat !== undefined) return { result: repeat.result, entry: undefined };
+        }
         // A precondition or planner that throws has changed nothing.
         const planned = plan(this.state.root);
         if (planned.ops.length === 0) {
@@ -275,7 +345,8 @@ export class DocumentStore extends EventEmitter {
           const sizeAfter = meter.sizeAfter(sizeBefore) ?? jsonSize(this.state.root);
           this.checkSize(sizeBefore, sizeAfter);
           result = respond(this.state.root, planned, this.revisionNumber + 1);
-          entry = this.commit(applied.ops, applied.undo, sizeBefore, sizeAfter, deadline);
+          const record = idempotent === undefined ? undefined : this.recordOf(idempotent, result, this.revisionNumber + 1);
+          entry = this.commit(applied.ops, applied.undo, sizeBefore, sizeAfter, deadline, record);
         } catch (error) {
           // Nothing was handed to the adapter: the change is undone as if never made.
           applied.undo();
@@ -295,6 +366,72 @@ export class DocumentStore extends EventEmitter {
     return outcome.result;
   }
 
+  // ---- idempotency keys ---------------------------------------------------------
+
+  /**
+   * The answer to a repeat of a write made with this key, `undefined` when
+   * the key is new, or 422 when it was used for another request. Waits for a
+   * change with the key still in flight, then decides again.
+   */
+  private async recall<T>(idempotent: IdempotentWrite<T>): Promise<{ result: T } | undefined> {
+    for (;;) {
+      const inFlight = this.keysInFlight.get(idempotent.key);
+      if (inFlight !== undefined) {
+        await inFlight.settled;
+        continue;
+      }
+      const record = this.idempotency.get(idempotent.key);
+      if (record === undefined) return undefined;
+      if (record.at < Date.now() - this.retention.window) {
+        this.idempotency.delete(record.key);
+        return undefined;
+      }
+      if (record.fingerprint !== idempotent.fingerprint) {
+        throw new JsonStoreError(
+          'idempotency-key-reused',
+          'This Idempotency-Key was already used for a different request (another method, path, body or preconditions); ' +
+            'send a new key for a new request, or repeat the first request exactly',
+        );
+      }
+      return { result: idempotent.replay(record, this.state.root) };
+    }
+  }
+
+  private recordOf<T>(idempotent: IdempotentWrite<T>, result: T, revision: number): IdempotencyRecord {
+    const { status, etag, location } = idempotent.remember(result);
+    const record: { -readonly [K in keyof IdempotencyRecord]: IdempotencyRecord[K] } = {
+      key: idempotent.key,
+      fingerprint: idempotent.fingerprint,
+      revision,
+      at: Date.now(),
+      status,
+    };
+    if (etag !== undefined) record.etag = etag;
+    if (location !== undefined) record.location = location;
+    return record;
+  }
+
+  /** Adds a record as the newest, forgetting expired ones and the oldest beyond `idempotencyKeys`. */
+  private rememberKey(record: IdempotencyRecord): void {
+    this.idempotency.delete(record.key);
+    this.idempotency.set(record.key, record);
+    const oldest = Date.now() - this.retention.window;
+    for (const [key, kept] of this.idempotency) {
+      if (this.idempotency.size <= this.retention.count && kept.at >= oldest) break;
+      this.idempotency.delete(key);
+    }
+  }
+
+  private forgetKey(record: IdempotencyRecord): void {
+    if (this.idempotency.get(record.key) === record) this.idempotency.delete(record.key);
+  }
+
+  /** A record that came from storage (a load, another process' change), if it is one. */
+  private rememberStored(value: unknown): void {
+    const record = asIdempotencyRecord(value);
+    if (record !== undefined) this.rememberKey(record);
+  }
+
   private failure(error: unknown): JsonStoreError {
     if (error instanceof RevisionConflictError) {
       return new StorageError('Other processes kept changing the document, so this write could not be applied; try again', { cause: error });
@@ -306,14 +443,14 @@ export class DocumentStore extends EventEmitter {
   put(path: string | readonly string[] | undefined, value: JsonValue, options?: WriteOptions): Promise<WriteResult> {
     const segments = toPath(path);
     const body = this.checkValue(value);
-    return this.write(this.guarded(segments, options, (root) => planPut(root, segments, body)), resultOf);
+    return this.write(this.guarded(segments, options, (root) => planPut(root, segments, body)), resultOf, this.keyed(options, 'PUT', segments, body));
   }
 
   /** Append to the array at `path`, or add under a new unique key to the object there. */
   post(path: string | readonly string[] | undefined, value: JsonValue, options?: WriteOptions): Promise<WriteResult> {
     const segments = toPath(path);
     const body = this.checkValue(value);
-    return this.write(this.guarded(segments, options, (root) => planPost(root, segments, body)), resultOf);
+    return this.write(this.guarded(segments, options, (root) => planPost(root, segments, body)), resultOf, this.keyed(options, 'POST', segments, body));
   }
 
   /**
@@ -335,7 +472,11 @@ export class DocumentStore extends EventEmitter {
         return Promise.reject(error);
       }
     }
-    return this.write(this.guarded(segments, options, (root) => planner(root, segments, body)), resultOf);
+    return this.write(
+      this.guarded(segments, options, (root) => planner(root, segments, body)),
+      resultOf,
+      this.keyed(options, options?.type === 'json-patch' ? 'PATCH json-patch' : 'PATCH merge', segments, body),
+    );
   }
 
   /** Remove the member at `path`; on the root, leaves `{}`. */
@@ -343,7 +484,7 @@ export class DocumentStore extends EventEmitter {
     const segments = toPath(path);
     // Nothing is left at the path (after an array element, its successor is).
     const deleted = (root: JsonValue, plan: WritePlan, revision: number): WriteResult => ({ ...resultOf(root, plan, revision), value: undefined, etag: undefined });
-    return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), deleted);
+    return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), deleted, this.keyed(options, 'DELETE', segments, null));
   }
 
   /**
@@ -361,6 +502,31 @@ export class DocumentStore extends EventEmitter {
       const plan = planner(root);
       precondition?.(valueAt(root, path));
       return plan;
+    };
+  }
+
+  /** The programmatic API's idempotency key, when `options` has one: fingerprinted by method, path and value. */
+  private keyed(options: WriteOptions | undefined, method: string, segments: string[], body: JsonValue): IdempotentWrite<WriteResult> | undefined {
+    const key = options?.idempotencyKey;
+    if (key === undefined) return undefined;
+    if (typeof key !== 'string' || !idempotencyKeyPattern.test(key)) {
+      throw new TypeError(`idempotencyKey must be a string of 1 to 255 printable ASCII characters, got ${JSON.stringify(key)}`);
+    }
+    return {
+      key,
+      fingerprint: idempotencyFingerprint(['api', method, segments, body]),
+      remember: (result) => ({
+        status: result.etag === undefined ? 204 : result.created ? 201 : 200,
+        etag: result.etag,
+        location: result.created ? urlPath(result.path) : undefined,
+      }),
+      replay(record, root) {
+        const path = record.location === undefined ? segments : parseUrlPath(record.location);
+        const value = valueAt(root, path);
+        // The value only while it is still what the first write left.
+        const same = value !== undefined && record.etag !== undefined && etagOf(value) === record.etag;
+        return { created: record.status === 201, path, value: same ? cloneJson(value) : undefined, etag: record.etag, revision: record.revision, replayed: true };
+      },
     };
   }
 
@@ -394,18 +560,30 @@ export class DocumentStore extends EventEmitter {
    * the adapter is called (the change could not be prepared), with nothing
    * counted: the caller then undoes the change.
    */
-  private commit(ops: PatchOperation[], undo: () => void, sizeBefore: number, sizeAfter: number, deadline: number | undefined): Pending | undefined {
+  private commit(
+    ops: PatchOperation[],
+    undo: () => void,
+    sizeBefore: number,
+    sizeAfter: number,
+    deadline: number | undefined,
+    idempotency: IdempotencyRecord | undefined,
+  ): Pending | undefined {
     const revision = this.revisionNumber + 1;
     const carriedBase = this.base;
     const committedOps = carriedBase === undefined ? ops : [{ op: 'replace' as const, path: '', value: carriedBase }, ...ops];
-    const change: Change = this.adapter.capabilities?.wholeDocument
-      ? { revision, ops: committedOps, document: cloneJson(this.state.root) }
-      : { revision, ops: committedOps };
+    const change: { -readonly [K in keyof Change]: Change[K] } = { revision, ops: committedOps };
+    if (this.adapter.capabilities?.wholeDocument) change.document = cloneJson(this.state.root);
+    if (idempotency !== undefined) {
+      change.idempotency = idempotency;
+      change.idempotencyRetention = this.retention;
+    }
     const event: ChangeEvent = { revision, ops, origin: 'local' };
     // From here on nothing throws: the change is the adapter's to keep or refuse.
     this.revisionNumber = revision;
     this.base = undefined;
     this.size = sizeAfter;
+    // Known from now on, so a repeat arriving meanwhile waits for this change instead of writing again.
+    if (idempotency !== undefined) this.rememberKey(idempotency);
 
     let outcome: unknown;
     try {
@@ -419,8 +597,9 @@ export class DocumentStore extends EventEmitter {
     }
     let resolve: (ok: boolean) => void = noop;
     const settled = new Promise<boolean>((r) => (resolve = r));
-    const entry: Pending = { revision, undo, sizeBefore, event, carriedBase, done: false, error: undefined, settled, resolve };
+    const entry: Pending = { revision, undo, sizeBefore, event, carriedBase, done: false, error: undefined, idempotency, settled, resolve };
     this.pending.push(entry);
+    if (idempotency !== undefined) this.keysInFlight.set(idempotency.key, entry);
     Promise.resolve(outcome).then(
       () => {
         entry.done = true;
@@ -435,6 +614,7 @@ export class DocumentStore extends EventEmitter {
   private advance(): void {
     while (this.pending.length > 0 && (this.pending[0] as Pending).done) {
       const entry = this.pending.shift() as Pending;
+      if (entry.idempotency !== undefined) this.keysInFlight.delete(entry.idempotency.key);
       this.emitChange(entry.event);
       entry.resolve(true);
     }
@@ -447,6 +627,10 @@ export class DocumentStore extends EventEmitter {
     for (let i = this.pending.length - 1; i >= index; i--) {
       const undone = this.pending[i] as Pending;
       undone.undo();
+      if (undone.idempotency !== undefined) {
+        this.keysInFlight.delete(undone.idempotency.key);
+        this.forgetKey(undone.idempotency);
+      }
       undone.error = i === index ? error : new StorageError('An earlier change it was built on could not be saved, so this one was not saved either', { cause: error });
     }
     const undone = this.pending.splice(index);
@@ -527,6 +711,7 @@ export class DocumentStore extends EventEmitter {
       this.size = meter.sizeAfter(this.size) ?? jsonSize(this.state.root);
       this.revisionNumber = change.revision;
       this.base = undefined;
+      if (change.idempotency !== undefined) this.rememberStored(change.idempotency);
       this.emitChange({ revision: change.revision, ops: change.ops, origin: 'remote' });
     }
     return true;
@@ -579,6 +764,13 @@ export class DocumentStore extends EventEmitter {
     }
     // One walk per load; from then on each change adds and subtracts what it touched.
     this.size = jsonSize(this.state.root);
+    // Storage that keeps the records is the truth about them; otherwise this process' memory is all there is.
+    if (this.adapter.capabilities?.idempotency) {
+      this.idempotency.clear();
+      const kept = Array.isArray(stored?.idempotency) ? stored.idempotency : [];
+      const records = kept.map(asIdempotencyRecord).filter((record): record is IdempotencyRecord => record !== undefined);
+      for (const record of retainedRecords(records, this.retention, Date.now())) this.rememberKey(record);
+    }
   }
 
   private ensureLoaded(): Promise<void> {

@@ -6,8 +6,8 @@
  * checking every value where it goes in is exact.
  */
 import { JsonStoreError } from '../errors.js';
-import type { ApplyObserver } from './apply.js';
-import { depthOf, type JsonValue } from './json.js';
+import { valueAt, type ApplyObserver } from './apply.js';
+import { depthOf, isContainer, type JsonValue } from './json.js';
 import { displayPath } from './path.js';
 
 export class DepthGuard implements ApplyObserver {
@@ -18,12 +18,12 @@ export class DepthGuard implements ApplyObserver {
   ) {}
 
   adding(root: JsonValue, path: readonly string[], value: JsonValue, source: 'patch' | 'copy' | 'move', where: string): void {
-    this.check(path, value);
+    this.check(root, path, value);
     this.next?.adding(root, path, value, source, where);
   }
 
   replacing(root: JsonValue, path: readonly string[], value: JsonValue, where: string): void {
-    this.check(path, value);
+    this.check(root, path, value);
     this.next?.replacing(root, path, value, where);
   }
 
@@ -31,7 +31,10 @@ export class DepthGuard implements ApplyObserver {
     this.next?.removing(root, path, source, where);
   }
 
-  private check(path: readonly string[], value: JsonValue): void {
+  private check(root: JsonValue, path: readonly string[], value: JsonValue): void {
+    // A step that cannot apply (no container to put the value in) is refused
+    // for that reason (409) by the step itself.
+    if (path.length > 0 && !isContainer(valueAt(root, path.slice(0, -1)))) return;
     const room = this.maxDepth - path.length;
     // depthOf stops counting once past the room left.
     if (room < 0 || depthOf(value, room) > room) {

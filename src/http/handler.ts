@@ -11,11 +11,12 @@ import { describeType, isContainer, isObject, type JsonValue } from '../document
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planDelete, planJsonPatch, planMergePatch, planPost, planPut, valueAfterWrite, type WritePlan } from '../document/operations.js';
-import type { DocumentStore } from '../store.js';
+import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite } from '../store.js';
 import type { ResolvedOptions } from '../options.js';
 import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
 import { checkWritePreconditions, hasPreconditions, isNotModified, preconditionsOf } from './conditional.js';
 import { checkHost } from './host.js';
+import { idempotencyKeyOf } from './idempotency-key.js';
 import { sendProblem } from './problem.js';
 import { mountPrefix, splitTarget } from './request-target.js';
 
@@ -36,6 +37,8 @@ interface WriteOutcome {
   body: string | undefined;
   etag: string | undefined;
   location: string | undefined;
+  /** The answer to a repeat of a write sent with the same Idempotency-Key: nothing was written. */
+  replayed?: boolean;
 }
 
 /** Query flags of a GET: `?shallow=true`, `?pretty`. */
@@ -146,6 +149,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       });
     }
     const preconditions = preconditionsOf(req.headers);
+    const idempotencyKey = idempotencyKeyOf(req.headers);
     if (options.requirePreconditions && !hasPreconditions(preconditions)) {
       throw new JsonStoreError(
         'precondition-required',
@@ -153,11 +157,14 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       );
     }
     let planner: (root: JsonValue) => WritePlan;
+    // What makes this request this request, for its Idempotency-Key.
+    let request: JsonValue = [method, path, preconditions as unknown as JsonValue];
     if (method === 'DELETE') {
       planner = (root) => planDelete(root, path);
     } else {
       const kind = bodyKindOf(req.headers['content-type'], method);
       const body = await jsonBodyOf(req, options.limit, options.maxDepth);
+      request = [method, path, preconditions as unknown as JsonValue, kind, body];
       if (method === 'PUT') planner = (root) => planPut(root, path, body);
       else if (method === 'POST') planner = (root) => planPost(root, path, body);
       else if (kind === 'json-patch') {
@@ -173,6 +180,25 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     );
     const minimal = prefersMinimal(req);
     const prefix = method === 'DELETE' ? '' : mountPrefix(req);
+    const idempotent: IdempotentWrite<WriteOutcome> | undefined =
+      idempotencyKey === undefined
+        ? undefined
+        : {
+            key: idempotencyKey,
+            fingerprint: idempotencyFingerprint(request),
+            remember: ({ status, etag, location }) => ({ status, etag, location }),
+            replay(record, root) {
+              // The body only while the value is still what the first write left: a replay never claims a value it did not write.
+              let body: string | undefined;
+              if (record.status !== 204 && record.etag !== undefined && !minimal) {
+                const resultPath = record.location === undefined ? path : record.location.startsWith(prefix) ? parseUrlPath(record.location.slice(prefix.length)) : undefined;
+                const value = resultPath === undefined ? undefined : valueAt(root, resultPath);
+                const compact = value === undefined ? undefined : JSON.stringify(value);
+                if (compact !== undefined && formatEtag(contentTag(compact)) === record.etag) body = compact;
+              }
+              return { status: record.status, body, etag: record.etag, location: record.location, replayed: true };
+            },
+          };
     const outcome = await store.write<WriteOutcome>(guarded, (root, plan) => {
       if (method === 'DELETE') return { status: 204, body: undefined, etag: undefined, location: undefined };
       const value = valueAfterWrite(root, plan);
@@ -184,7 +210,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
         etag: formatEtag(contentTag(compact)),
         location: plan.created ? prefix + urlPath(plan.resultPath) : undefined,
       };
-    });
+    }, idempotent);
     send(
       res,
       outcome.status,
@@ -193,6 +219,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
         ETag: outcome.etag,
         Location: outcome.location,
         'Preference-Applied': minimal && outcome.status !== 204 ? 'return=minimal' : undefined,
+        'Idempotent-Replayed': outcome.replayed ? 'true' : undefined,
         'Cache-Control': 'no-store',
       },
       false,

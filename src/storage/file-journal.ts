@@ -8,6 +8,7 @@
  *
  *   {"format":"express-jsonstore journal 1","snapshot":{"revision":12,"sha256":"…"}}   header
  *   {"revision":13,"ops":[{"op":"replace","path":"/a","value":1}]}                     a change
+ *   {"revision":14,"ops":[…],"idempotency":{"key":"k1",…}}                            a change sent with an Idempotency-Key
  *   {"snapshot":{"revision":40,"sha256":"…"}}                                           a marker
  *
  * The header says which snapshot the journal continues (its revision and the
@@ -15,12 +16,20 @@
  * is appended just before a compaction renames a new snapshot into place: if
  * the process dies before the journal is replaced, the marker still says which
  * revision that new snapshot holds.
+ *
+ * A header may also carry `"idempotency":[…]`: the idempotency records of
+ * changes folded into the snapshot, still inside their retention, so keys
+ * survive compactions and clean stops. Readers ignore members they do not
+ * know, so journals with records stay readable by versions without them, and
+ * a record that is not well-formed is dropped, never fatal.
  */
 import { createHash } from 'node:crypto';
 import { parseJsonPatch } from '../document/json-patch.js';
 import { hasMember, isObject, type JsonValue } from '../document/json.js';
 import type { PatchOperation } from '../document/patch-types.js';
 import { StorageError } from '../errors.js';
+import { asIdempotencyRecord, encodeIdempotencyRecord } from './idempotency.js';
+import type { IdempotencyRecord } from './types.js';
 
 export const JOURNAL_FORMAT = 'express-jsonstore journal 1';
 
@@ -36,6 +45,7 @@ export interface ChangeRecord {
   line: number;
   revision: number;
   ops: PatchOperation[];
+  idempotency?: IdempotencyRecord;
 }
 
 export interface MarkerRecord {
@@ -48,6 +58,8 @@ export type JournalRecord = ChangeRecord | MarkerRecord;
 
 export interface ParsedJournal {
   header: SnapshotRef;
+  /** The idempotency records the header carries (those of changes folded into the snapshot). */
+  idempotency: IdempotencyRecord[];
   /** Every complete line after the header, in order. */
   records: JournalRecord[];
   /** Bytes up to the end of the last complete line: where the next append goes. */
@@ -80,12 +92,16 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-export function encodeHeader(snapshot: SnapshotRef): string {
-  return JSON.stringify({ format: JOURNAL_FORMAT, snapshot }) + '\n';
+export function encodeHeader(snapshot: SnapshotRef, idempotency: readonly IdempotencyRecord[] = []): string {
+  const head = JSON.stringify({ format: JOURNAL_FORMAT, snapshot });
+  if (idempotency.length === 0) return head + '\n';
+  return `${head.slice(0, -1)},"idempotency":[${idempotency.map(encodeIdempotencyRecord).join(',')}]}\n`;
 }
 
-export function encodeChange(revision: number, ops: readonly PatchOperation[]): string {
-  return JSON.stringify({ revision, ops }) + '\n';
+export function encodeChange(revision: number, ops: readonly PatchOperation[], idempotency?: IdempotencyRecord): string {
+  const line = JSON.stringify({ revision, ops });
+  if (idempotency === undefined) return line + '\n';
+  return `${line.slice(0, -1)},"idempotency":${encodeIdempotencyRecord(idempotency)}}\n`;
 }
 
 export function encodeMarker(snapshot: SnapshotRef): string {
@@ -172,6 +188,7 @@ function snapshotRefOf(value: unknown): SnapshotRef | undefined {
 export function parseJournal(bytes: Uint8Array, context: JournalContext): ParsedJournal {
   const records: JournalRecord[] = [];
   let header: SnapshotRef | undefined;
+  let idempotency: IdempotencyRecord[] = [];
   let lastRevision = 0;
   let start = 0;
   let line = 0;
@@ -192,6 +209,7 @@ export function parseJournal(bytes: Uint8Array, context: JournalContext): Parsed
       }
       header = ref;
       lastRevision = ref.revision;
+      idempotency = recordsOf(value);
     } else {
       records.push(parseRecord(value, line, lastRevision, header, context));
       const record = records[records.length - 1] as JournalRecord;
@@ -200,7 +218,14 @@ export function parseJournal(bytes: Uint8Array, context: JournalContext): Parsed
     start = end + 1;
   }
   if (header === undefined) throw damaged(context, 1, 'the header line is incomplete');
-  return { header, records, completeLength: start, tornLength: bytes.length - start, lastRevision };
+  return { header, idempotency, records, completeLength: start, tornLength: bytes.length - start, lastRevision };
+}
+
+/** The well-formed idempotency records of a header. */
+function recordsOf(header: unknown): IdempotencyRecord[] {
+  const list = isObject(header) ? header['idempotency'] : undefined;
+  if (!Array.isArray(list)) return [];
+  return list.map(asIdempotencyRecord).filter((record): record is IdempotencyRecord => record !== undefined);
 }
 
 function parseRecord(value: unknown, line: number, previous: number, header: SnapshotRef, context: JournalContext): JournalRecord {
@@ -217,7 +242,8 @@ function parseRecord(value: unknown, line: number, previous: number, header: Sna
     } catch (error) {
       throw damaged(context, line, error instanceof Error ? error.message : String(error));
     }
-    return { kind: 'change', line, revision, ops };
+    const idempotency = asIdempotencyRecord(value['idempotency']);
+    return idempotency === undefined ? { kind: 'change', line, revision, ops } : { kind: 'change', line, revision, ops, idempotency };
   }
   const snapshot = snapshotRefOf(value['snapshot']);
   if (snapshot === undefined) throw damaged(context, line, 'it is neither a change nor a snapshot marker');

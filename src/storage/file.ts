@@ -39,7 +39,8 @@ import {
   type SnapshotRef,
 } from './file-journal.js';
 import { acquireLock, type FileLock } from './file-lock.js';
-import type { Change, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
+import { retainedRecords } from './idempotency.js';
+import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
 
 // ---- the file operations, replaceable for tests ---------------------------------
 
@@ -284,6 +285,7 @@ export function fileStorage(path: string, options?: FileStorageOptions): FileSto
 interface QueuedChange {
   revision: number;
   line: string;
+  idempotency: IdempotencyRecord | undefined;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -355,7 +357,7 @@ async function writeAll(file: FileStorageFile, data: Uint8Array, position: numbe
 
 class FileStorageAdapter implements FileStorage {
   readonly name = 'file' as const;
-  readonly capabilities: StorageCapabilities = { pipelining: true, persistent: true };
+  readonly capabilities: StorageCapabilities = { pipelining: true, persistent: true, idempotency: true };
   readonly path: string;
 
   private readonly journalPath: string;
@@ -390,6 +392,13 @@ class FileStorageAdapter implements FileStorage {
   private compactionRun: Promise<void> | undefined;
   /** After a failed compaction, the journal size at which to try again. */
   private compactAgainAt = 0;
+  /**
+   * The idempotency records of durable changes, by key: what a new journal's
+   * header carries, so they outlive the journal lines they came with.
+   */
+  private idempotency = new Map<string, IdempotencyRecord>();
+  /** How long the engine keeps records, as the last change with one said; until then every loaded record is kept. */
+  private retention: IdempotencyRetention | undefined;
 
   constructor(path: string, settings: ResolvedFileStorageOptions) {
     this.path = path;
@@ -541,8 +550,11 @@ class FileStorageAdapter implements FileStorage {
     }
     this.acceptedRevision = revision;
     this.durableRevision = revision;
+    // Kept even when the journal belonged to a snapshot edited since: the writes they answer were made.
+    for (const record of journal?.idempotency ?? []) this.rememberKey(record);
+    for (const change of changes) if (change.idempotency !== undefined) this.rememberKey(change.idempotency);
     await this.removeLeftovers();
-    return { document: state.root, revision };
+    return { document: state.root, revision, idempotency: [...this.idempotency.values()] };
   }
 
   /** Temporary files of a write that did not finish: removed before anything is written, since new ones are created exclusively. */
@@ -570,6 +582,20 @@ class FileStorageAdapter implements FileStorage {
     this.repair = undefined;
     this.compaction = undefined;
     this.compactAgainAt = 0;
+    this.idempotency = new Map();
+  }
+
+  private rememberKey(record: IdempotencyRecord): void {
+    const known = this.idempotency.get(record.key);
+    if (known === undefined || known.revision <= record.revision) this.idempotency.set(record.key, record);
+  }
+
+  /** The records a new journal header carries: within the retention, which also bounds what is kept in memory. */
+  private retainedKeys(): IdempotencyRecord[] {
+    if (this.retention === undefined) return [...this.idempotency.values()];
+    const kept = retainedRecords(this.idempotency.values(), this.retention, Date.now());
+    this.idempotency = new Map(kept.map((record) => [record.key, record]));
+    return kept;
   }
 
   // ---- writing ----------------------------------------------------------------------
@@ -581,10 +607,11 @@ class FileStorageAdapter implements FileStorage {
       throw new Error(`the file storage expected revision ${expected} next, not ${change.revision}`);
     }
     // Serialized now: the engine may change these values once this returns.
-    const line = encodeChange(change.revision, change.ops);
+    const line = encodeChange(change.revision, change.ops, change.idempotency);
+    if (change.idempotencyRetention !== undefined) this.retention = change.idempotencyRetention;
     this.acceptedRevision = change.revision;
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ revision: change.revision, line, resolve, reject });
+      this.queue.push({ revision: change.revision, line, idempotency: change.idempotency, resolve, reject });
       this.scheduleFlush();
     });
   }
@@ -610,14 +637,22 @@ class FileStorageAdapter implements FileStorage {
     const last = batch[batch.length - 1];
     if (last === undefined) return;
     const lines = batch.map((item) => item.line);
+    const before = this.idempotency;
     try {
       await this.repairJournal();
       if (this.snapshot.exists) await this.appendChanges(lines);
-      else await this.writeFirstSnapshot(lines, last.revision);
+      else {
+        // The first snapshot folds these changes in at once: the new journal's header carries their records.
+        this.idempotency = new Map(before);
+        for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
+        await this.writeFirstSnapshot(lines, last.revision);
+      }
     } catch (error) {
+      this.idempotency = before;
       this.refuse(batch, error);
       return;
     }
+    for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
     this.durableRevision = last.revision;
     this.counters.changes += batch.length;
     for (const item of batch) item.resolve();
@@ -722,7 +757,7 @@ class FileStorageAdapter implements FileStorage {
 
   /** Starts a journal (header only) for the current snapshot, replacing any journal there. */
   private async createJournal(): Promise<void> {
-    const data = Buffer.from(encodeHeader({ revision: this.snapshot.revision, sha256: this.snapshot.sha256 }), 'utf8');
+    const data = Buffer.from(encodeHeader({ revision: this.snapshot.revision, sha256: this.snapshot.sha256 }, this.retainedKeys()), 'utf8');
     try {
       const file = await this.writeNewFile(this.journalTemp, data);
       try {
@@ -876,7 +911,8 @@ class FileStorageAdapter implements FileStorage {
     this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
     await this.syncDirectory();
 
-    const data = Buffer.from(encodeHeader(ref) + compaction.tail.join(''), 'utf8');
+    // The records of the changes folded in move to the header (the tail's lines carry their own too).
+    const data = Buffer.from(encodeHeader(ref, this.retainedKeys()) + compaction.tail.join(''), 'utf8');
     const file = await this.writeNewFile(this.journalTemp, data);
     try {
       await this.fs.rename(this.journalTemp, this.journalPath);

@@ -7,8 +7,11 @@
  * Keys (all share the hash tag `{key}`, so they live in one Cluster slot):
  *   KEYS meta        hash: rev, snapshotRev, logBytes, layout
  *   KEYS log         stream: one entry per change, ID `<revision>-0`, field `ops`
+ *                    (and `idem`: the idempotency record, for a write sent with a key)
  *   KEYS snapshot    string: the document at `snapshotRev`, as JSON
  *   KEYS compaction  string: token of the process compacting, with an expiry
+ *   KEYS idempotency       hash: idempotency key -> its record (JSON), kept across compactions
+ *   KEYS idempotency-times sorted set: idempotency key scored by its record's time, to forget the old ones
  *
  * Revisions cross the Lua boundary as decimal strings and are only compared
  * with `tonumber` (exact below 2^53); a stream ID is built by appending `-0`
@@ -37,10 +40,15 @@ end`;
 
 /**
  * Appends one change if, and only if, it is the next revision.
- * KEYS: meta, log, snapshot, compaction.
+ * KEYS: meta, log, snapshot, compaction, idempotency, idempotency-times.
  * ARGV: revision, ops JSON, compaction min bytes ('' = never compact),
  *       compaction ratio, compaction max changes, lock token, lock ms,
- *       the most missed changes to return on a conflict.
+ *       the most missed changes to return on a conflict,
+ *       idempotency record JSON ('' = none), its key, its time (ms),
+ *       the oldest time to keep, the most records to keep.
+ * A record goes into the log entry and the idempotency hash in the same
+ * step as the change; each call forgets at most 100 expired or surplus
+ * records, so the work per write stays bounded.
  * Returns {1, claimed}: appended, and `claimed` = 1 when this caller now holds
  * the compaction lock and should compact. Or, when the change was made on a
  * stale revision, {0, current revision, the changes the caller missed} (no
@@ -59,7 +67,23 @@ if tonumber(ARGV[1]) ~= tonumber(current) + 1 then
   if missed < 1 or missed > tonumber(ARGV[8]) then return {0, current, {}} end
   return {0, current, redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[8])}
 end
-redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 'ops', ARGV[2])
+if ARGV[9] == '' then
+  redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 'ops', ARGV[2])
+else
+  redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 'ops', ARGV[2], 'idem', ARGV[9])
+  redis.call('HSET', KEYS[5], ARGV[10], ARGV[9])
+  redis.call('ZADD', KEYS[6], ARGV[11], ARGV[10])
+  local forget = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[12], 'LIMIT', 0, 100)
+  local surplus = redis.call('ZCARD', KEYS[6]) - #forget - tonumber(ARGV[13])
+  if surplus > 0 then
+    local oldest = redis.call('ZRANGE', KEYS[6], #forget, #forget + math.min(surplus, 100) - 1)
+    for _, key in ipairs(oldest) do forget[#forget + 1] = key end
+  end
+  for _, key in ipairs(forget) do
+    redis.call('HDEL', KEYS[5], key)
+    redis.call('ZREM', KEYS[6], key)
+  end
+end
 redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'layout', '${LAYOUT}')
 local logBytes = redis.call('HINCRBY', KEYS[1], 'logBytes', string.len(ARGV[2]))
 local claimed = 0
@@ -76,9 +100,11 @@ return {1, claimed}`,
 
 /**
  * Everything needed to rebuild the latest document, read atomically.
- * KEYS: meta, log, snapshot.
+ * KEYS: meta, log, snapshot, idempotency.
  * Returns {} when nothing is stored, else
- * {rev, snapshotRev, snapshot JSON or '', logBytes, entries after the snapshot}.
+ * {rev, snapshotRev, snapshot JSON or '', logBytes, entries after the snapshot,
+ *  the idempotency records (HGETALL: key, record, ...)}. The commit script
+ * keeps that hash near the configured count.
  */
 export const loadScript = luaScript(
   'load',
@@ -91,7 +117,7 @@ local snapshot = ''
 if snapshotRev ~= '0' then snapshot = redis.call('GET', KEYS[3]) or '' end
 -- IDs are <revision>-0, so the first ID at or after <snapshotRev>-1 is the change after the snapshot.
 local entries = redis.call('XRANGE', KEYS[2], snapshotRev .. '-1', '+')
-return {meta[1], snapshotRev, snapshot, meta[3] or '0', entries}`,
+return {meta[1], snapshotRev, snapshot, meta[3] or '0', entries, redis.call('HGETALL', KEYS[4])}`,
 );
 
 /**

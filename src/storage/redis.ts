@@ -19,7 +19,17 @@ import type { JsonValue } from '../document/json.js';
 import type { PatchOperation } from '../document/patch-types.js';
 import { RevisionConflictError } from '../errors.js';
 import { changesScript, commitScript, compactScript, loadScript, unlockScript, type LuaScript } from './redis-scripts.js';
-import type { Change, OutcomeUnknown, StorageAdapter, StorageCallOptions, StorageCapabilities, StoredDocument, Unwatch } from './types.js';
+import { asIdempotencyRecord, encodeIdempotencyRecord } from './idempotency.js';
+import type {
+  Change,
+  IdempotencyRecord,
+  OutcomeUnknown,
+  StorageAdapter,
+  StorageCallOptions,
+  StorageCapabilities,
+  StoredDocument,
+  Unwatch,
+} from './types.js';
 
 /** Per-command options the adapter passes to node-redis. */
 export interface RedisCommandOptions {
@@ -128,6 +138,10 @@ export interface RedisStorageKeys {
   readonly snapshot: string;
   /** String: held, with an expiry, by the process compacting. */
   readonly compaction: string;
+  /** Hash: idempotency key -> the record of the write made with it (JSON); survives compactions. */
+  readonly idempotency: string;
+  /** Sorted set: idempotency keys by the time of their write, to forget the old ones. */
+  readonly idempotencyTimes: string;
 }
 
 export interface RedisStorage extends StorageAdapter {
@@ -169,6 +183,8 @@ interface RebuiltDocument {
   snapshotRevision: number;
   /** Bytes of the changes after the snapshot, as counted in `meta`. */
   logBytes: number;
+  /** The idempotency records kept in the hash. */
+  idempotency: IdempotencyRecord[];
 }
 
 /**
@@ -261,7 +277,14 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
 /** The keys for a document name: the prefix, then the hash tag `{name}`, shared by all four. */
 function redisKeys(prefix: string, key: string): RedisStorageKeys {
   const start = `${prefix}{${key}}`;
-  return { meta: `${start}:meta`, log: `${start}:log`, snapshot: `${start}:snapshot`, compaction: `${start}:compaction` };
+  return {
+    meta: `${start}:meta`,
+    log: `${start}:log`,
+    snapshot: `${start}:snapshot`,
+    compaction: `${start}:compaction`,
+    idempotency: `${start}:idempotency`,
+    idempotencyTimes: `${start}:idempotency-times`,
+  };
 }
 
 /**
@@ -477,8 +500,12 @@ function decodeEntries(reply: unknown, logKey: string): Change[] {
     }
     const fields = asArray(rawFields, `entry ${id} of ${logKey}`);
     let ops: unknown;
+    let idempotency: IdempotencyRecord | undefined;
     for (let i = 0; i + 1 < fields.length; i += 2) {
-      if (asText(fields[i], `a field of entry ${id}`) !== 'ops') continue;
+      const field = asText(fields[i], `a field of entry ${id}`);
+      // A damaged record is dropped (a retry then writes again), never fatal.
+      if (field === 'idem') idempotency = decodeRecord(fields[i + 1]);
+      if (field !== 'ops') continue;
       try {
         ops = JSON.parse(asText(fields[i + 1], `the ops of entry ${id}`));
       } catch (error) {
@@ -486,8 +513,28 @@ function decodeEntries(reply: unknown, logKey: string): Change[] {
       }
     }
     if (!Array.isArray(ops)) throw new Error(`entry ${id} of ${logKey} has no list of operations`);
-    return { revision, ops: ops as PatchOperation[] };
+    return idempotency === undefined ? { revision, ops: ops as PatchOperation[] } : { revision, ops: ops as PatchOperation[], idempotency };
   });
+}
+
+function decodeRecord(reply: unknown): IdempotencyRecord | undefined {
+  if (typeof reply !== 'string' && !Buffer.isBuffer(reply)) return undefined;
+  try {
+    return asIdempotencyRecord(JSON.parse(String(reply)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** HGETALL of the idempotency hash, as the load script returns it: key, record, key, record, ... */
+function decodeRecords(reply: unknown): IdempotencyRecord[] {
+  if (!Array.isArray(reply)) return [];
+  const records: IdempotencyRecord[] = [];
+  for (let i = 1; i < reply.length; i += 2) {
+    const record = decodeRecord(reply[i]);
+    if (record !== undefined) records.push(record);
+  }
+  return records;
 }
 
 /** XREAD answers `[[key, entries]]` over RESP2 and `{ key: entries }` over RESP3. */
@@ -510,7 +557,7 @@ function describe(error: unknown): string {
 
 class RedisDocumentStorage implements RedisStorage {
   readonly name = 'redis' as const;
-  readonly capabilities: StorageCapabilities = { shared: true, persistent: true };
+  readonly capabilities: StorageCapabilities = { shared: true, persistent: true, idempotency: true };
   readonly keys: RedisStorageKeys;
   readonly requestTimeout?: number;
   /** Absent with `follow: false`, so the engine does not wait for a feed. */
@@ -565,12 +612,26 @@ class RedisDocumentStorage implements RedisStorage {
     const rebuilt = await this.rebuild();
     if (rebuilt === undefined) return undefined;
     this.loadedRevision = rebuilt.revision;
-    return { document: rebuilt.document, revision: rebuilt.revision };
+    const stored: StoredDocument = { document: rebuilt.document, revision: rebuilt.revision };
+    if (rebuilt.idempotency.length > 0) stored.idempotency = rebuilt.idempotency;
+    return stored;
   }
 
   async commit(change: Change, options?: StorageCallOptions): Promise<void> {
     // Serialized before the first await: the engine owns the values afterwards.
     const ops = JSON.stringify(change.ops);
+    const record = change.idempotency;
+    const retention = change.idempotencyRetention;
+    const idempotencyArgs =
+      record === undefined
+        ? ['', '', '0', '0', '0']
+        : [
+            encodeIdempotencyRecord(record),
+            record.key,
+            String(record.at),
+            String(retention === undefined ? 0 : record.at - retention.window),
+            String(retention === undefined ? Number.MAX_SAFE_INTEGER : retention.count),
+          ];
     this.missed = undefined;
     const { compaction } = this.options;
     const compactionArgs =
@@ -584,8 +645,8 @@ class RedisDocumentStorage implements RedisStorage {
         await runScript(
           this.send,
           commitScript,
-          [this.keys.meta, this.keys.log, this.keys.snapshot, this.keys.compaction],
-          [String(change.revision), ops, ...compactionArgs, this.lockToken, String(compactionLockMs), String(catchUpLimit)],
+          [this.keys.meta, this.keys.log, this.keys.snapshot, this.keys.compaction, this.keys.idempotency, this.keys.idempotencyTimes],
+          [String(change.revision), ops, ...compactionArgs, this.lockToken, String(compactionLockMs), String(catchUpLimit), ...idempotencyArgs],
           this.options.commandTimeout,
           options?.deadline,
         ),
@@ -667,8 +728,8 @@ class RedisDocumentStorage implements RedisStorage {
 
   /** Reads the snapshot and the changes after it, and applies them. */
   private async rebuild(): Promise<RebuiltDocument | undefined> {
-    const { meta, log, snapshot } = this.keys;
-    const reply = asArray(await runScript(this.send, loadScript, [meta, log, snapshot], [], this.options.bulkTimeout), 'the load script');
+    const { meta, log, snapshot, idempotency } = this.keys;
+    const reply = asArray(await runScript(this.send, loadScript, [meta, log, snapshot, idempotency], [], this.options.bulkTimeout), 'the load script');
     if (reply.length === 0) return undefined;
     const revision = asRevision(reply[0], 'the load script');
     const snapshotRevision = asRevision(reply[1], 'the load script');
@@ -694,7 +755,7 @@ class RedisDocumentStorage implements RedisStorage {
       at = change.revision;
     }
     if (at !== revision) throw new Error(`${meta} is at revision ${revision} but ${log} ends at revision ${at}`);
-    return { document: state.root, revision, snapshotRevision, logBytes };
+    return { document: state.root, revision, snapshotRevision, logBytes, idempotency: decodeRecords(reply[5]) };
   }
 
   /** Called once the commit script handed this process the compaction lock. */

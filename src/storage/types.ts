@@ -18,6 +18,39 @@ export interface StoredDocument {
   document: JsonValue;
   /** Number of changes committed so far; 0 for a document nobody wrote yet. */
   revision: number;
+  /**
+   * Adapters with `capabilities.idempotency`: the idempotency records kept
+   * with the changes, at least those still inside their retention (see
+   * `Change.idempotency`). The engine drops the ones it no longer needs.
+   */
+  idempotency?: IdempotencyRecord[];
+}
+
+/**
+ * What a write sent with an `Idempotency-Key` was answered, remembered so
+ * that a retry with the same key gets the same answer instead of writing again.
+ */
+export interface IdempotencyRecord {
+  /** The client's key (1 to 255 printable ASCII characters). */
+  readonly key: string;
+  /** Identifies the request (method, path, body, preconditions): the same key with another fingerprint is refused. */
+  readonly fingerprint: string;
+  /** The revision the write made. */
+  readonly revision: number;
+  /** When it was made, in ms since the epoch (the writing process' clock). */
+  readonly at: number;
+  /** The answer: HTTP status, and the ETag and Location it carried. */
+  readonly status: number;
+  readonly etag?: string;
+  readonly location?: string;
+}
+
+/** How long the engine remembers idempotency records: adapters keep at least these. */
+export interface IdempotencyRetention {
+  /** Milliseconds after `at`. */
+  readonly window: number;
+  /** The newest this many (older ones may be dropped). */
+  readonly count: number;
 }
 
 /** One committed change, as the engine hands it to `commit` and to `change` listeners. */
@@ -38,6 +71,15 @@ export interface Change {
    * declares `capabilities.wholeDocument`. A fresh copy the adapter may keep.
    */
   readonly document?: JsonValue;
+  /**
+   * Present when the write carried an idempotency key. An adapter that
+   * declares `capabilities.idempotency` stores it atomically with the change,
+   * gives it back with the change (`changesSince`, `watch`) and from `load()`
+   * (`StoredDocument.idempotency`) for as long as `idempotencyRetention` says.
+   */
+  readonly idempotency?: IdempotencyRecord;
+  /** With `idempotency` on changes the engine commits: what the adapter keeps, and for how long. */
+  readonly idempotencyRetention?: IdempotencyRetention;
 }
 
 /** What an adapter can do. A missing capability is never faked by the engine. */
@@ -63,6 +105,13 @@ export interface StorageCapabilities {
   readonly shared?: boolean;
   /** Data outlives the process (informational, e.g. for health checks and the CLI). */
   readonly persistent?: boolean;
+  /**
+   * The adapter keeps `change.idempotency` records with their changes and
+   * returns them (see `Change.idempotency`), so idempotency keys survive
+   * restarts and are seen by every process. Without it the engine remembers
+   * keys in its own memory only.
+   */
+  readonly idempotency?: boolean;
 }
 
 /**

@@ -130,6 +130,17 @@ describe('invalid options throw a TypeError naming the option', () => {
     expectOptionError({ maxPatchOperations }, 'maxPatchOperations');
   });
 
+  test.each(['idempotencyWindow', 'idempotencyKeys'])('%s that is not a positive whole number', (name) => {
+    for (const value of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '10', '24h', null, true]) {
+      expectOptionError({ [name]: value }, name);
+    }
+    expect(() => jsonStore({ [name]: 1 })).not.toThrow();
+  });
+
+  test('idempotencyKeys above 1 000 000', () => {
+    expectOptionError({ idempotencyKeys: 1_000_001 }, 'idempotencyKeys');
+  });
+
   test('initial larger than maxDocumentSize', () => {
     // {"a":"é"} is 10 bytes of UTF-8.
     expectOptionError({ maxDocumentSize: 9, initial: { a: 'é' } }, 'initial');

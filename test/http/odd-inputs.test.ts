@@ -5,6 +5,7 @@
  * document byte for byte as it was.
  */
 import { afterEach, describe, expect, test } from 'vitest';
+import type { JsonValue } from '../../src/index.js';
 import { closeServers, hosts, serve, type Reply, type Served } from './hosts.js';
 import { expectJson, expectProblem, expectUnchanged, snapshot } from './support.js';
 
@@ -94,7 +95,7 @@ describe.each(hosts)('$name', (host) => {
   });
 
   test('a JSON Patch cannot pass maxDepth by shifting a deep value away from the path it was written at', async () => {
-    let shallow: unknown = 0;
+    let shallow: JsonValue = 0;
     for (let i = 0; i < 90; i++) shallow = [shallow]; // 90 levels at /y: 91 in all
     const w = { p: { p: { p: { p: { p: { p: { p: { p: { p: { p: {} } } } } } } } } } }; // /w/p/... 11 levels of objects
     const ctx = await serve(host, { initial: { x: { a: [0] }, y: shallow, w } });

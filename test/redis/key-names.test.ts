@@ -31,6 +31,13 @@ const aclRules = (prefix: string) => [
   '+strlen',
   '+get',
   '+del',
+  '+hgetall',
+  '+hdel',
+  '+zadd',
+  '+zrem',
+  '+zcard',
+  '+zrange',
+  '+zrangebyscore',
 ];
 
 describeRedis('redisStorage: key names', (env) => {
@@ -56,6 +63,8 @@ describeRedis('redisStorage: key names', (env) => {
       log: `app:{${key}}:log`,
       snapshot: `app:{${key}}:snapshot`,
       compaction: `app:{${key}}:compaction`,
+      idempotency: `app:{${key}}:idempotency`,
+      idempotencyTimes: `app:{${key}}:idempotency-times`,
     });
     await adapter.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { a: 1 } }] });
     expect(await adapter.compact()).toBe(true);
@@ -100,7 +109,9 @@ describeRedis(
       b.on('change', (event) => {
         if (event.origin === 'remote') remote.push(event);
       });
-      for (let i = 0; i < 12; i++) await a.post('/todos', `task ${i}`);
+      // Idempotency keys too, with records pruned by count (the commit script's sorted-set commands).
+      for (let i = 0; i < 12; i++) await a.post('/todos', `task ${i}`, i % 2 === 0 ? { idempotencyKey: `task-${i}` } : undefined);
+      expect(await b.post('/todos', 'task 10', { idempotencyKey: 'task-10' })).toMatchObject({ replayed: true });
       // b follows through its own XREAD connection, made with the same user.
       await eventually('b to follow', () => (remote.length === 12 ? true : undefined));
       expect(await b.get('/todos')).toHaveLength(12);

@@ -136,7 +136,30 @@ describe('parseJournal: round trips', () => {
 
   test('a header alone: no records, the last revision is the header\'s', () => {
     const parsed = parseJournal(bytes(encodeHeader(snapshotAt12)), context);
-    expect(parsed).toEqual({ header: snapshotAt12, records: [], completeLength: encodeHeader(snapshotAt12).length, tornLength: 0, lastRevision: 12 });
+    expect(parsed).toEqual({
+      header: snapshotAt12,
+      idempotency: [],
+      records: [],
+      completeLength: encodeHeader(snapshotAt12).length,
+      tornLength: 0,
+      lastRevision: 12,
+    });
+  });
+
+  test('idempotency records: in the header and on change lines; a malformed one is dropped, not fatal', () => {
+    const record = { key: 'k1', fingerprint: 'f', revision: 12, at: 1_700_000_000_000, status: 201, etag: '"e"', location: '/items/0' };
+    const later = { key: 'k2', fingerprint: 'g', revision: 13, at: 1_700_000_000_001, status: 204 };
+    const text =
+      encodeHeader(snapshotAt12, [record]) +
+      encodeChange(13, [{ op: 'add', path: '/a', value: 1 }], later) +
+      JSON.stringify({ revision: 14, ops: [], idempotency: { key: '', status: 'no' } }) +
+      '\n';
+    const parsed = parseJournal(bytes(text), context);
+    expect(parsed.idempotency).toEqual([record]);
+    expect(parsed.records.map((r) => (r.kind === 'change' ? r.idempotency : undefined))).toEqual([later, undefined]);
+    expect(parsed.lastRevision).toBe(14);
+    // What a reader without records sees: the same header and change members as before.
+    expect(JSON.parse(encodeHeader(snapshotAt12, [record]))).toMatchObject({ format: JOURNAL_FORMAT, snapshot: snapshotAt12 });
   });
 
   test('a header at revision 0 (a new store) is followed by revision 1', () => {
