@@ -27,8 +27,9 @@ export function memoryStorage(): MemoryStorage {
       if (stored !== undefined && change.revision !== stored.revision + 1) {
         throw new Error(`memory storage is at revision ${stored.revision} and cannot take revision ${change.revision}`);
       }
-      // Own copies: the engine keeps mutating the values it handed over.
-      applyOperations(state, structuredClone(change.ops));
+      // applyOperations puts copies of the values it adds or replaces into the
+      // document, so this copy shares nothing with the engine's.
+      applyOperations(state, change.ops);
       state.revision = change.revision;
       stored = state;
     },
