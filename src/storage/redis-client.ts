@@ -221,8 +221,8 @@ export function asArray(reply: unknown, what: string): unknown[] {
 }
 
 export function asRevision(reply: unknown, what: string): number {
-  const value = typeof reply === 'number' ? reply : Number(asText(reply, what));
-  if (!Number.isSafeInteger(value) || value < 0) throw unexpected(what, reply);
+  const value = asInteger(reply, what);
+  if (value < 0) throw unexpected(what, reply);
   return value;
 }
 
