@@ -10,16 +10,39 @@
  * into a new snapshot (compaction), so loading stays proportional to the
  * document, not to its history.
  *
- * The `redis` package is an optional peer: this module only describes the
- * client it is given, it never imports it.
+ * This file holds the adapter, its options and its key names. How it talks
+ * to Redis (client shapes, timeouts, reply decoding) is in `redis-client.ts`,
+ * following the log in `redis-follower.ts`, the Lua scripts in
+ * `redis-scripts.ts`. The `redis` package is an optional peer: these modules
+ * only describe the client they are given, they never import it.
  */
 import { randomBytes } from 'node:crypto';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
-import type { PatchOperation } from '../document/patch-types.js';
 import { RevisionConflictError } from '../errors.js';
-import { changesScript, commitScript, compactScript, loadScript, unlockScript, type LuaScript } from './redis-scripts.js';
-import { asIdempotencyRecord, encodeIdempotencyRecord } from './idempotency.js';
+import { changesScript, commitScript, compactScript, loadScript, unlockScript } from './redis-scripts.js';
+import { encodeIdempotencyRecord } from './idempotency.js';
+import {
+  asArray,
+  asInteger,
+  asRevision,
+  asText,
+  connecting,
+  decodeEntries,
+  decodeRecords,
+  describe,
+  mayHaveRun,
+  noop,
+  readRevision,
+  runScript,
+  senderFor,
+  unexpected,
+  untilConnected,
+  type RedisClientLike,
+  type RedisClusterLike,
+  type SendCommand,
+} from './redis-client.js';
+import { LogFollower } from './redis-follower.js';
 import type {
   Change,
   IdempotencyRecord,
@@ -31,39 +54,7 @@ import type {
   Unwatch,
 } from './types.js';
 
-/** Per-command options the adapter passes to node-redis. */
-export interface RedisCommandOptions {
-  /** Takes the command back while it still waits to be written (node-redis then rejects it with its `AbortError`). */
-  abortSignal?: AbortSignal;
-}
-
-/**
- * What the adapter uses of a node-redis (v5 or later) client made with
- * `createClient()`. Described by shape, so `redis` stays an optional peer.
- */
-export interface RedisClientLike {
-  sendCommand(args: string[], options?: RedisCommandOptions): Promise<unknown>;
-  duplicate(): RedisClientLike;
-  connect(): Promise<unknown>;
-  destroy(): void;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  once(event: 'ready', listener: () => void): unknown;
-  removeListener(event: 'ready', listener: () => void): unknown;
-  unref(): void;
-  readonly isOpen: boolean;
-  readonly isReady: boolean;
-}
-
-/** The same for a client made with `createCluster()`: commands are routed by their first key. */
-export interface RedisClusterLike {
-  sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[], options?: RedisCommandOptions): Promise<unknown>;
-  duplicate(): RedisClusterLike;
-  connect(): Promise<unknown>;
-  destroy(): void;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  readonly isOpen: boolean;
-  readonly masters: unknown;
-}
+export type { RedisClientLike, RedisClusterLike, RedisCommandOptions } from './redis-client.js';
 
 /** When the change log is folded into a new snapshot. */
 export interface RedisCompactionOptions {
@@ -188,29 +179,15 @@ interface RebuiltDocument {
 }
 
 /**
- * Sends one command, failing it after `timeout` ms (0: no limit of its own)
- * or at `deadline` (a `performance.now()` time: the request's), whichever
- * comes first.
- */
-type SendCommand = (args: string[], timeout: number, deadline?: number) => Promise<unknown>;
-
-/** How long a blocking XREAD waits before asking again; also bounds how long a dead connection goes unnoticed. */
-const followBlockMs = 5000;
-/** Changes delivered per XREAD. */
-const followBatch = 1000;
-/**
  * The most changes `changesSince` returns; further behind, the engine loads
  * the snapshot instead. Keeps catch-ups within `commandTimeout`: they run
  * while the engine holds its write queue.
  */
 const catchUpLimit = 1000;
-const followRetryMs = { first: 100, max: 2000 };
 /** The compaction lock expires, so a process that died compacting does not block the next one for long. */
 const compactionLockMs = 60_000;
 /** After a failed compaction, this process waits this long before claiming another. */
 const compactionRetryMs = 30_000;
-
-const noop = () => {};
 
 function fail(message: string): never {
   throw new TypeError(`redisStorage(): ${message}`);
@@ -294,28 +271,6 @@ function redisKeys(prefix: string, key: string): RedisStorageKeys {
 export function redisStorage(options: RedisStorageOptions): RedisStorage {
   return new RedisDocumentStorage(resolveOptions(options));
 }
-
-// ---- talking to Redis ---------------------------------------------------------
-
-function isCluster(client: RedisClientLike | RedisClusterLike): client is RedisClusterLike {
-  return 'masters' in client;
-}
-
-/**
- * Redis did not answer in time. `mayHaveRun`: the command had been written
- * to the connection (or may have been), so Redis may still run it.
- */
-class RedisTimeoutError extends Error {
-  readonly mayHaveRun: boolean;
-
-  /** `limit`: how the time was set, such as `2000 ms` or `the 40 ms left of the request's time`. */
-  constructor(limit: string, mayHaveRun: boolean) {
-    super(`Redis did not answer within ${limit}${mayHaveRun ? '' : '; the command was not sent'}`);
-    this.name = 'RedisTimeoutError';
-    this.mayHaveRun = mayHaveRun;
-  }
-}
-
 /**
  * A commit that failed after it may have reached Redis: the change may be in
  * the log all the same. The engine tells the client so, and picks the change
@@ -328,229 +283,6 @@ class CommitOutcomeUnknownError extends Error implements OutcomeUnknown {
     super(`revision ${revision} of "${key}" may or may not have been saved (${describe(cause)})`, { cause });
     this.name = 'CommitOutcomeUnknownError';
   }
-}
-
-/** Whether `error` is one of node-redis' error classes, known by name: `redis` is not imported here. */
-function isRedisError(error: unknown, names: readonly string[]): boolean {
-  if (!(error instanceof Error)) return false;
-  for (let proto: unknown = Object.getPrototypeOf(error); proto !== null && proto !== Error.prototype; proto = Object.getPrototypeOf(proto)) {
-    const name = (proto as { constructor?: { name?: unknown } }).constructor?.name;
-    if (typeof name === 'string' && names.includes(name)) return true;
-  }
-  return false;
-}
-
-/**
- * Whether a command that failed may have run in Redis all the same. Only
- * failures known to have left Redis untouched say no; anything unforeseen
- * (a lost connection, a renamed error class) counts as "may have".
- */
-function mayHaveRun(error: unknown): boolean {
-  if (error instanceof RedisTimeoutError) return error.mayHaveRun;
-  // Redis answered with an error. The scripts check everything before their
-  // first write, and Redis refuses a script for lack of memory only there.
-  if (isRedisError(error, ['ErrorReply'])) return false;
-  // Refused before it was queued (client closed, or offline with
-  // disableOfflineQueue), or taken off the queue before it was written.
-  return !isRedisError(error, ['ClientClosedError', 'ClientOfflineError', 'AbortError']);
-}
-
-/**
- * A command sender for a client, with the adapter's timeouts and error
- * messages. A command still waiting to be written when its time is up is
- * taken back (node-redis' `abortSignal`), so it is never sent late and is
- * known not to have run; one already written may still run when a Redis
- * that stopped answering comes back, which `mayHaveRun` then says.
- */
-function senderFor(client: RedisClientLike | RedisClusterLike, routingKey: string): SendCommand {
-  const cluster = isCluster(client);
-  const call = (args: string[], options: RedisCommandOptions | undefined): Promise<unknown> =>
-    cluster ? client.sendCommand(routingKey, false, args, options) : (client as RedisClientLike).sendCommand(args, options);
-  return (args, timeout, deadline) => {
-    let wait = timeout > 0 ? timeout : Number.POSITIVE_INFINITY;
-    let limit = `${timeout} ms`;
-    const left = deadline === undefined ? Number.POSITIVE_INFINITY : deadline - performance.now();
-    if (left < wait) {
-      wait = left;
-      // A request's first command has all but a moment of commandTimeout left.
-      if (Math.round(left) < timeout || timeout === 0) limit = `the ${Math.max(0, Math.round(left))} ms left of the request's time`;
-    }
-    if (wait === Number.POSITIVE_INFINITY) {
-      try {
-        return call(args, undefined).catch((error: unknown) => Promise.reject(explain(error)));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
-    // The request's time is up: sending now could only fail it later.
-    if (wait <= 0) return Promise.reject(new RedisTimeoutError(limit, false));
-    const abort = new AbortController();
-    let reply: Promise<unknown>;
-    try {
-      reply = call(args, { abortSignal: abort.signal });
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return new Promise((resolve, reject) => {
-      let taken = false;
-      const timer = setTimeout(() => {
-        abort.abort();
-        // node-redis rejects a command it took back at once; give that
-        // rejection a turn of the event loop to arrive before deciding.
-        setImmediate(() => reject(new RedisTimeoutError(limit, !taken)));
-      }, wait);
-      reply.then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          if (abort.signal.aborted && isRedisError(error, ['AbortError'])) taken = true;
-          else reject(explain(error));
-        },
-      );
-    });
-  };
-}
-
-/** node-redis' own TimeoutError (a `timeout` in the app's `commandOptions`) has no message; say what happened. */
-function explain(error: unknown): unknown {
-  return isRedisError(error, ['TimeoutError']) ? new Error('Redis did not answer in time (the client\'s own command timeout)', { cause: error }) : error;
-}
-
-/** Whether the client's connection is being opened (commands then wait, or fail with disableOfflineQueue). */
-function connecting(client: RedisClientLike | RedisClusterLike): client is RedisClientLike {
-  return !isCluster(client) && client.isOpen && !client.isReady;
-}
-
-/**
- * Waits, at most `ms` (undefined: no limit), for a client whose connection
- * is being opened: a store is usually made right after `client.connect()`
- * was called but not awaited, and its first load should not fail for that.
- * Resolves `false` when the client is still connecting after all.
- */
-function untilConnected(client: RedisClientLike | RedisClusterLike, ms: number | undefined): Promise<boolean> {
-  if (!connecting(client)) return Promise.resolve(true);
-  if (ms !== undefined && ms <= 0) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const done = () => {
-      if (timer !== undefined) clearTimeout(timer);
-      client.removeListener('ready', done);
-      resolve(client.isReady);
-    };
-    const timer = ms !== undefined ? setTimeout(done, ms) : undefined;
-    client.once('ready', done);
-  });
-}
-
-async function runScript(send: SendCommand, script: LuaScript, keys: string[], args: string[], timeout: number, deadline?: number): Promise<unknown> {
-  const tail = [String(keys.length), ...keys, ...args];
-  try {
-    return await send(['EVALSHA', script.sha1, ...tail], timeout, deadline);
-  } catch (error) {
-    // Redis forgets scripts when it restarts; EVAL sends the source and caches it again.
-    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return send(['EVAL', script.source, ...tail], timeout, deadline);
-  }
-}
-
-function unexpected(what: string, reply: unknown): Error {
-  let shown: string;
-  try {
-    shown = JSON.stringify(reply)?.slice(0, 80) ?? String(reply);
-  } catch {
-    shown = String(reply);
-  }
-  return new Error(`unexpected reply from Redis for ${what}: ${shown}`);
-}
-
-/** Bulk strings arrive as strings, or as Buffers when the app maps them so. */
-function asText(reply: unknown, what: string): string {
-  if (typeof reply === 'string') return reply;
-  if (reply instanceof Uint8Array) return Buffer.from(reply.buffer, reply.byteOffset, reply.byteLength).toString('utf8');
-  throw unexpected(what, reply);
-}
-
-function asArray(reply: unknown, what: string): unknown[] {
-  if (Array.isArray(reply)) return reply;
-  throw unexpected(what, reply);
-}
-
-function asRevision(reply: unknown, what: string): number {
-  const value = typeof reply === 'number' ? reply : Number(asText(reply, what));
-  if (!Number.isSafeInteger(value) || value < 0) throw unexpected(what, reply);
-  return value;
-}
-
-function asInteger(reply: unknown, what: string): number {
-  const value = typeof reply === 'number' ? reply : Number(asText(reply, what));
-  if (!Number.isSafeInteger(value)) throw unexpected(what, reply);
-  return value;
-}
-
-/** Stream entries (`[id, [field, value, ...]]`) to changes. */
-function decodeEntries(reply: unknown, logKey: string): Change[] {
-  return asArray(reply, `XRANGE ${logKey}`).map((raw) => {
-    const [rawId, rawFields] = asArray(raw, `an entry of ${logKey}`);
-    const id = asText(rawId, `an entry ID in ${logKey}`);
-    const revision = Number(id.slice(0, -2));
-    if (!id.endsWith('-0') || !Number.isSafeInteger(revision) || revision < 1) {
-      throw new Error(`${logKey} holds entry ${id}, which is not a revision ID such as 12-0`);
-    }
-    const fields = asArray(rawFields, `entry ${id} of ${logKey}`);
-    let ops: unknown;
-    let idempotency: IdempotencyRecord | undefined;
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const field = asText(fields[i], `a field of entry ${id}`);
-      // A damaged record is dropped (a retry then writes again), never fatal.
-      if (field === 'idem') idempotency = decodeRecord(fields[i + 1]);
-      if (field !== 'ops') continue;
-      try {
-        ops = JSON.parse(asText(fields[i + 1], `the ops of entry ${id}`));
-      } catch (error) {
-        throw new Error(`entry ${id} of ${logKey} is not valid JSON: ${(error as Error).message}`);
-      }
-    }
-    if (!Array.isArray(ops)) throw new Error(`entry ${id} of ${logKey} has no list of operations`);
-    return idempotency === undefined ? { revision, ops: ops as PatchOperation[] } : { revision, ops: ops as PatchOperation[], idempotency };
-  });
-}
-
-function decodeRecord(reply: unknown): IdempotencyRecord | undefined {
-  if (typeof reply !== 'string' && !Buffer.isBuffer(reply)) return undefined;
-  try {
-    return asIdempotencyRecord(JSON.parse(String(reply)));
-  } catch {
-    return undefined;
-  }
-}
-
-/** HGETALL of the idempotency hash, as the load script returns it: key, record, key, record, ... */
-function decodeRecords(reply: unknown): IdempotencyRecord[] {
-  if (!Array.isArray(reply)) return [];
-  const records: IdempotencyRecord[] = [];
-  for (let i = 1; i < reply.length; i += 2) {
-    const record = decodeRecord(reply[i]);
-    if (record !== undefined) records.push(record);
-  }
-  return records;
-}
-
-/** XREAD answers `[[key, entries]]` over RESP2 and `{ key: entries }` over RESP3. */
-function entriesOfStreamRead(reply: unknown, logKey: string): Change[] {
-  if (reply === null || reply === undefined) return [];
-  if (Array.isArray(reply)) {
-    const [stream] = reply;
-    return stream === undefined ? [] : decodeEntries(asArray(stream, `XREAD ${logKey}`)[1], logKey);
-  }
-  if (reply instanceof Map) return [...reply.values()].flatMap((entries) => decodeEntries(entries, logKey));
-  if (typeof reply === 'object') return Object.values(reply).flatMap((entries) => decodeEntries(entries, logKey));
-  throw unexpected(`XREAD ${logKey}`, reply);
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message || error.name : String(error);
 }
 
 // ---- the adapter ------------------------------------------------------------------
@@ -707,8 +439,7 @@ class RedisDocumentStorage implements RedisStorage {
 
   async currentRevision(options?: StorageCallOptions): Promise<number> {
     this.missed = undefined;
-    const reply = await this.send(['HGET', this.keys.meta, 'rev'], this.options.commandTimeout, options?.deadline);
-    return reply === null || reply === undefined ? 0 : asRevision(reply, `HGET ${this.keys.meta} rev`);
+    return readRevision(this.send, this.keys.meta, this.options.commandTimeout, options?.deadline);
   }
 
   async compact(): Promise<boolean> {
@@ -825,227 +556,3 @@ class RedisDocumentStorage implements RedisStorage {
   }
 }
 
-// ---- following the log --------------------------------------------------------------
-
-interface FollowerSettings {
-  client: RedisClientLike | RedisClusterLike;
-  keys: RedisStorageKeys;
-  /** The revision the engine has; changes after it are delivered. */
-  from: number;
-  commandTimeout: number;
-  onChange: (change: Change) => void;
-  onError: (error: unknown) => void;
-}
-
-interface FollowerConnection {
-  client: RedisClientLike | RedisClusterLike;
-  send: SendCommand;
-  ready: Promise<unknown>;
-  /** The handshake finished (`ready` resolved). */
-  connected: boolean;
-}
-
-/**
- * How long a follower connection that is still being opened may finish its
- * handshake before it is destroyed anyway (see `dropConnection`).
- */
-const handshakeGraceMs = 5000;
-
-function destroyQuietly(client: RedisClientLike | RedisClusterLike): void {
-  try {
-    if (client.isOpen) client.destroy();
-  } catch {
-    // Already closed.
-  }
-}
-
-class StoppedError extends Error {}
-
-/**
- * Delivers every change appended to the log, in order, from a connection of
- * its own (a blocking XREAD would hold up the app's client). When the
- * connection breaks, the engine hears it at once (`onError`), and again once
- * it works again so that it resyncs from the log; reading then resumes
- * after the last change delivered.
- */
-class LogFollower {
-  private readonly settings: FollowerSettings;
-  private connection: FollowerConnection | undefined;
-  private revision: number;
-  /** What broke the feed, until it works again. */
-  private brokenBy: unknown;
-  private stopped = false;
-  private wake: (() => void) | undefined;
-  private readonly running: Promise<void>;
-
-  constructor(settings: FollowerSettings) {
-    this.settings = settings;
-    this.revision = settings.from;
-    this.running = this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.wake?.();
-    // Destroying rejects the XREAD that is waiting, so the loop ends now.
-    this.dropConnection();
-    await this.running;
-  }
-
-  private async run(): Promise<void> {
-    const { keys, commandTimeout } = this.settings;
-    // The reply is at most `followBatch` changes, like a catch-up.
-    const readTimeout = commandTimeout > 0 ? followBlockMs + commandTimeout : 0;
-    let retryMs = followRetryMs.first;
-    while (!this.stopped) {
-      try {
-        const connection = await this.connect();
-        if (this.brokenBy !== undefined) await this.resume(connection);
-        const reply = await connection.send(
-          ['XREAD', 'COUNT', String(followBatch), 'BLOCK', String(followBlockMs), 'STREAMS', keys.log, `${this.revision}-0`],
-          readTimeout,
-        );
-        retryMs = followRetryMs.first;
-        if (this.stopped) break;
-        const changes = entriesOfStreamRead(reply, keys.log);
-        if (changes.length > 0) this.deliver(changes);
-        else await this.checkNotBehind(connection);
-      } catch (error) {
-        if (this.stopped) break;
-        if (this.brokenBy === undefined) {
-          this.brokenBy = error;
-          this.report(new Error(`lost the Redis connection that follows changes to "${keys.meta}" (${describe(error)})`, { cause: error }));
-        }
-        // A command that timed out may sit on a dead socket: start afresh.
-        if (error instanceof RedisTimeoutError) this.dropConnection();
-        await this.sleep(retryMs);
-        retryMs = Math.min(retryMs * 2, followRetryMs.max);
-      }
-    }
-    this.dropConnection();
-  }
-
-  /**
-   * After a break: Redis may have restarted with less data, so reading
-   * resumes from what it holds, and the engine resyncs from the log.
-   */
-  private async resume(connection: FollowerConnection): Promise<void> {
-    const latest = await connection.send(['HGET', this.settings.keys.meta, 'rev'], this.settings.commandTimeout);
-    const revision = latest === null || latest === undefined ? 0 : asRevision(latest, `HGET ${this.settings.keys.meta} rev`);
-    if (revision < this.revision) this.revision = revision;
-    const cause = this.brokenBy;
-    this.brokenBy = undefined;
-    this.report(new Error(`the Redis connection that follows changes to "${this.settings.keys.meta}" is back; catching up from the log`, { cause }));
-  }
-
-  /**
-   * The log was quiet for a while: make sure Redis did not go back to a lower
-   * revision (keys deleted, data lost), whose new changes the XREAD, waiting
-   * for IDs above ours, would never see.
-   */
-  private async checkNotBehind(connection: FollowerConnection): Promise<void> {
-    const { meta } = this.settings.keys;
-    const reply = await connection.send(['HGET', meta, 'rev'], this.settings.commandTimeout);
-    const latest = reply === null || reply === undefined ? 0 : asRevision(reply, `HGET ${meta} rev`);
-    if (latest >= this.revision) return;
-    const seen = this.revision;
-    this.revision = latest;
-    this.report(new Error(`Redis holds revision ${latest} of "${meta}" but this process has seen revision ${seen} (the keys were deleted, or Redis lost data); reloading from Redis`));
-  }
-
-  private deliver(changes: readonly Change[]): void {
-    for (const change of changes) {
-      this.revision = change.revision;
-      try {
-        this.settings.onChange(change);
-      } catch (error) {
-        this.report(error);
-      }
-    }
-  }
-
-  private report(error: unknown): void {
-    try {
-      this.settings.onError(error);
-    } catch {
-      // The engine's handler does not throw; a broken one must not stop the feed.
-    }
-  }
-
-  /** The follower's own connection, opened on first use and after the client gave up reconnecting. */
-  private async connect(): Promise<FollowerConnection> {
-    if (this.connection !== undefined && !this.connection.client.isOpen) this.dropConnection();
-    if (this.connection === undefined) {
-      const client = this.settings.client.duplicate();
-      // Ours to own: an unhandled 'error' event would end the process. The
-      // loop notices the failures through its commands.
-      client.on('error', noop);
-      // Following is background work: it must never keep a process alive
-      // (the app's own client and server decide that).
-      if (!isCluster(client)) client.unref();
-      const connection: FollowerConnection = { client, send: senderFor(client, this.settings.keys.log), ready: client.connect(), connected: false };
-      connection.ready.then(() => (connection.connected = true), noop);
-      this.connection = connection;
-    }
-    const connection = this.connection;
-    await this.until(connection.ready, this.settings.commandTimeout);
-    return connection;
-  }
-
-  private dropConnection(): void {
-    const connection = this.connection;
-    this.connection = undefined;
-    if (connection === undefined) return;
-    if (connection.connected) {
-      destroyQuietly(connection.client);
-      return;
-    }
-    // node-redis (5.12) loses track of a socket destroyed during its
-    // handshake, leaving it open: let the handshake finish first, or give up
-    // on it after a while (Redis away, the client still retrying).
-    const { client, ready } = connection;
-    const timer = setTimeout(() => destroyQuietly(client), handshakeGraceMs);
-    timer.unref();
-    const finish = () => {
-      clearTimeout(timer);
-      destroyQuietly(client);
-    };
-    ready.then(finish, finish);
-  }
-
-  /** Waits for `promise`, at most `ms` milliseconds (0: no limit), and no longer than until `stop()`. */
-  private until(promise: Promise<unknown>, ms: number): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const timer = ms > 0 ? setTimeout(() => reject(new Error(`could not connect to Redis within ${ms} ms`)), ms) : undefined;
-      const done = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        this.wake = undefined;
-      };
-      this.wake = () => {
-        done();
-        reject(new StoppedError('stopped'));
-      };
-      promise.then(
-        (value) => {
-          done();
-          resolve(value);
-        },
-        (error: unknown) => {
-          done();
-          reject(error);
-        },
-      );
-    });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(finish, ms);
-      function finish() {
-        clearTimeout(timer);
-        resolve();
-      }
-      this.wake = finish;
-    });
-  }
-}
