@@ -7,8 +7,8 @@
  */
 import { JsonStoreError } from '../errors.js';
 import { valueAt, type ApplyObserver } from './apply.js';
-import { depthOf, isContainer, type JsonValue } from './json.js';
-import { displayPath } from './path.js';
+import { depthOf, hasMember, isContainer, type JsonValue } from './json.js';
+import { displayPath, isArrayIndex } from './path.js';
 
 export class DepthGuard implements ApplyObserver {
   constructor(
@@ -18,12 +18,12 @@ export class DepthGuard implements ApplyObserver {
   ) {}
 
   adding(root: JsonValue, path: readonly string[], value: JsonValue, source: 'patch' | 'copy' | 'move', where: string): void {
-    this.check(root, path, value);
+    this.check(root, path, value, false);
     this.next?.adding(root, path, value, source, where);
   }
 
   replacing(root: JsonValue, path: readonly string[], value: JsonValue, where: string): void {
-    this.check(root, path, value);
+    this.check(root, path, value, true);
     this.next?.replacing(root, path, value, where);
   }
 
@@ -31,10 +31,9 @@ export class DepthGuard implements ApplyObserver {
     this.next?.removing(root, path, source, where);
   }
 
-  private check(root: JsonValue, path: readonly string[], value: JsonValue): void {
-    // A step that cannot apply (no container to put the value in) is refused
-    // for that reason (409) by the step itself.
-    if (path.length > 0 && !isContainer(valueAt(root, path.slice(0, -1)))) return;
+  private check(root: JsonValue, path: readonly string[], value: JsonValue, replacing: boolean): void {
+    // A step that cannot apply is refused for that reason (409) by the step itself.
+    if (!canPlace(root, path, replacing)) return;
     const room = this.maxDepth - path.length;
     // depthOf stops counting once past the room left.
     if (room < 0 || depthOf(value, room) > room) {
@@ -44,4 +43,18 @@ export class DepthGuard implements ApplyObserver {
       );
     }
   }
+}
+
+/** Whether an add (or a replace) at `path` can apply: the slot exists or can be made. */
+function canPlace(root: JsonValue, path: readonly string[], replacing: boolean): boolean {
+  if (path.length === 0) return true;
+  const parent = valueAt(root, path.slice(0, -1));
+  if (!isContainer(parent)) return false;
+  const key = path[path.length - 1] as string;
+  if (Array.isArray(parent)) {
+    if (key === '-') return !replacing;
+    if (!isArrayIndex(key)) return false;
+    return Number(key) < parent.length + (replacing ? 0 : 1);
+  }
+  return !replacing || hasMember(parent, key);
 }

@@ -478,8 +478,13 @@ function sizeOf(value: Json): number {
  * relative to the target). At a non-root target, `remove ""` removes the
  * target itself and nothing may follow it; at the root it leaves `{}`.
  */
-function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: boolean): PatchOutcome {
+function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: boolean, targetDepth: number): PatchOutcome {
   let doc = copy(target);
+  // No value is ever placed deeper than MAX_DEPTH, not even for a moment: each
+  // step that puts a value in is checked where it puts it, once it can apply.
+  const placed = (at: string[], value: Json) => {
+    if (targetDepth + at.length + depthOf(value) > MAX_DEPTH) refuse(400, 'a step of the patch nests the document too deep');
+  };
   let removed = false;
   let growth = 0;
   const pending = new Set<PendingRule>();
@@ -499,10 +504,12 @@ function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: bool
         if (op.path.length === 0 && !atRoot && inArray) pending.add('patch-root-add');
         growth += sizeOf(op.value);
         doc = addAt(doc, op.path, copy(op.value));
+        placed(op.path, op.value);
         return;
       case 'replace':
         growth += sizeOf(op.value);
         doc = replaceAt(doc, op.path, copy(op.value));
+        placed(op.path, op.value);
         return;
       case 'remove':
         if (op.path.length === 0) {
@@ -521,7 +528,9 @@ function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: bool
         if (value === undefined) fail('copy from a missing value');
         if (op.path.length === 0 && !atRoot && inArray) pending.add('patch-root-add');
         growth += sizeOf(value);
-        doc = addAt(doc, op.path, copy(value));
+        const inserted = copy(value); // `value` may be the very container it goes into
+        doc = addAt(doc, op.path, inserted);
+        placed(op.path, inserted);
         return;
       }
       case 'move': {
@@ -532,6 +541,7 @@ function applyPatch(target: Json, ops: PatchOp[], atRoot: boolean, inArray: bool
         if (op.path.length === 0 && !atRoot && inArray) pending.add('patch-root-add');
         removeAt(doc, op.from);
         doc = addAt(doc, op.path, value);
+        placed(op.path, value);
         return;
       }
     }
@@ -783,7 +793,7 @@ export class ReferenceStore {
     const parent = valueAt(this.doc, path.slice(0, -1));
     let outcome: PatchOutcome;
     try {
-      outcome = applyPatch(current as Json, ops as PatchOp[], path.length === 0, Array.isArray(parent));
+      outcome = applyPatch(current as Json, ops as PatchOp[], path.length === 0, Array.isArray(parent), path.length);
     } catch (error) {
       if (error instanceof PatchFailure) {
         // Which rule made it fail matters when it is a pending one.
