@@ -31,12 +31,11 @@ import {
   parseSnapshot,
   sha256Hex,
   startupError,
-  type ChangeRecord,
   type JournalContext,
-  type MarkerRecord,
   type SnapshotRef,
 } from './file-journal.js';
 import { acquireLock, type FileLock } from './file-lock.js';
+import { planRecovery } from './file-recovery.js';
 import { errorCode, nodeFileSystem, reasonOf, writeAll, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 import { retainedRecords } from './idempotency.js';
 import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
@@ -191,10 +190,6 @@ interface Compaction {
 const noSnapshot: SnapshotState = { exists: false, revision: 0, sha256: '', size: 0 };
 const noop = () => {};
 
-function countChanges(count: number): string {
-  return count === 1 ? '1 change' : `${count} changes`;
-}
-
 /** A failed file operation, for the server's log (the engine tells a client only that the change was not saved). */
 function ioFailure(action: string, error: unknown): Error {
   return new Error(`${action} failed: ${reasonOf(error)}`, { cause: error });
@@ -336,86 +331,28 @@ class FileStorageAdapter implements FileStorage {
   private async readFiles(): Promise<StoredDocument | undefined> {
     const snapshotBytes = await this.fs.readFile(this.path);
     const journalBytes = await this.fs.readFile(this.journalPath);
-    // An empty journal holds nothing: treated as no journal.
-    const journal = journalBytes !== undefined && journalBytes.length > 0 ? parseJournal(journalBytes, this.context) : undefined;
-    const changes = (journal?.records ?? []).filter((record): record is ChangeRecord => record.kind === 'change');
     this.resetState();
-
-    if (snapshotBytes === undefined) {
-      if (changes.length > 0) {
-        throw startupError(
-          `${this.path} is missing, but ${this.journalPath} holds ${countChanges(changes.length)} made to it. The store did not start and changed no file: ` +
-            `restore ${this.path} from a backup, or delete ${this.journalPath} to start from the initial document`,
-          `The snapshot is missing, but the journal holds ${countChanges(changes.length)} made to it`,
-        );
-      }
+    const plan = planRecovery(snapshotBytes, journalBytes, this.context);
+    if (plan.kind === 'initial') {
       await this.removeLeftovers();
       return undefined;
     }
-
-    const sha256 = sha256Hex(snapshotBytes);
-    const document = parseSnapshot(snapshotBytes, this.path);
-    let base: number;
-    let continueJournal = false;
-    if (journal === undefined) {
-      base = 0;
-    } else if (journal.header.sha256 === sha256) {
-      base = journal.header.revision;
-      continueJournal = true;
-    } else {
-      // A compaction that stopped after renaming the new snapshot left a marker naming it.
-      const marker = journal.records.findLast((record): record is MarkerRecord => record.kind === 'marker' && record.snapshot.sha256 === sha256);
-      if (marker !== undefined) {
-        base = marker.snapshot.revision;
-        continueJournal = true;
-      } else if (changes.length === 0) {
-        // Edited by hand while the store was stopped, after a clean stop: the edit counts as one change.
-        base = journal.lastRevision + 1;
-      } else {
-        throw startupError(
-          `${this.path} was changed while ${this.journalPath} holds ${countChanges(changes.length)} made to its previous version, ` +
-            `so they cannot be applied to it. The store did not start and changed no file. To keep the edit and drop those changes, delete the journal; ` +
-            `to keep the changes, undo the edit, start and stop the store once (a clean stop folds the journal into ${this.path}), then edit again`,
-          `The snapshot was changed while the journal holds ${countChanges(changes.length)} made to its previous version`,
-        );
-      }
-    }
-
-    const state: DocumentState = { root: document };
-    let revision = base;
-    for (const change of changes) {
-      if (change.revision <= base) continue;
-      try {
-        applyOperations(state, change.ops);
-      } catch (error) {
-        throw startupError(
-          `Line ${change.line} of ${this.journalPath} (revision ${change.revision}) does not apply to ${this.path}: ${reasonOf(error)}. ` +
-            `The store did not start and changed no file. Restore the snapshot the journal was written against, or move the journal away ` +
-            `to start from ${this.path} alone (losing its changes)`,
-          `Line ${change.line} of the journal does not apply to the snapshot`,
-        );
-      }
-      revision = change.revision;
-    }
-
-    this.snapshot = { exists: true, revision: base, sha256, size: snapshotBytes.length };
-    if (continueJournal && journal !== undefined) {
+    this.snapshot = { exists: true, ...plan.snapshot };
+    if (plan.journal !== undefined) {
       const file = await this.fs.open(this.journalPath, 'r+');
-      this.journal = { file, size: journal.completeLength };
-      if (journal.tornLength > 0) {
+      this.journal = { file, size: plan.journal.appendAt };
+      if (plan.journal.cutTornTail) {
         // The unfinished last line of a crashed append goes before anything is appended after it.
-        await file.truncate(journal.completeLength);
+        await file.truncate(plan.journal.appendAt);
         await this.syncFile(file);
       }
-      this.journalHoldsChanges = changes.length > 0;
+      this.journalHoldsChanges = plan.journal.holdsChanges;
     }
-    this.acceptedRevision = revision;
-    this.durableRevision = revision;
-    // Kept even when the journal belonged to a snapshot edited since: the writes they answer were made.
-    for (const record of journal?.idempotency ?? []) this.rememberKey(record);
-    for (const change of changes) if (change.idempotency !== undefined) this.rememberKey(change.idempotency);
+    this.acceptedRevision = plan.revision;
+    this.durableRevision = plan.revision;
+    for (const record of plan.idempotency) this.rememberKey(record);
     await this.removeLeftovers();
-    return { document: state.root, revision, idempotency: [...this.idempotency.values()] };
+    return { document: plan.document, revision: plan.revision, idempotency: [...this.idempotency.values()] };
   }
 
   /** Temporary files of a write that did not finish: removed before anything is written, since new ones are created exclusively. */
