@@ -56,8 +56,8 @@ export function errorCode(error: unknown): string | undefined {
 }
 
 // Not following a symbolic link where the platform can tell (not Windows); not blocking on a FIFO.
-const noFollow = constants.O_NOFOLLOW ?? 0;
-const nonBlocking = constants.O_NONBLOCK ?? 0;
+export const noFollow = constants.O_NOFOLLOW ?? 0;
+export const nonBlocking = constants.O_NONBLOCK ?? 0;
 
 /** A refusal to use something that is not a regular file, as `node:fs` would word it. */
 function notAFile(path: string): NodeJS.ErrnoException {

@@ -21,6 +21,12 @@ function snapshotFile(document: JsonValue): { bytes: Uint8Array; sha256: string;
   return { bytes: data, sha256: sha256Hex(data), size: data.length };
 }
 
+/** The plan's account of a snapshot file found holding `revision`. */
+const holding = (file: { sha256: string; size: number }, revision: number) => ({ revision, sha256: file.sha256, size: file.size });
+
+/** The plan's account of a journal to go on appending to, after its last byte. */
+const continuing = (journal: string, holdsChanges = true) => ({ appendAt: bytes(journal).length, cutTornTail: false, holdsChanges });
+
 const add = (path: string, value: JsonValue) => [{ op: 'add' as const, path, value }];
 
 function record(key: string, revision: number): IdempotencyRecord {
@@ -71,7 +77,7 @@ describe('a snapshot', () => {
   test('alone: the snapshot at revision 0; a journal is created before the first append', () => {
     const plan: RecoveryPlan = {
       kind: 'snapshot',
-      snapshot: { revision: 0, sha256: v1.sha256, size: v1.size },
+      snapshot: holding(v1, 0),
       document: { todos: ['a'] },
       revision: 0,
       journal: undefined,
@@ -86,10 +92,10 @@ describe('a snapshot', () => {
     const journal = encodeHeader({ revision: 7, sha256: v1.sha256 }, [record('k6', 6)]);
     expect(planRecovery(v1.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 7, sha256: v1.sha256, size: v1.size },
+      snapshot: holding(v1, 7),
       document: { todos: ['a'] },
       revision: 7,
-      journal: { appendAt: bytes(journal).length, cutTornTail: false, holdsChanges: false },
+      journal: continuing(journal, false),
       idempotency: [record('k6', 6)],
     });
   });
@@ -101,10 +107,10 @@ describe('a snapshot', () => {
       encodeChange(9, add('/todos/-', 'c'));
     expect(planRecovery(v1.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 7, sha256: v1.sha256, size: v1.size },
+      snapshot: holding(v1, 7),
       document: { todos: ['a', 'b', 'c'] },
       revision: 9,
-      journal: { appendAt: bytes(journal).length, cutTornTail: false, holdsChanges: true },
+      journal: continuing(journal),
       idempotency: [record('k6', 6), record('k8', 8)],
     });
   });
@@ -114,7 +120,7 @@ describe('a snapshot', () => {
     const torn = encodeChange(9, add('/todos/-', 'c'), record('k9', 9)).slice(0, -10);
     expect(planRecovery(v1.bytes, bytes(complete + torn), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 7, sha256: v1.sha256, size: v1.size },
+      snapshot: holding(v1, 7),
       document: { todos: ['a', 'b'] },
       revision: 8,
       journal: { appendAt: bytes(complete).length, cutTornTail: true, holdsChanges: true },
@@ -131,10 +137,10 @@ describe('after a compaction that stopped part way', () => {
     const journal = folded + encodeMarker({ revision: 9, sha256: v2.sha256 }) + encodeChange(10, add('/todos/-', 'd'), record('k10', 10));
     expect(planRecovery(v2.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 9, sha256: v2.sha256, size: v2.size },
+      snapshot: holding(v2, 9),
       document: { todos: ['a', 'b', 'c', 'd'] },
       revision: 10,
-      journal: { appendAt: bytes(journal).length, cutTornTail: false, holdsChanges: true },
+      journal: continuing(journal),
       // The records of the changes folded in are kept too.
       idempotency: [record('k8', 8), record('k10', 10)],
     });
@@ -144,10 +150,10 @@ describe('after a compaction that stopped part way', () => {
     const journal = folded + encodeMarker({ revision: 9, sha256: v2.sha256 }) + encodeChange(10, add('/todos/-', 'd'));
     expect(planRecovery(v1.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 7, sha256: v1.sha256, size: v1.size },
+      snapshot: holding(v1, 7),
       document: { todos: ['a', 'b', 'c', 'd'] },
       revision: 10,
-      journal: { appendAt: bytes(journal).length, cutTornTail: false, holdsChanges: true },
+      journal: continuing(journal),
       idempotency: [record('k8', 8)],
     });
   });
@@ -161,12 +167,12 @@ describe('after a compaction that stopped part way', () => {
       encodeMarker({ revision: 10, sha256: v3.sha256 }) +
       encodeChange(11, add('/todos/-', 'e'));
     expect(planRecovery(v3.bytes, bytes(journal), context)).toMatchObject({
-      snapshot: { revision: 10, sha256: v3.sha256, size: v3.size },
+      snapshot: holding(v3, 10),
       document: { todos: ['a', 'b', 'c', 'd', 'e'] },
       revision: 11,
     });
     expect(planRecovery(v2.bytes, bytes(journal), context)).toMatchObject({
-      snapshot: { revision: 9, sha256: v2.sha256, size: v2.size },
+      snapshot: holding(v2, 9),
       document: { todos: ['a', 'b', 'c', 'd', 'e'] },
       revision: 11,
     });
@@ -182,10 +188,10 @@ describe('after a compaction that stopped part way', () => {
       encodeMarker({ revision: 11, sha256: v2.sha256 });
     expect(planRecovery(v2.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 11, sha256: v2.sha256, size: v2.size },
+      snapshot: holding(v2, 11),
       document: { todos: ['a', 'b', 'c'] },
       revision: 11,
-      journal: { appendAt: bytes(journal).length, cutTornTail: false, holdsChanges: true },
+      journal: continuing(journal),
       idempotency: [record('k8', 8)],
     });
   });
@@ -197,7 +203,7 @@ describe('a snapshot edited by hand while the store was stopped', () => {
     const journal = encodeHeader({ revision: 7, sha256: v1.sha256 }, [record('k6', 6)]);
     expect(planRecovery(edited.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 8, sha256: edited.sha256, size: edited.size },
+      snapshot: holding(edited, 8),
       document: { todos: ['edited'] },
       revision: 8,
       journal: undefined,
@@ -211,7 +217,7 @@ describe('a snapshot edited by hand while the store was stopped', () => {
     const journal = encodeHeader({ revision: 7, sha256: v1.sha256 }) + encodeChange(8, add('/todos/-', 'b')).slice(0, 5);
     expect(planRecovery(edited.bytes, bytes(journal), context)).toEqual({
       kind: 'snapshot',
-      snapshot: { revision: 8, sha256: edited.sha256, size: edited.size },
+      snapshot: holding(edited, 8),
       document: { todos: ['edited'] },
       revision: 8,
       journal: undefined,
