@@ -15,7 +15,9 @@
  * writes that arrive during an append + fsync share the next one (group
  * commit). When the journal outgrows the snapshot, a new snapshot is written
  * beside the old one and renamed over it, and the journal starts again.
- * Loading replays the journal onto the snapshot.
+ * Loading replays the journal onto the snapshot, as `planRecovery()`
+ * (file-recovery.ts) decides from the files found; the file operations are in
+ * file-system.ts.
  */
 import { dirname, resolve } from 'node:path';
 import { applyOperations, type DocumentState } from '../document/apply.js';
