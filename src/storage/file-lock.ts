@@ -45,6 +45,7 @@ import {
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { StorageError } from '../errors.js';
+import { errorCode, noFollow, nonBlocking } from './file-system.js';
 
 /** A lock problem: the log gets the paths and pids, a client a summary without them. */
 function lockError(message: string, summary: string, cause?: unknown): StorageError {
@@ -63,10 +64,6 @@ export const unreadableGraceMs = 10_000;
 const maxTakeoverDepth = 4;
 /** Lock files are a line of JSON; anything longer is not one of ours. */
 const maxLockBytes = 4096;
-
-// Not following a symbolic link where the platform can tell (not Windows); not blocking on a FIFO.
-const noFollow = constants.O_NOFOLLOW ?? 0;
-const nonBlocking = constants.O_NONBLOCK ?? 0;
 
 interface Owner {
   pid: number;
@@ -97,10 +94,6 @@ function track(lockPath: string, content: Buffer): void {
 
 function untrack(lockPath: string): void {
   if (held.delete(lockPath) && held.size === 0) process.off('exit', releaseAllOnExit);
-}
-
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
 function parseOwner(bytes: Buffer): Owner | undefined {

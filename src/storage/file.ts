@@ -15,10 +15,10 @@
  * writes that arrive during an append + fsync share the next one (group
  * commit). When the journal outgrows the snapshot, a new snapshot is written
  * beside the old one and renamed over it, and the journal starts again.
- * Loading replays the journal onto the snapshot.
+ * Loading replays the journal onto the snapshot, as `planRecovery()`
+ * (file-recovery.ts) decides from the files found; the file operations are in
+ * file-system.ts.
  */
-import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
@@ -33,138 +33,16 @@ import {
   parseSnapshot,
   sha256Hex,
   startupError,
-  type ChangeRecord,
   type JournalContext,
-  type MarkerRecord,
   type SnapshotRef,
 } from './file-journal.js';
 import { acquireLock, type FileLock } from './file-lock.js';
+import { planRecovery } from './file-recovery.js';
+import { errorCode, nodeFileSystem, reasonOf, writeAll, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 import { retainedRecords } from './idempotency.js';
 import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
 
-// ---- the file operations, replaceable for tests ---------------------------------
-
-/** An open file, as the adapter uses it. */
-export interface FileStorageFile {
-  /** Writes `data` at byte `position`; resolves with how many bytes were written. */
-  write(data: Uint8Array, position: number): Promise<number>;
-  /** Makes what was written durable (fdatasync). */
-  sync(): Promise<void>;
-  truncate(length: number): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** What is at a path, without following a symbolic link. */
-export type FileStorageEntryKind = 'missing' | 'file' | 'symlink' | 'other';
-
-/**
- * The file operations behind `fileStorage()`. The default is `node:fs`
- * (`nodeFileSystem`); pass your own as the `fs` option in tests, to see what
- * a store does when the disk fails. The lock file always uses `node:fs`.
- *
- * None of them may follow a symbolic link at `path`: the adapter refuses
- * links where its files should be, and relies on these operations for it.
- */
-export interface FileStorageFileSystem {
-  /** The whole file, or `undefined` when it does not exist. Fails on a symbolic link or anything but a regular file. */
-  readFile(path: string): Promise<Uint8Array | undefined>;
-  /**
-   * `'r+'`: an existing regular file, for writing. `'wx'`: a new file,
-   * created exclusively with `mode` (fails with `EEXIST` when anything is
-   * at `path`, a symbolic link included).
-   */
-  open(path: string, flags: 'r+' | 'wx', mode?: number): Promise<FileStorageFile>;
-  /** Atomically replaces `to` with `from` (a link at `to` is replaced, not followed). */
-  rename(from: string, to: string): Promise<void>;
-  /** Removes a file (a link itself, never what it points to); no error when it does not exist. */
-  removeFile(path: string): Promise<void>;
-  /** Creates a folder and its parents with `mode`; no error when it exists. */
-  makeDirectory(path: string, mode?: number): Promise<void>;
-  /** Makes the folder's entries (new files, renames) durable: fsync on the folder. */
-  syncDirectory(path: string): Promise<void>;
-  /** What is at `path` (lstat): nothing, a regular file, a symbolic link, or something else. */
-  entryKind(path: string): Promise<FileStorageEntryKind>;
-}
-
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
-// Not following a symbolic link where the platform can tell (not Windows); not blocking on a FIFO.
-const noFollow = constants.O_NOFOLLOW ?? 0;
-const nonBlocking = constants.O_NONBLOCK ?? 0;
-
-/** A refusal to use something that is not a regular file, as `node:fs` would word it. */
-function notAFile(path: string): NodeJS.ErrnoException {
-  const error = new Error(`not a regular file: ${path}`) as NodeJS.ErrnoException;
-  error.code = 'ENOTREG';
-  return error;
-}
-
-export const nodeFileSystem: FileStorageFileSystem = {
-  async readFile(path) {
-    let handle;
-    try {
-      handle = await open(path, constants.O_RDONLY | noFollow | nonBlocking);
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return undefined;
-      throw error;
-    }
-    try {
-      if (!(await handle.stat()).isFile()) throw notAFile(path);
-      return await handle.readFile();
-    } finally {
-      await handle.close();
-    }
-  },
-  async open(path, flags, mode = 0o600) {
-    const handle =
-      flags === 'wx'
-        ? await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | noFollow, mode)
-        : await open(path, constants.O_RDWR | noFollow | nonBlocking);
-    if (flags === 'r+' && !(await handle.stat()).isFile()) {
-      await handle.close();
-      throw notAFile(path);
-    }
-    return {
-      write: async (data, position) => (await handle.write(data, 0, data.length, position)).bytesWritten,
-      sync: () => handle.datasync(),
-      truncate: (length) => handle.truncate(length),
-      close: () => handle.close(),
-    };
-  },
-  rename: (from, to) => rename(from, to),
-  async removeFile(path) {
-    try {
-      await unlink(path);
-    } catch (error) {
-      if (errorCode(error) !== 'ENOENT') throw error;
-    }
-  },
-  async makeDirectory(path, mode = 0o700) {
-    await mkdir(path, { recursive: true, mode });
-  },
-  async syncDirectory(path) {
-    // Windows cannot open a folder as a file; its renames are durable without this.
-    if (process.platform === 'win32') return;
-    const handle = await open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  },
-  async entryKind(path) {
-    try {
-      const stat = await lstat(path);
-      if (stat.isSymbolicLink()) return 'symlink';
-      return stat.isFile() ? 'file' : 'other';
-    } catch (error) {
-      if (errorCode(error) === 'ENOENT') return 'missing';
-      throw error;
-    }
-  },
-};
+export { nodeFileSystem, type FileStorageEntryKind, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 
 // ---- options ----------------------------------------------------------------------
 
@@ -314,17 +192,6 @@ interface Compaction {
 const noSnapshot: SnapshotState = { exists: false, revision: 0, sha256: '', size: 0 };
 const noop = () => {};
 
-function reasonOf(error: unknown): string {
-  if (error instanceof StorageError) return error.message;
-  const code = errorCode(error);
-  if (code !== undefined) return code;
-  return error instanceof Error ? error.message : String(error);
-}
-
-function countChanges(count: number): string {
-  return count === 1 ? '1 change' : `${count} changes`;
-}
-
 /** A failed file operation, for the server's log (the engine tells a client only that the change was not saved). */
 function ioFailure(action: string, error: unknown): Error {
   return new Error(`${action} failed: ${reasonOf(error)}`, { cause: error });
@@ -344,15 +211,6 @@ function unknownOutcomeError(error: UnknownOutcome): StorageError {
       'The storage failed while saving the change and could not undo what it had written, so whether the change was saved is unknown: ' +
       'it is not in the document now, but may appear after a restart',
   });
-}
-
-async function writeAll(file: FileStorageFile, data: Uint8Array, position: number): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    const written = await file.write(data.subarray(offset), position + offset);
-    if (!(written > 0)) throw new Error('the disk accepted no bytes');
-    offset += written;
-  }
 }
 
 class FileStorageAdapter implements FileStorage {
@@ -475,86 +333,28 @@ class FileStorageAdapter implements FileStorage {
   private async readFiles(): Promise<StoredDocument | undefined> {
     const snapshotBytes = await this.fs.readFile(this.path);
     const journalBytes = await this.fs.readFile(this.journalPath);
-    // An empty journal holds nothing: treated as no journal.
-    const journal = journalBytes !== undefined && journalBytes.length > 0 ? parseJournal(journalBytes, this.context) : undefined;
-    const changes = (journal?.records ?? []).filter((record): record is ChangeRecord => record.kind === 'change');
     this.resetState();
-
-    if (snapshotBytes === undefined) {
-      if (changes.length > 0) {
-        throw startupError(
-          `${this.path} is missing, but ${this.journalPath} holds ${countChanges(changes.length)} made to it. The store did not start and changed no file: ` +
-            `restore ${this.path} from a backup, or delete ${this.journalPath} to start from the initial document`,
-          `The snapshot is missing, but the journal holds ${countChanges(changes.length)} made to it`,
-        );
-      }
+    const plan = planRecovery(snapshotBytes, journalBytes, this.context);
+    if (plan.kind === 'initial') {
       await this.removeLeftovers();
       return undefined;
     }
-
-    const sha256 = sha256Hex(snapshotBytes);
-    const document = parseSnapshot(snapshotBytes, this.path);
-    let base: number;
-    let continueJournal = false;
-    if (journal === undefined) {
-      base = 0;
-    } else if (journal.header.sha256 === sha256) {
-      base = journal.header.revision;
-      continueJournal = true;
-    } else {
-      // A compaction that stopped after renaming the new snapshot left a marker naming it.
-      const marker = journal.records.findLast((record): record is MarkerRecord => record.kind === 'marker' && record.snapshot.sha256 === sha256);
-      if (marker !== undefined) {
-        base = marker.snapshot.revision;
-        continueJournal = true;
-      } else if (changes.length === 0) {
-        // Edited by hand while the store was stopped, after a clean stop: the edit counts as one change.
-        base = journal.lastRevision + 1;
-      } else {
-        throw startupError(
-          `${this.path} was changed while ${this.journalPath} holds ${countChanges(changes.length)} made to its previous version, ` +
-            `so they cannot be applied to it. The store did not start and changed no file. To keep the edit and drop those changes, delete the journal; ` +
-            `to keep the changes, undo the edit, start and stop the store once (a clean stop folds the journal into ${this.path}), then edit again`,
-          `The snapshot was changed while the journal holds ${countChanges(changes.length)} made to its previous version`,
-        );
-      }
-    }
-
-    const state: DocumentState = { root: document };
-    let revision = base;
-    for (const change of changes) {
-      if (change.revision <= base) continue;
-      try {
-        applyOperations(state, change.ops);
-      } catch (error) {
-        throw startupError(
-          `Line ${change.line} of ${this.journalPath} (revision ${change.revision}) does not apply to ${this.path}: ${reasonOf(error)}. ` +
-            `The store did not start and changed no file. Restore the snapshot the journal was written against, or move the journal away ` +
-            `to start from ${this.path} alone (losing its changes)`,
-          `Line ${change.line} of the journal does not apply to the snapshot`,
-        );
-      }
-      revision = change.revision;
-    }
-
-    this.snapshot = { exists: true, revision: base, sha256, size: snapshotBytes.length };
-    if (continueJournal && journal !== undefined) {
+    this.snapshot = { exists: true, ...plan.snapshot };
+    if (plan.journal !== undefined) {
       const file = await this.fs.open(this.journalPath, 'r+');
-      this.journal = { file, size: journal.completeLength };
-      if (journal.tornLength > 0) {
+      this.journal = { file, size: plan.journal.appendAt };
+      if (plan.journal.cutTornTail) {
         // The unfinished last line of a crashed append goes before anything is appended after it.
-        await file.truncate(journal.completeLength);
+        await file.truncate(plan.journal.appendAt);
         await this.syncFile(file);
       }
-      this.journalHoldsChanges = changes.length > 0;
+      this.journalHoldsChanges = plan.journal.holdsChanges;
     }
-    this.acceptedRevision = revision;
-    this.durableRevision = revision;
-    // Kept even when the journal belonged to a snapshot edited since: the writes they answer were made.
-    for (const record of journal?.idempotency ?? []) this.rememberKey(record);
-    for (const change of changes) if (change.idempotency !== undefined) this.rememberKey(change.idempotency);
+    this.acceptedRevision = plan.revision;
+    this.durableRevision = plan.revision;
+    for (const record of plan.idempotency) this.rememberKey(record);
     await this.removeLeftovers();
-    return { document: state.root, revision, idempotency: [...this.idempotency.values()] };
+    return { document: plan.document, revision: plan.revision, idempotency: [...this.idempotency.values()] };
   }
 
   /** Temporary files of a write that did not finish: removed before anything is written, since new ones are created exclusively. */
