@@ -166,6 +166,8 @@ class Expectations {
   readonly kv = new Map<string, { value: unknown; state: 'present' | 'absent' | 'either' }>();
   /** Per writer: the last acknowledged and the last attempted counter value. */
   readonly counters = new Map<string, { acked: number; attempted: number }>();
+  /** Writes acknowledged so far, all writers and cycles together. */
+  acked = 0;
 
   /** Checks a loaded document, then records what it showed: from now on that is on disk. */
   check(document: Document, context: string): void {
@@ -246,6 +248,7 @@ async function writer(port: number, name: string, cycle: number, model: Expectat
         counter.acked = next;
       }
       acknowledged++;
+      model.acked++;
     } catch (error) {
       // The server was killed: this write's fate is unknown, and the writer stops.
       if (error instanceof TypeError) return acknowledged;
@@ -280,7 +283,13 @@ describe('SIGKILL at random moments', () => {
       const server = await startServer(file, options);
       model.check(await getDocument(server.port), context);
       const writers = Array.from({ length: 4 }, (_, w) => writer(server.port, `w${w}`, cycle, model, random));
-      await new Promise((resolve) => setTimeout(resolve, 20 + Math.floor(random() * 330)));
+      // Killed after a random amount of work rather than of time, so a busy
+      // machine changes when it happens, not how much is tested.
+      const goal = model.acked + 11 + Math.floor(random() * 60);
+      const writersDone = Promise.all(writers);
+      let done = false;
+      void writersDone.finally(() => (done = true));
+      while (model.acked < goal && !done) await new Promise((resolve) => setImmediate(resolve));
       await kill(server);
       for (const count of await Promise.all(writers)) acknowledged += count;
     }
