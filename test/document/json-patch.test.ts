@@ -8,17 +8,7 @@ import { applyOperations } from '../../src/document/apply.js';
 import { parseJsonPatch, rebaseJsonPatch } from '../../src/document/json-patch.js';
 import type { JsonValue } from '../../src/document/json.js';
 import { planJsonPatch } from '../../src/document/operations.js';
-import { JsonStoreError } from '../../src/errors.js';
-
-function thrownBy(run: () => unknown): JsonStoreError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(JsonStoreError);
-    return error as JsonStoreError;
-  }
-  throw new Error('expected a JsonStoreError, but nothing was thrown');
-}
+import { thrownBy } from './thrown.js';
 
 /** A patch checked, then rebased onto `base` (an object member, so `""` keeps its plain meaning). */
 function parsedAt(body: JsonValue, base: string[]) {

@@ -6,17 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { applyOperations } from '../../src/document/apply.js';
 import { getMember, type JsonObject, type JsonValue } from '../../src/document/json.js';
 import { planDelete, planJsonPatch, planMergePatch, planPost, planPut, type WritePlan } from '../../src/document/operations.js';
-import { JsonStoreError } from '../../src/errors.js';
-
-function thrownBy(run: () => unknown): JsonStoreError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(JsonStoreError);
-    return error as JsonStoreError;
-  }
-  throw new Error('expected a JsonStoreError, but nothing was thrown');
-}
+import { thrownBy } from './thrown.js';
 
 /** Freezes a value all the way down, so a planner that writes to it throws. */
 function deepFreeze<T extends JsonValue>(value: T): T {

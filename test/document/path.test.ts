@@ -6,18 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { valueAt } from '../../src/document/apply.js';
 import type { JsonValue } from '../../src/document/json.js';
 import { displayPath, isArrayIndex, parsePointer, parseUrlPath, toPath, toPointer, urlPath } from '../../src/document/path.js';
-import { JsonStoreError } from '../../src/errors.js';
-
-/** Runs `run`, expecting a JsonStoreError; returns it for closer checks. */
-function thrownBy(run: () => unknown): JsonStoreError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(JsonStoreError);
-    return error as JsonStoreError;
-  }
-  throw new Error('expected a JsonStoreError, but nothing was thrown');
-}
+import { thrownBy } from './thrown.js';
 
 describe('isArrayIndex', () => {
   test('canonical decimal indexes are indexes', () => {
