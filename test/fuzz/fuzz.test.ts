@@ -40,9 +40,9 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { fileStorage, jsonStore, memoryStorage, type FileStorage, type JsonStore, type StorageAdapter } from '../../src/index.js';
 import { Random, document, nextRequest, type Generated } from './generate.js';
 import { BODY_LIMIT, MOUNT, PENDING, ReferenceStore, parseUrlPath, type FuzzRequest, type Json, type Prediction } from './reference.js';
+import { PROBLEM_TYPE } from '../support/problem.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
-const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
 
 const total = Number(process.env['FUZZ_REQUESTS'] ?? 3000);
 const seedSetting = process.env['FUZZ_SEED'] ?? '8';

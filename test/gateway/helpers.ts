@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import express from 'express';
 import { afterEach } from 'vitest';
 import type { GatewayMiddleware } from '../../src/gateway/index.js';
+import { eventually } from '../support/wait.js';
 
 export type ExpressFactory = typeof express;
 
@@ -146,11 +147,7 @@ export async function settle(turns = 5): Promise<void> {
 
 /** Polls `check` until it returns true (or fails the test after `limitMs`). */
 export async function waitFor(check: () => boolean, what: string, limitMs = 5_000): Promise<void> {
-  const started = Date.now();
-  while (!check()) {
-    if (Date.now() - started > limitMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await eventually(what, check, limitMs);
 }
 
 /**

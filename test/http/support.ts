@@ -3,42 +3,20 @@
  */
 import { expect } from 'vitest';
 import type { Reply, Served } from './hosts.js';
+import { expectProblemAnswer, type Problem } from '../support/problem.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
-export const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
-
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-}
-
-/** Nothing in a client-facing text may look like a stack trace or a source location. */
-export function expectNoStack(text: string): void {
-  expect(text).not.toMatch(/\bat .*\(.*:\d+:\d+\)/);
-  expect(text).not.toMatch(/\n\s+at /);
-  expect(text).not.toMatch(/\.(?:ts|js|mjs|cjs):\d+/);
-  expect(text).not.toMatch(/node_modules|node:internal/);
-}
+export { PROBLEM_TYPE, expectNoStack, type Problem } from '../support/problem.js';
 
 /**
  * An RFC 9457 problem: exact status, problem+json, exactly the four members,
  * and (when given) the exact detail or a pattern it must match.
  */
 export function expectProblem(reply: Reply, status: number, detail?: string | RegExp): Problem {
-  expect({ status: reply.status, text: reply.text }).toMatchObject({ status });
-  expect(reply.headers['content-type']).toBe(PROBLEM_TYPE);
-  expect(reply.headers['content-length']).toBe(String(Buffer.byteLength(reply.text)));
-  const body = reply.json() as Problem;
-  expect(Object.keys(body).sort()).toEqual(['detail', 'status', 'title', 'type']);
-  expect(body.status).toBe(status);
-  expect(body.type).toMatch(/^tag:express-jsonstore,2026:[a-z-]+$/);
-  expect(typeof body.title).toBe('string');
-  expect(body.title.length).toBeGreaterThan(0);
-  expect(typeof body.detail).toBe('string');
-  expect(body.detail.length).toBeGreaterThan(0);
-  expectNoStack(reply.text);
+  const body = expectProblemAnswer(
+    { status: reply.status, contentType: reply.headers['content-type'], contentLength: reply.headers['content-length'], text: reply.text },
+    status,
+  );
   if (typeof detail === 'string') expect(body.detail).toBe(detail);
   else if (detail instanceof RegExp) expect(body.detail).toMatch(detail);
   return body;

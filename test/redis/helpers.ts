@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from 'redis';
 import { afterAll, describe, test } from 'vitest';
+export { eventually } from '../support/wait.js';
 
 export type TestRedisClient = ReturnType<typeof createClient>;
 
@@ -41,24 +42,6 @@ export async function freePort(): Promise<number> {
 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `check` until it returns something other than `undefined`; fails after `ms` (a guard, not a timing assertion). */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`gave up waiting for ${what}${last === undefined ? '' : `: ${last instanceof Error ? last.message : String(last)}`}`);
-    }
-    await delay(50);
-  }
 }
 
 /** Whether a Redis answers PING at `url`, without retrying. */

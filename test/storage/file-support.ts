@@ -12,11 +12,13 @@ import { join } from 'node:path';
 import express from 'express';
 import request from 'supertest';
 import { expect } from 'vitest';
+import { expectProblemAnswer } from '../support/problem.js';
 import { jsonStore, type JsonStore } from '../../src/index.js';
 import type { JsonValue } from '../../src/document/json.js';
 import { fileStorage, nodeFileSystem, type FileStorage, type FileStorageFile, type FileStorageFileSystem, type FileStorageOptions } from '../../src/storage/file.js';
 
-export const PROBLEM_TYPE = 'application/problem+json; charset=utf-8';
+export { PROBLEM_TYPE } from '../support/problem.js';
+export { eventually } from '../support/wait.js';
 
 const made: string[] = [];
 
@@ -104,12 +106,9 @@ export function journalLines(file: string): string[] {
   return text.split(/(?<=\n)/);
 }
 
-/** Asserts an RFC 9457 problem with this status and a detail matching `detail`. */
+/** Asserts an RFC 9457 problem with this status and a detail matching `detail` (a string: contained in it). */
 export function expectProblem(response: request.Response, status: number, detail?: RegExp | string): string {
-  expect({ status: response.status, body: response.text }).toMatchObject({ status });
-  expect(response.headers['content-type']).toBe(PROBLEM_TYPE);
-  const body = JSON.parse(response.text) as { status: number; detail: string; type: string };
-  expect(body.status).toBe(status);
+  const body = expectProblemAnswer({ status: response.status, contentType: response.headers['content-type'], text: response.text }, status);
   if (detail instanceof RegExp) expect(body.detail).toMatch(detail);
   else if (typeof detail === 'string') expect(body.detail).toContain(detail);
   return body.detail;
@@ -218,16 +217,4 @@ export function randomSource(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/**
- * Waits for something the store does in the background (a compaction) to
- * have happened; fails with `what` if it has not within a generous bound.
- */
-export async function eventually(what: string, check: () => boolean, boundMs = 15_000): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`still waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
