@@ -14,17 +14,8 @@ import { budgetExceeded, jsonSize, SizeMeter } from './document/size.js';
 import { DepthGuard } from './document/depth-guard.js';
 import type { PatchOperation } from './document/patch-types.js';
 import { parseUrlPath, toPath, urlPath, type Path } from './document/path.js';
-import {
-  checkWritePath,
-  planDelete,
-  planJsonPatch,
-  planMergePatch,
-  planPost,
-  planPut,
-  valueAfterWrite,
-  type WritePlan,
-} from './document/operations.js';
-import { contentTag, formatEtag } from './document/etag.js';
+import { checkWritePath, planWrite, valueAfterWrite, type WriteKind, type WritePlan } from './document/operations.js';
+import { etagOf } from './document/etag.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from './errors.js';
 import type {
   Change,
@@ -85,6 +76,14 @@ export interface WriteOptions {
    * 1 to 255 printable ASCII characters. Remembered for `idempotencyWindow`.
    */
   idempotencyKey?: string;
+}
+
+/** Where a write goes and what must hold there, checked inside the write's critical section. */
+export interface WriteGuard {
+  /** The write's path: checked against `maxDepth` before planning, and where `precondition` looks. */
+  path: Path;
+  /** Called with the current value at `path` once the write is planned; throw to refuse. */
+  precondition?: Precondition | undefined;
 }
 
 /** What is remembered of an answer to a write sent with an idempotency key. */
@@ -192,11 +191,6 @@ export function idempotencyFingerprint(parts: JsonValue): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url');
 }
 
-/** The strong ETag of a value (compact JSON hashed). */
-export function etagOf(value: JsonValue): string {
-  return formatEtag(contentTag(JSON.stringify(value)));
-}
-
 export class DocumentStore extends EventEmitter {
   private readonly options: DocumentStoreOptions;
   private readonly adapter: StorageAdapter;
@@ -298,7 +292,9 @@ export class DocumentStore extends EventEmitter {
 
   /**
    * Plans a write on the current document, applies it, commits it and
-   * resolves with `respond`'s result computed on the new document.
+   * resolves with `respond`'s result computed on the new document. With
+   * `guard`, the path is checked against `maxDepth` and the precondition run
+   * as part of planning.
    *
    * Atomic: whatever throws once the change is applied (a budget, the depth
    * check, `respond`, preparing the change for the adapter, the adapter
@@ -309,7 +305,9 @@ export class DocumentStore extends EventEmitter {
     plan: (root: JsonValue) => WritePlan,
     respond: (root: JsonValue, plan: WritePlan, revision: number) => T,
     idempotent?: IdempotentWrite<T>,
+    guard?: WriteGuard,
   ): Promise<T> {
+    const planner = guard === undefined ? plan : this.guarded(guard, plan);
     if (idempotent !== undefined && !idempotencyKeyPattern.test(idempotent.key)) {
       throw new JsonStoreError('bad-request', 'An idempotency key must be 1 to 255 printable ASCII characters');
     }
@@ -326,7 +324,7 @@ export class DocumentStore extends EventEmitter {
           if (repeat !== undefined) return { result: repeat.result, entry: undefined };
         }
         // A precondition or planner that throws has changed nothing.
-        const planned = plan(this.state.root);
+        const planned = planner(this.state.root);
         if (planned.ops.length === 0) {
           return { result: respond(this.state.root, planned, this.revisionNumber), entry: this.pending[this.pending.length - 1] };
         }
@@ -441,16 +439,12 @@ export class DocumentStore extends EventEmitter {
 
   /** Store `value` at `path`, creating missing parent objects. */
   put(path: string | readonly string[] | undefined, value: JsonValue, options?: WriteOptions): Promise<WriteResult> {
-    const segments = toPath(path);
-    const body = this.checkValue(value);
-    return this.write(this.guarded(segments, options, (root) => planPut(root, segments, body)), resultOf, this.keyed(options, 'PUT', segments, body));
+    return this.writeAt('PUT', toPath(path), this.checkValue(value), options);
   }
 
   /** Append to the array at `path`, or add under a new unique key to the object there. */
   post(path: string | readonly string[] | undefined, value: JsonValue, options?: WriteOptions): Promise<WriteResult> {
-    const segments = toPath(path);
-    const body = this.checkValue(value);
-    return this.write(this.guarded(segments, options, (root) => planPost(root, segments, body)), resultOf, this.keyed(options, 'POST', segments, body));
+    return this.writeAt('POST', toPath(path), this.checkValue(value), options);
   }
 
   /**
@@ -464,19 +458,15 @@ export class DocumentStore extends EventEmitter {
   ): Promise<WriteResult> {
     const segments = toPath(path);
     const body = this.checkValue(patch);
-    const planner = options?.type === 'json-patch' ? planJsonPatch : planMergePatch;
-    if (options?.type === 'json-patch') {
+    const kind = options?.type === 'json-patch' ? 'PATCH json-patch' : 'PATCH merge';
+    if (kind === 'PATCH json-patch') {
       try {
         this.checkPatchLength(body);
       } catch (error) {
         return Promise.reject(error);
       }
     }
-    return this.write(
-      this.guarded(segments, options, (root) => planner(root, segments, body)),
-      resultOf,
-      this.keyed(options, options?.type === 'json-patch' ? 'PATCH json-patch' : 'PATCH merge', segments, body),
-    );
+    return this.writeAt(kind, segments, body, options);
   }
 
   /** Remove the member at `path`; on the root, leaves `{}`. */
@@ -484,7 +474,18 @@ export class DocumentStore extends EventEmitter {
     const segments = toPath(path);
     // Nothing is left at the path (after an array element, its successor is).
     const deleted = (root: JsonValue, plan: WritePlan, revision: number): WriteResult => ({ ...resultOf(root, plan, revision), value: undefined, etag: undefined });
-    return this.write(this.guarded(segments, options, (root) => planDelete(root, segments)), deleted, this.keyed(options, 'DELETE', segments, null));
+    return this.writeAt('DELETE', segments, null, options, deleted);
+  }
+
+  /** A write through the programmatic API: planned, guarded by `options.precondition`, keyed by `options.idempotencyKey`. */
+  private writeAt(
+    kind: WriteKind,
+    segments: string[],
+    body: JsonValue,
+    options: WriteOptions | undefined,
+    respond: (root: JsonValue, plan: WritePlan, revision: number) => WriteResult = resultOf,
+  ): Promise<WriteResult> {
+    return this.write(planWrite(kind, segments, body), respond, this.keyed(options, kind, segments, body), { path: segments, precondition: options?.precondition });
   }
 
   /**
@@ -494,8 +495,7 @@ export class DocumentStore extends EventEmitter {
    * refused for that reason, as RFC 9110 section 13.2.1 asks, whatever its
    * preconditions say.
    */
-  guarded(path: Path, options: WriteOptions | undefined, planner: (root: JsonValue) => WritePlan): (root: JsonValue) => WritePlan {
-    const precondition = options?.precondition;
+  private guarded({ path, precondition }: WriteGuard, planner: (root: JsonValue) => WritePlan): (root: JsonValue) => WritePlan {
     const { maxDepth } = this.options;
     return (root) => {
       checkWritePath(path, maxDepth);
@@ -506,7 +506,7 @@ export class DocumentStore extends EventEmitter {
   }
 
   /** The programmatic API's idempotency key, when `options` has one: fingerprinted by method, path and value. */
-  private keyed(options: WriteOptions | undefined, method: string, segments: string[], body: JsonValue): IdempotentWrite<WriteResult> | undefined {
+  private keyed(options: WriteOptions | undefined, method: WriteKind, segments: string[], body: JsonValue): IdempotentWrite<WriteResult> | undefined {
     const key = options?.idempotencyKey;
     if (key === undefined) return undefined;
     if (typeof key !== 'string' || !idempotencyKeyPattern.test(key)) {

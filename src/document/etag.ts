@@ -5,6 +5,7 @@
  * the same tag without coordination.
  */
 import * as crypto from 'node:crypto';
+import type { JsonValue } from './json.js';
 
 const hashString: (text: string) => string =
   typeof crypto.hash === 'function'
@@ -21,6 +22,11 @@ export function contentTag(compactJson: string): string {
 
 export function formatEtag(tag: string, representation: Representation = ''): string {
   return representation === '' ? `"${tag}"` : `"${tag}-${representation}"`;
+}
+
+/** The strong ETag of a value (compact JSON hashed). */
+export function etagOf(value: JsonValue): string {
+  return formatEtag(contentTag(JSON.stringify(value)));
 }
 
 /** The content part of an entity tag from a request header (variant suffix dropped). */

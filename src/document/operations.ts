@@ -14,6 +14,9 @@ import { valueAt } from './apply.js';
 
 export type WriteMethod = 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
+/** A write as the engine plans it: the method, and for PATCH which kind of patch. */
+export type WriteKind = 'PUT' | 'POST' | 'PATCH merge' | 'PATCH json-patch' | 'DELETE';
+
 export interface WritePlan {
   ops: PatchOperation[];
   /** Whether the write creates the member it targets (201). */
@@ -141,6 +144,25 @@ export function planJsonPatch(root: JsonValue, path: Path, patch: JsonValue): Wr
     removesTarget,
     describe: (index) => describeOperation(relative, source[index] as number),
   };
+}
+
+/**
+ * The planner for a write of `kind` at `path` with `body` (ignored by
+ * DELETE): the one place a write's kind picks what it does.
+ */
+export function planWrite(kind: WriteKind, path: Path, body: JsonValue): (root: JsonValue) => WritePlan {
+  switch (kind) {
+    case 'PUT':
+      return (root) => planPut(root, path, body);
+    case 'POST':
+      return (root) => planPost(root, path, body);
+    case 'PATCH merge':
+      return (root) => planMergePatch(root, path, body);
+    case 'PATCH json-patch':
+      return (root) => planJsonPatch(root, path, body);
+    case 'DELETE':
+      return (root) => planDelete(root, path);
+  }
 }
 
 /** The value a write leaves at its result path, `undefined` when nothing is there. */

@@ -10,8 +10,8 @@ import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
-import { planDelete, planJsonPatch, planMergePatch, planPost, planPut, valueAfterWrite, type WritePlan } from '../document/operations.js';
-import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite } from '../store.js';
+import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
+import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite, type Precondition } from '../store.js';
 import type { ResolvedOptions } from '../options.js';
 import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
 import { checkWritePreconditions, hasPreconditions, isNotModified, preconditionsOf } from './conditional.js';
@@ -156,28 +156,20 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
         `${method} needs If-Match with the ETag you last read (or If-None-Match: * to create); this store refuses unconditional writes`,
       );
     }
-    let planner: (root: JsonValue) => WritePlan;
+    let kind: WriteKind = 'DELETE';
+    let body: JsonValue = null;
     // What makes this request this request, for its Idempotency-Key.
     let request: JsonValue = [method, path, preconditions as unknown as JsonValue];
-    if (method === 'DELETE') {
-      planner = (root) => planDelete(root, path);
-    } else {
-      const kind = bodyKindOf(req.headers['content-type'], method);
-      const body = await jsonBodyOf(req, options.limit, options.maxDepth);
-      request = [method, path, preconditions as unknown as JsonValue, kind, body];
-      if (method === 'PUT') planner = (root) => planPut(root, path, body);
-      else if (method === 'POST') planner = (root) => planPost(root, path, body);
-      else if (kind === 'json-patch') {
-        store.checkPatchLength(body); // before planning: an over-long patch costs nothing more
-        planner = (root) => planJsonPatch(root, path, body);
-      } else planner = (root) => planMergePatch(root, path, body);
+    if (method !== 'DELETE') {
+      const bodyKind = bodyKindOf(req.headers['content-type'], method);
+      body = await jsonBodyOf(req, options.limit, options.maxDepth);
+      request = [method, path, preconditions as unknown as JsonValue, bodyKind, body];
+      kind = method === 'PUT' || method === 'POST' ? method : bodyKind === 'json-patch' ? 'PATCH json-patch' : 'PATCH merge';
+      // Before planning: an over-long patch costs nothing more.
+      if (kind === 'PATCH json-patch') store.checkPatchLength(body);
     }
     const what = displayPath(path);
-    const guarded = store.guarded(
-      path,
-      hasPreconditions(preconditions) ? { precondition: (current) => checkWritePreconditions(preconditions, current, what) } : undefined,
-      planner,
-    );
+    const precondition: Precondition | undefined = hasPreconditions(preconditions) ? (current) => checkWritePreconditions(preconditions, current, what) : undefined;
     const minimal = prefersMinimal(req);
     const prefix = method === 'DELETE' ? '' : mountPrefix(req);
     const idempotent: IdempotentWrite<WriteOutcome> | undefined =
@@ -199,7 +191,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
               return { status: record.status, body, etag: record.etag, location: record.location, replayed: true };
             },
           };
-    const outcome = await store.write<WriteOutcome>(guarded, (root, plan) => {
+    const outcome = await store.write<WriteOutcome>(planWrite(kind, path, body), (root, plan) => {
       if (method === 'DELETE') return { status: 204, body: undefined, etag: undefined, location: undefined };
       const value = valueAfterWrite(root, plan);
       if (value === undefined) return { status: 204, body: undefined, etag: undefined, location: undefined };
@@ -210,7 +202,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
         etag: formatEtag(contentTag(compact)),
         location: plan.created ? prefix + urlPath(plan.resultPath) : undefined,
       };
-    }, idempotent);
+    }, idempotent, { path, precondition });
     send(
       res,
       outcome.status,
