@@ -1,7 +1,7 @@
 export { jsonStore, type JsonStore } from './json-store.js';
 export type { JsonStoreOptions } from './options.js';
 export { etagOf } from './document/etag.js';
-export { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult, type Precondition } from './store.js';
+export { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult, type Precondition } from './document-store.js';
 export { memoryStorage, type MemoryStorage } from './storage/memory.js';
 export {
   fileStorage,

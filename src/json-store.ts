@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JsonValue } from './document/json.js';
 import { createRequestHandler, type NextFunction } from './http/handler.js';
 import { resolveOptions, type JsonStoreOptions } from './options.js';
-import { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult } from './store.js';
+import { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult } from './document-store.js';
 
 type PathArgument = string | readonly string[] | undefined;
 

@@ -11,7 +11,7 @@ import { describeType, isContainer, isObject, type JsonValue } from '../document
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
-import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite, type Precondition } from '../store.js';
+import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite, type Precondition } from '../document-store.js';
 import type { ResolvedOptions } from '../options.js';
 import { acceptedPatchTypes, bodyKindOf, jsonBodyOf } from './body.js';
 import { checkWritePreconditions, hasPreconditions, isNotModified, preconditionsOf } from './conditional.js';

@@ -5,7 +5,7 @@
  */
 import { expect, test } from 'vitest';
 import { jsonStore } from '../../src/json-store.js';
-import type { ChangeEvent } from '../../src/store.js';
+import type { ChangeEvent } from '../../src/document-store.js';
 import { redisStorage } from '../../src/storage/redis.js';
 import { describeRedis, eventually, fetchJson, type TestRedisClient } from './helpers.js';
 

@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import { expect, test } from 'vitest';
 import { StorageError } from '../../src/errors.js';
 import { jsonStore, type JsonStore } from '../../src/json-store.js';
-import type { ChangeEvent } from '../../src/store.js';
+import type { ChangeEvent } from '../../src/document-store.js';
 import type { PatchOperation } from '../../src/document/patch-types.js';
 import { redisStorage, type RedisStorage } from '../../src/storage/redis.js';
 import type { StorageAdapter, StorageCallOptions } from '../../src/storage/types.js';

@@ -6,7 +6,7 @@
 import { expect, test } from 'vitest';
 import { jsonStore, type JsonStore } from '../../src/json-store.js';
 import type { JsonStoreOptions } from '../../src/options.js';
-import type { ChangeEvent } from '../../src/store.js';
+import type { ChangeEvent } from '../../src/document-store.js';
 import { redisStorage, type RedisStorageOptions } from '../../src/storage/redis.js';
 import { StorageError } from '../../src/errors.js';
 import { describeRedis, eventually, type RedisTestEnv } from './helpers.js';
