@@ -2,11 +2,11 @@
  * The options of `jsonStore()`, validated once when the store is created:
  * a bad option is a `TypeError` that names it, never a failing request.
  */
-import bytes from 'bytes';
 import { depthOf, invalidJsonReason, type JsonValue } from './document/json.js';
 import { jsonSize } from './document/size.js';
 import { memoryStorage } from './storage/memory.js';
 import { normalizeHostName } from './http/host.js';
+import { optionChecks } from './option-checks.js';
 import type { StorageAdapter } from './storage/types.js';
 
 export interface JsonStoreOptions {
@@ -97,28 +97,10 @@ const known = [
 
 const maxMaxDepth = 1000;
 
-const sizePattern = /^\s*\d+(?:\.\d+)?\s*(?:b|kb|mb|gb|tb|pb)?\s*$/i;
+const checks = optionChecks('jsonStore()');
 
 function fail(message: string): never {
-  throw new TypeError(`jsonStore(): ${message}`);
-}
-
-function isNonNegativeInteger(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-/** A positive number of bytes, given as a number or a size string such as '1mb'. */
-function sizeOption(name: string, value: unknown, fallback: number): number {
-  let size: number;
-  if (value === undefined) size = fallback;
-  else if (typeof value === 'number') size = value;
-  // bytes.parse() reads '12xyz' as 12 and '1kb2' as 1; accept only a number and a unit.
-  else if (typeof value === 'string') size = sizePattern.test(value) ? (bytes.parse(value.trim()) ?? Number.NaN) : Number.NaN;
-  else size = Number.NaN;
-  if (!isNonNegativeInteger(size) || size < 1) {
-    fail(`option "${name}" must be a positive number of bytes or a size such as '1mb', got ${JSON.stringify(value)}`);
-  }
-  return size;
+  return checks.fail(message);
 }
 
 /** What one write may insert by default, per byte of `limit`: a full-size body with room to spare, and no doubling. */
@@ -129,16 +111,9 @@ const maxIdempotencyKeys = 1_000_000;
 
 export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedOptions {
   if (options === undefined) options = {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options must be an object');
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) fail(`unknown option "${key}"; the options are ${known.join(', ')}`);
-  }
-
-  const maxDepth = options.maxDepth === undefined ? 100 : options.maxDepth;
+  checks.knownOptions(options, known);
   // Past about 1500 levels V8 cannot copy or serialize a value (stack overflow), so deeper is never safe.
-  if (!isNonNegativeInteger(maxDepth) || maxDepth < 1 || maxDepth > maxMaxDepth) {
-    fail(`option "maxDepth" must be an integer from 1 to ${maxMaxDepth}, got ${String(options.maxDepth)}`);
-  }
+  const maxDepth = checks.wholeNumber('maxDepth', options.maxDepth, 100, { max: maxMaxDepth });
 
   // `null` is a JSON value like any other; only a missing `initial` means `{}`.
   const initial = options.initial === undefined ? {} : options.initial;
@@ -151,14 +126,11 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     fail('option "storage" must be a storage adapter: an object with load() and commit() methods');
   }
 
-  const limit = sizeOption('limit', options.limit, 1024 * 1024);
-  for (const flag of ['readOnly', 'requirePreconditions'] as const) {
-    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') fail(`option "${flag}" must be true or false`);
-  }
-  const maxRetries = options.maxRetries === undefined ? 10 : options.maxRetries;
-  if (!isNonNegativeInteger(maxRetries)) fail(`option "maxRetries" must be a non-negative integer, got ${String(options.maxRetries)}`);
-  const readConsistency = options.readConsistency === undefined ? 'strong' : options.readConsistency;
-  if (readConsistency !== 'strong' && readConsistency !== 'local') fail(`option "readConsistency" must be 'strong' or 'local'`);
+  const limit = checks.size('limit', options.limit, 1024 * 1024);
+  const readOnly = checks.boolean('readOnly', options.readOnly, false);
+  const requirePreconditions = checks.boolean('requirePreconditions', options.requirePreconditions, false);
+  const maxRetries = checks.wholeNumber('maxRetries', options.maxRetries, 10, { min: 0 });
+  const readConsistency = checks.oneOf('readConsistency', options.readConsistency, ['strong', 'local'] as const, 'strong');
 
   let allowedHosts: Set<string> | undefined;
   if (options.allowedHosts !== undefined) {
@@ -176,35 +148,29 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     }
   }
 
-  const maxPatchOperations = options.maxPatchOperations === undefined ? 1000 : options.maxPatchOperations;
-  if (!isNonNegativeInteger(maxPatchOperations) || maxPatchOperations < 1) {
-    fail(`option "maxPatchOperations" must be a positive integer, got ${String(options.maxPatchOperations)}`);
-  }
-  const maxWriteGrowth = sizeOption('maxWriteGrowth', options.maxWriteGrowth, growthPerLimitByte * limit);
-  const maxDocumentSize = sizeOption('maxDocumentSize', options.maxDocumentSize, defaultMaxDocumentSize);
+  const maxPatchOperations = checks.wholeNumber('maxPatchOperations', options.maxPatchOperations, 1000);
+  const maxWriteGrowth = checks.size('maxWriteGrowth', options.maxWriteGrowth, growthPerLimitByte * limit);
+  const maxDocumentSize = checks.size('maxDocumentSize', options.maxDocumentSize, defaultMaxDocumentSize);
   // Checked once here, like maxDepth; a stored document over the limit still loads (only growing writes are refused).
   const initialSize = jsonSize(initial, maxDocumentSize);
   if (initialSize > maxDocumentSize) {
     fail(`option "initial" is larger than maxDocumentSize (${maxDocumentSize} bytes of JSON)`);
   }
 
-  const idempotencyWindow = options.idempotencyWindow === undefined ? defaultIdempotencyWindow : options.idempotencyWindow;
-  if (!isNonNegativeInteger(idempotencyWindow) || idempotencyWindow < 1) {
-    fail(`option "idempotencyWindow" must be a positive number of milliseconds, such as 86400000 for 24 hours, got ${String(options.idempotencyWindow)}`);
-  }
-  const idempotencyKeys = options.idempotencyKeys === undefined ? 10_000 : options.idempotencyKeys;
+  const idempotencyWindow = checks.wholeNumber('idempotencyWindow', options.idempotencyWindow, defaultIdempotencyWindow, {
+    unit: 'milliseconds',
+    example: 'such as 86400000 for 24 hours',
+  });
   // Each key costs a few hundred bytes in memory and in storage.
-  if (!isNonNegativeInteger(idempotencyKeys) || idempotencyKeys < 1 || idempotencyKeys > maxIdempotencyKeys) {
-    fail(`option "idempotencyKeys" must be a whole number from 1 to ${maxIdempotencyKeys}, got ${String(options.idempotencyKeys)}`);
-  }
+  const idempotencyKeys = checks.wholeNumber('idempotencyKeys', options.idempotencyKeys, 10_000, { max: maxIdempotencyKeys });
 
   return {
     initial,
     storage,
     limit,
-    readOnly: options.readOnly ?? false,
+    readOnly,
     maxDepth,
-    requirePreconditions: options.requirePreconditions ?? false,
+    requirePreconditions,
     maxRetries,
     readConsistency,
     allowedHosts,

@@ -3,6 +3,7 @@
  * mistyped option is a `TypeError` naming it, at startup rather than on the
  * first request.
  */
+import { optionChecks, shown, type OptionChecks } from '../option-checks.js';
 import type { GatewayLogger, GatewayOptions } from './types.js';
 
 /** Options every bridge understands, after checking and defaults. */
@@ -16,43 +17,28 @@ export interface ResolvedGatewayOptions {
 
 export const commonOptionNames = ['fallthrough', 'onError', 'logger', 'trustProxy'] as const;
 
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
+/** The shared checks, with messages that start with `<bridge>()`. */
+function checksFor(bridge: string): OptionChecks {
+  return optionChecks(`${bridge}()`);
 }
 
 /** Rejects anything but a plain object, and any key not in `allowed` (typos). */
 export function checkOptionObject(bridge: string, options: unknown, allowed: readonly string[]): Record<string, unknown> {
   if (options === undefined) return {};
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError(`${bridge}(): options must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!allowed.includes(key)) {
-      throw new TypeError(`${bridge}(): unknown option '${key}' (known: ${allowed.join(', ')})`);
-    }
-  }
-  return options as Record<string, unknown>;
+  return checksFor(bridge).knownOptions(options, allowed);
 }
 
 export function checkBoolean(bridge: string, name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`${bridge}(): option '${name}' must be a boolean, got ${describe(value)}`);
-  return value;
+  return checksFor(bridge).boolean(name, value, fallback);
 }
 
 export function checkPositiveNumber(bridge: string, name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new TypeError(`${bridge}(): option '${name}' must be a positive number, got ${describe(value)}`);
-  }
-  return value;
+  return checksFor(bridge).positiveNumber(name, value, fallback);
 }
 
+/** An argument (not an option) that must be a function, such as the app. */
 export function checkFunction<T>(bridge: string, name: string, value: unknown): T {
-  if (typeof value !== 'function') throw new TypeError(`${bridge}(): ${name} must be a function, got ${describe(value)}`);
+  if (typeof value !== 'function') checksFor(bridge).fail(`${name} must be a function, got ${shown(value)}`);
   return value as T;
 }
 
@@ -63,6 +49,7 @@ function defaultLogger(bridge: string): GatewayLogger {
 }
 
 export function resolveCommonOptions(bridge: string, options: Record<string, unknown>): ResolvedGatewayOptions {
+  const checks = checksFor(bridge);
   const { fallthrough, onError, logger } = options as GatewayOptions;
 
   let statuses: number[] = [];
@@ -70,26 +57,19 @@ export function resolveCommonOptions(bridge: string, options: Record<string, unk
   else if (Array.isArray(fallthrough)) {
     for (const status of fallthrough) {
       if (!Number.isInteger(status) || status < 200 || status > 599) {
-        throw new TypeError(`${bridge}(): option 'fallthrough' must list statuses from 200 to 599, got ${describe(status)}`);
+        checks.fail(`option "fallthrough" must list statuses from 200 to 599, got ${shown(status)}`);
       }
     }
     statuses = [...fallthrough];
   } else if (fallthrough !== undefined && fallthrough !== false) {
-    throw new TypeError(`${bridge}(): option 'fallthrough' must be a boolean or an array of statuses, got ${describe(fallthrough)}`);
-  }
-
-  if (onError !== undefined && onError !== 'problem' && onError !== 'next') {
-    throw new TypeError(`${bridge}(): option 'onError' must be 'problem' or 'next', got ${describe(onError)}`);
-  }
-  if (logger !== undefined && typeof logger !== 'function') {
-    throw new TypeError(`${bridge}(): option 'logger' must be a function, got ${describe(logger)}`);
+    checks.fail(`option "fallthrough" must be true, false or an array of statuses, got ${shown(fallthrough)}`);
   }
 
   return {
     fallthrough: new Set(statuses),
-    onError: onError ?? 'problem',
-    logger: logger ?? defaultLogger(bridge),
-    trustProxy: checkBoolean(bridge, 'trustProxy', options.trustProxy, false),
+    onError: checks.oneOf('onError', onError, ['problem', 'next'] as const, 'problem'),
+    logger: logger === undefined ? defaultLogger(bridge) : checks.func<GatewayLogger>('logger', logger),
+    trustProxy: checks.boolean('trustProxy', options.trustProxy, false),
   };
 }
 

@@ -23,6 +23,7 @@ import { dirname, resolve } from 'node:path';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
 import { StorageError } from '../errors.js';
+import { optionChecks, shown } from '../option-checks.js';
 import {
   decodeOwnChange,
   encodeChange,
@@ -111,31 +112,24 @@ export interface FileStorage extends StorageAdapter {
 const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'mode', 'fs'];
 const fileSystemMethods = ['readFile', 'open', 'rename', 'removeFile', 'makeDirectory', 'syncDirectory', 'entryKind'] as const;
 
+const checks = optionChecks('fileStorage()');
+
 function fail(message: string): never {
-  throw new TypeError(`fileStorage(): ${message}`);
+  return checks.fail(message);
 }
 
 function resolveOptions(path: unknown, options: FileStorageOptions | undefined): ResolvedFileStorageOptions {
   if (typeof path !== 'string' || path.trim() === '') fail('the path must be a non-empty string, such as "data/store.json"');
   if (/[\\/]$/.test(path)) fail(`the path must name a file, not a folder: ${JSON.stringify(path)}`);
   if (options === undefined) options = {};
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options must be an object');
-  for (const key of Object.keys(options)) {
-    if (!optionNames.includes(key)) fail(`unknown option "${key}"; the options are ${optionNames.join(', ')}`);
-  }
-  const fsync = options.fsync ?? 'always';
-  if (fsync !== 'always' && fsync !== 'never') fail(`option "fsync" must be 'always' or 'never', got ${JSON.stringify(options.fsync)}`);
-  const compactRatio = options.compactRatio ?? 1;
-  if (typeof compactRatio !== 'number' || Number.isNaN(compactRatio) || compactRatio <= 0) {
-    fail(`option "compactRatio" must be a positive number, got ${JSON.stringify(options.compactRatio)}`);
-  }
-  const compactMinSize = options.compactMinSize ?? 64 * 1024;
-  if (typeof compactMinSize !== 'number' || !Number.isSafeInteger(compactMinSize) || compactMinSize < 0) {
-    fail(`option "compactMinSize" must be a whole number of bytes (0 or more), got ${JSON.stringify(options.compactMinSize)}`);
-  }
+  checks.knownOptions(options, optionNames);
+  // Here null has always meant the default, like undefined.
+  const fsync = checks.oneOf('fsync', options.fsync ?? undefined, ['always', 'never'] as const, 'always');
+  const compactRatio = checks.positiveNumber('compactRatio', options.compactRatio ?? undefined, 1, true);
+  const compactMinSize = checks.wholeNumber('compactMinSize', options.compactMinSize ?? undefined, 64 * 1024, { min: 0, unit: 'bytes' });
   const fileMode = options.mode ?? 0o600;
   if (typeof fileMode !== 'number' || !Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777 || (fileMode & 0o600) !== 0o600) {
-    const got = typeof fileMode === 'number' && Number.isInteger(fileMode) && fileMode >= 0 ? `0o${fileMode.toString(8)}` : JSON.stringify(options.mode);
+    const got = typeof fileMode === 'number' && Number.isInteger(fileMode) && fileMode >= 0 ? `0o${fileMode.toString(8)}` : shown(options.mode);
     fail(`option "mode" must be file permissions from 0o600 to 0o777 that let the owner read and write, such as 0o600 or 0o640, got ${got}`);
   }
   // Search (x) wherever reading is allowed, so that whoever may read the files may reach them.

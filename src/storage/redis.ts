@@ -20,6 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
 import { RevisionConflictError } from '../errors.js';
+import { optionChecks, shown } from '../option-checks.js';
 import { changesScript, commitScript, compactScript, loadScript, unlockScript } from './redis-scripts.js';
 import { encodeIdempotencyRecord } from './idempotency.js';
 import {
@@ -189,19 +190,17 @@ const compactionLockMs = 60_000;
 /** After a failed compaction, this process waits this long before claiming another. */
 const compactionRetryMs = 30_000;
 
+const checks = optionChecks('redisStorage()');
+
 function fail(message: string): never {
-  throw new TypeError(`redisStorage(): ${message}`);
+  return checks.fail(message);
 }
 
 /** Node's timers take at most 2^31 - 1 ms; a longer one fires at once. */
-const maxTimeout = 2_147_483_647;
-
-function isTimeout(ms: unknown): ms is number {
-  return typeof ms === 'number' && Number.isSafeInteger(ms) && ms >= 0 && ms <= maxTimeout;
-}
+const timeoutRange = { min: 0, max: 2_147_483_647, unit: 'milliseconds' };
 
 function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
-  if (typeof options !== 'object' || options === null) fail('options must be an object with a "client"');
+  checks.object(options, ' with a "client"');
   const { client } = options;
   if (
     typeof client !== 'object' ||
@@ -213,30 +212,31 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   }
   const key = options.key ?? 'jsonstore';
   // An empty key would make the hash tag `{}`, which Redis Cluster ignores.
-  if (typeof key !== 'string' || key === '') fail('option "key" must be a non-empty string');
+  if (typeof key !== 'string' || key === '') fail(`option "key" must be a non-empty string, got ${shown(options.key)}`);
   // A brace would move or end the hash tag: `}x` gives `{}x}:meta`, whose
   // keys hash apart, and every script then fails with CROSSSLOT on Cluster.
   if (/[{}]/.test(key)) fail(`option "key" must not contain { or }, got ${JSON.stringify(key)}: the key names put it in braces as their Cluster hash tag`);
   const prefix = options.prefix ?? '';
-  if (typeof prefix !== 'string') fail('option "prefix" must be a string');
+  if (typeof prefix !== 'string') fail(`option "prefix" must be a string, got ${shown(options.prefix)}`);
   if (/[{}]/.test(prefix)) fail(`option "prefix" must not contain { or }, got ${JSON.stringify(prefix)}: Redis Cluster would take its hash tag from the prefix`);
-  const commandTimeout = options.commandTimeout ?? 2000;
-  if (!isTimeout(commandTimeout)) fail(`option "commandTimeout" must be a whole number of milliseconds (0 to ${maxTimeout}), got ${String(options.commandTimeout)}`);
-  const bulkTimeout = options.bulkTimeout ?? 30_000;
-  if (!isTimeout(bulkTimeout)) fail(`option "bulkTimeout" must be a whole number of milliseconds (0 to ${maxTimeout}), got ${String(options.bulkTimeout)}`);
-  if (options.follow !== undefined && typeof options.follow !== 'boolean') fail('option "follow" must be true or false');
-  if (options.onError !== undefined && typeof options.onError !== 'function') fail('option "onError" must be a function');
+  // Here null has always meant the default, like undefined.
+  const commandTimeout = checks.wholeNumber('commandTimeout', options.commandTimeout ?? undefined, 2000, timeoutRange);
+  const bulkTimeout = checks.wholeNumber('bulkTimeout', options.bulkTimeout ?? undefined, 30_000, timeoutRange);
+  const follow = checks.boolean('follow', options.follow, true);
+  const onError =
+    options.onError === undefined
+      ? (error: unknown) => console.error('express-jsonstore (redis):', error instanceof Error ? error.message : error)
+      : checks.func<(error: unknown) => void>('onError', options.onError);
 
   let compaction: Required<RedisCompactionOptions> | false = false;
   if (options.compaction !== false) {
     const given = options.compaction ?? {};
-    if (typeof given !== 'object' || given === null) fail('option "compaction" must be false or an object');
-    compaction = { minBytes: given.minBytes ?? 1024 * 1024, ratio: given.ratio ?? 1, maxChanges: given.maxChanges ?? 100_000 };
-    if (!Number.isSafeInteger(compaction.minBytes) || compaction.minBytes < 0) fail('option "compaction.minBytes" must be a non-negative whole number');
-    if (typeof compaction.ratio !== 'number' || !Number.isFinite(compaction.ratio) || compaction.ratio < 0) {
-      fail('option "compaction.ratio" must be a non-negative number');
-    }
-    if (!Number.isSafeInteger(compaction.maxChanges) || compaction.maxChanges < 1) fail('option "compaction.maxChanges" must be a positive whole number');
+    if (typeof given !== 'object' || given === null) fail(`option "compaction" must be false or an object, got ${shown(given)}`);
+    const minBytes = checks.wholeNumber('compaction.minBytes', given.minBytes ?? undefined, 1024 * 1024, { min: 0, unit: 'bytes' });
+    const ratio = given.ratio ?? 1;
+    if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio < 0) fail(`option "compaction.ratio" must be a number, 0 or more, got ${shown(given.ratio)}`);
+    const maxChanges = checks.wholeNumber('compaction.maxChanges', given.maxChanges ?? undefined, 100_000);
+    compaction = { minBytes, ratio, maxChanges };
   }
 
   return {
@@ -245,9 +245,9 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
     prefix,
     commandTimeout,
     bulkTimeout,
-    follow: options.follow ?? true,
+    follow,
     compaction,
-    onError: options.onError ?? ((error) => console.error('express-jsonstore (redis):', error instanceof Error ? error.message : error)),
+    onError,
   };
 }
 

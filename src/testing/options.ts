@@ -2,6 +2,7 @@
  * The options of the storage conformance suite, checked when the suite is
  * set up so a mistake is a `TypeError` naming the option, not 40 failing tests.
  */
+import { optionChecks, shown } from '../option-checks.js';
 import type { StorageAdapter } from '../storage/types.js';
 
 type MaybePromise<T> = T | Promise<T>;
@@ -32,35 +33,23 @@ export interface ConformanceOptions extends ConformanceSetup {
 
 const setupKeys = ['name', 'factory', 'reopen', 'peer', 'cleanup'];
 
-function fail(caller: string, message: string): never {
-  throw new TypeError(`${caller}: ${message}`);
-}
-
 /** Checks everything but `test`; `caller` names the function in messages. */
 export function checkSetup(options: unknown, caller: string, extraKeys: readonly string[] = []): ConformanceSetup {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    fail(caller, 'options must be an object such as { test, factory }');
-  }
-  const record = options as Record<string, unknown>;
-  const known = [...extraKeys, ...setupKeys];
-  for (const key of Object.keys(record)) {
-    if (!known.includes(key)) fail(caller, `unknown option "${key}"; the options are ${known.join(', ')}`);
-  }
-  if (typeof record['factory'] !== 'function') {
-    fail(caller, 'option "factory" must be a function returning a new adapter on fresh, empty storage');
-  }
+  const checks = optionChecks(caller);
+  const record = checks.knownOptions(options, [...extraKeys, ...setupKeys], ' such as { test, factory }');
+  checks.func('factory', record['factory'], 'a function returning a new adapter on fresh, empty storage');
   if (record['name'] !== undefined && typeof record['name'] !== 'string') {
-    fail(caller, 'option "name" must be a string, the prefix of every test name');
+    checks.fail(`option "name" must be a string, the prefix of every test name, got ${shown(record['name'])}`);
   }
   for (const key of ['reopen', 'peer', 'cleanup'] as const) {
-    if (record[key] !== undefined && typeof record[key] !== 'function') fail(caller, `option "${key}" must be a function`);
+    if (record[key] !== undefined) checks.func(key, record[key]);
   }
   return record as unknown as ConformanceSetup;
 }
 
 export function checkOptions(options: unknown, caller: string): ConformanceOptions {
-  if (typeof options === 'object' && options !== null && typeof (options as { test?: unknown }).test !== 'function') {
-    fail(caller, 'option "test" must be the test runner\'s test function (vitest or bun `test`, node:test `test`, mocha `it`)');
+  if (typeof options === 'object' && options !== null) {
+    optionChecks(caller).func('test', (options as { test?: unknown }).test, "the test runner's test function (vitest or bun `test`, node:test `test`, mocha `it`)");
   }
   return checkSetup(options, caller, ['test']) as ConformanceOptions;
 }

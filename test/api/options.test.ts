@@ -83,7 +83,12 @@ describe('invalid options throw a TypeError naming the option', () => {
     expectOptionError(options, name);
   });
 
-  test.each(['1mb', 42, [], null])('options that are not an object (%j)', (options) => {
+  test.each([
+    ['1mb', '"1mb"'],
+    [42, '42'],
+    [[], 'an array'],
+    [null, 'null'],
+  ])('options that are not an object (%j)', (options, got) => {
     let thrown: unknown;
     try {
       jsonStore(options as never);
@@ -91,7 +96,7 @@ describe('invalid options throw a TypeError naming the option', () => {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(TypeError);
-    expect((thrown as Error).message).toBe('jsonStore(): options must be an object');
+    expect((thrown as Error).message).toBe(`jsonStore(): options must be an object, got ${got}`);
   });
 
   test.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 'abc', '', '1 parsecs', '12xyz', '1kb2', '10 mg', '-1mb', '0.1b', null, true, {}, []])('limit %j', (limit) => {

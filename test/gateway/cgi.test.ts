@@ -333,16 +333,16 @@ describe('cgi() options', () => {
     [() => cgi(join(dirname(script), 'missing.sh')), /scriptPath '.*missing\.sh' does not exist/],
     [() => cgi(dirname(script)), /is not a file/],
     [() => cgi(42 as never), /scriptPath must be a non-empty string/],
-    [() => cgi(script, { timeout: 0 }), /option 'timeout' must be a positive number/],
-    [() => cgi(script, { timeout: -5 }), /option 'timeout'/],
-    [() => cgi(script, { timeout: '10s' } as never), /option 'timeout'/],
-    [() => cgi(script, { killGrace: Number.NaN }), /option 'killGrace'/],
-    [() => cgi(script, { maxHeaderSize: 0 }), /option 'maxHeaderSize'/],
-    [() => cgi(script, { maxBodySize: Infinity }), /option 'maxBodySize'/],
+    [() => cgi(script, { timeout: 0 }), /option "timeout" must be a positive number/],
+    [() => cgi(script, { timeout: -5 }), /option "timeout"/],
+    [() => cgi(script, { timeout: '10s' } as never), /option "timeout"/],
+    [() => cgi(script, { killGrace: Number.NaN }), /option "killGrace"/],
+    [() => cgi(script, { maxHeaderSize: 0 }), /option "maxHeaderSize"/],
+    [() => cgi(script, { maxBodySize: Infinity }), /option "maxBodySize"/],
     [() => cgi(script, { env: { 'A=B': 'x' } }), /option 'env'/],
     [() => cgi(script, { env: { A: 1 } } as never), /option 'env'/],
     [() => cgi(script, { cwd: '/no/such/dir' }), /option 'cwd'/],
-    [() => cgi(script, { timout: 5 } as never), /unknown option 'timout'/],
+    [() => cgi(script, { timout: 5 } as never), /unknown option "timout"/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);
     expect(create).toThrow(message);

@@ -290,7 +290,7 @@ describe('fetchHandler() options', () => {
   it.each([
     [() => fetchHandler(undefined as never), /handler must be a function/],
     [() => fetchHandler(() => new Response(), { mountPath: 'drop' } as never), /option 'mountPath'/],
-    [() => fetchHandler(() => new Response(), { basePath: '/x' } as never), /unknown option 'basePath'/],
+    [() => fetchHandler(() => new Response(), { basePath: '/x' } as never), /unknown option "basePath"/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);
     expect(create).toThrow(message);

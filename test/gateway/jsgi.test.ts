@@ -213,9 +213,9 @@ describe.each(expressVersions)('jsgi in %s', (_version, express) => {
 describe('jsgi() options', () => {
   it.each([
     [() => jsgi(42 as never), /app must be a function/],
-    [() => jsgi(() => [200, {}, []], { timeout: 5 } as never), /unknown option 'timeout'/],
-    [() => jsgi(() => [200, {}, []], { fallthrough: [700] }), /option 'fallthrough'/],
-    [() => jsgi(() => [200, {}, []], { multiprocess: 1 } as never), /option 'multiprocess'/],
+    [() => jsgi(() => [200, {}, []], { timeout: 5 } as never), /unknown option "timeout"/],
+    [() => jsgi(() => [200, {}, []], { fallthrough: [700] }), /option "fallthrough"/],
+    [() => jsgi(() => [200, {}, []], { multiprocess: 1 } as never), /option "multiprocess"/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);
     expect(create).toThrow(message);

@@ -643,13 +643,13 @@ describe('wsgi() options', () => {
 
   it.each([
     [() => wsgi('not a function' as unknown as WsgiApplication), /app must be a function/],
-    [() => wsgi(app, { fallthru: true } as never), /unknown option 'fallthru'/],
-    [() => wsgi(app, { fallthrough: 'yes' } as never), /option 'fallthrough'/],
-    [() => wsgi(app, { fallthrough: [99] }), /option 'fallthrough'/],
-    [() => wsgi(app, { onError: 'ignore' } as never), /option 'onError'/],
-    [() => wsgi(app, { logger: 'stderr' } as never), /option 'logger'/],
-    [() => wsgi(app, { trustProxy: 1 } as never), /option 'trustProxy'/],
-    [() => wsgi(app, { multiprocess: 'no' } as never), /option 'multiprocess'/],
+    [() => wsgi(app, { fallthru: true } as never), /unknown option "fallthru"/],
+    [() => wsgi(app, { fallthrough: 'yes' } as never), /option "fallthrough"/],
+    [() => wsgi(app, { fallthrough: [99] }), /option "fallthrough"/],
+    [() => wsgi(app, { onError: 'ignore' } as never), /option "onError"/],
+    [() => wsgi(app, { logger: 'stderr' } as never), /option "logger"/],
+    [() => wsgi(app, { trustProxy: 1 } as never), /option "trustProxy"/],
+    [() => wsgi(app, { multiprocess: 'no' } as never), /option "multiprocess"/],
     [() => wsgi(app, 'options' as never), /options must be an object/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);

@@ -409,7 +409,7 @@ describe('the suite', () => {
     const test = () => undefined;
     const factory = () => textStorage();
     const call = (options: unknown) => () => storageConformance(options as Parameters<typeof storageConformance>[0]);
-    expect(call(undefined)).toThrow(new TypeError('storageConformance(): options must be an object such as { test, factory }'));
+    expect(call(undefined)).toThrow(new TypeError('storageConformance(): options must be an object such as { test, factory }, got undefined'));
     expect(call({ factory })).toThrow(/option "test" must be the test runner's test function/);
     expect(call({ test })).toThrow(/option "factory" must be a function/);
     expect(call({ test, factory, name: 3 })).toThrow(/option "name" must be a string/);
