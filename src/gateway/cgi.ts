@@ -99,12 +99,12 @@ function checkScript(scriptPath: unknown): string {
 function checkEnv(value: unknown): Record<string, string> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`cgi(): option 'env' must be an object of strings`);
+    throw new TypeError(`cgi(): option "env" must be an object of strings`);
   }
   const env: Record<string, string> = {};
   for (const [name, entry] of Object.entries(value)) {
     if (name === '' || name.includes('=') || name.includes('\0') || typeof entry !== 'string' || entry.includes('\0')) {
-      throw new TypeError(`cgi(): option 'env' has an invalid entry '${name}' (names without '=' or NUL, string values)`);
+      throw new TypeError(`cgi(): option "env" has an invalid entry '${name}' (names without '=' or NUL, string values)`);
     }
     env[name] = entry;
   }
@@ -131,12 +131,12 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
   const maxBodySize = checkPositiveNumber('cgi', 'maxBodySize', raw.maxBodySize, 10 * 1024 * 1024);
   const passAuthorization = checkBoolean('cgi', 'passAuthorization', raw.passAuthorization, false);
   const extraEnv = checkEnv(raw.env);
-  if (raw.cwd !== undefined && typeof raw.cwd !== 'string') throw new TypeError(`cgi(): option 'cwd' must be a string`);
+  if (raw.cwd !== undefined && typeof raw.cwd !== 'string') throw new TypeError(`cgi(): option "cwd" must be a string`);
   const cwd: string = raw.cwd === undefined ? dirname(script) : raw.cwd;
   try {
     if (!statSync(cwd).isDirectory()) throw new Error('not a directory');
   } catch {
-    throw new TypeError(`cgi(): option 'cwd' '${cwd}' is not a directory`);
+    throw new TypeError(`cgi(): option "cwd" (${JSON.stringify(cwd)}) is not a directory`);
   }
   const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? defaultPath, ...extraEnv };
   const where = 'cgi';

@@ -74,7 +74,7 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
   const common = resolveCommonOptions('fetchHandler', raw);
   const mountPath = raw.mountPath ?? 'strip';
   if (mountPath !== 'strip' && mountPath !== 'keep') {
-    throw new TypeError(`fetchHandler(): option 'mountPath' must be 'strip' or 'keep', got ${JSON.stringify(mountPath)}`);
+    throw new TypeError(`fetchHandler(): option "mountPath" must be 'strip' or 'keep', got ${JSON.stringify(mountPath)}`);
   }
   const where = 'fetchHandler';
 

@@ -339,9 +339,9 @@ describe('cgi() options', () => {
     [() => cgi(script, { killGrace: Number.NaN }), /option "killGrace"/],
     [() => cgi(script, { maxHeaderSize: 0 }), /option "maxHeaderSize"/],
     [() => cgi(script, { maxBodySize: Infinity }), /option "maxBodySize"/],
-    [() => cgi(script, { env: { 'A=B': 'x' } }), /option 'env'/],
-    [() => cgi(script, { env: { A: 1 } } as never), /option 'env'/],
-    [() => cgi(script, { cwd: '/no/such/dir' }), /option 'cwd'/],
+    [() => cgi(script, { env: { 'A=B': 'x' } }), /option "env"/],
+    [() => cgi(script, { env: { A: 1 } } as never), /option "env"/],
+    [() => cgi(script, { cwd: '/no/such/dir' }), /option "cwd"/],
     [() => cgi(script, { timout: 5 } as never), /unknown option "timout"/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);

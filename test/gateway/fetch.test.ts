@@ -289,7 +289,7 @@ describe.each(expressVersions)('fetchHandler in %s', (_version, express) => {
 describe('fetchHandler() options', () => {
   it.each([
     [() => fetchHandler(undefined as never), /handler must be a function/],
-    [() => fetchHandler(() => new Response(), { mountPath: 'drop' } as never), /option 'mountPath'/],
+    [() => fetchHandler(() => new Response(), { mountPath: 'drop' } as never), /option "mountPath"/],
     [() => fetchHandler(() => new Response(), { basePath: '/x' } as never), /unknown option "basePath"/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);
