@@ -284,31 +284,8 @@ export class RedisTestEnv {
     });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const stop = async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    };
-    this.closers.push(stop);
-    const port = await new Promise<number>((resolve, reject) => {
-      let stdout = '';
-      const timer = setTimeout(() => reject(new Error(`server fixture did not start:\n${stderr}`)), 15_000);
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString();
-        const match = /listening (\d+)/.exec(stdout);
-        if (match) {
-          clearTimeout(timer);
-          resolve(Number(match[1]));
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`server fixture exited with code ${code}:\n${stderr}`));
-      });
-    });
+    const stop = this.stopper(child);
+    const port = await readiness(child, /listening (\d+)/, (why) => `server fixture ${why}:\n${stderr}`);
     return { url: `http://127.0.0.1:${port}`, pid: child.pid ?? 0, log: () => stderr, stop };
   }
 
@@ -318,6 +295,13 @@ export class RedisTestEnv {
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const stop = this.stopper(child);
+    const url = await readiness(child, /at (http:\/\/\S+?)\/?(?:\s|$)/, (why) => `jsonstore ${args.join(' ')} ${why}:\n${output}`);
+    return { url, pid: child.pid ?? 0, log: () => output, stop };
+  }
+
+  /** Stops `child` at cleanup (or earlier): SIGTERM, then SIGKILL if it lingers. */
+  private stopper(child: ChildProcess): () => Promise<void> {
     const stop = async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
@@ -327,21 +311,7 @@ export class RedisTestEnv {
       clearTimeout(timer);
     };
     this.closers.push(stop);
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`jsonstore ${args.join(' ')} did not start:\n${output}`)), 15_000);
-      child.stdout.on('data', () => {
-        const match = /at (http:\/\/\S+?)\/?(?:\s|$)/.exec(output);
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1] as string);
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`jsonstore ${args.join(' ')} exited with code ${code}:\n${output}`));
-      });
-    });
-    return { url, pid: child.pid ?? 0, log: () => output, stop };
+    return stop;
   }
 
   async cleanup(): Promise<void> {
@@ -350,6 +320,30 @@ export class RedisTestEnv {
     for (const server of this.servers) await server.destroy();
     await deleteRunKeys(this.url);
   }
+}
+
+/**
+ * Resolves with the first group of `pattern` once the child's stdout matches
+ * it (its readiness line); rejects if the child exits first, or after a
+ * generous guard against a hang.
+ */
+function readiness(child: ChildProcess, pattern: RegExp, failure: (why: string) => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    const timer = setTimeout(() => reject(new Error(failure('did not start'))), 15_000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = pattern.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1] as string);
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(failure(`exited with code ${code}`)));
+    });
+  });
 }
 
 /** Deletes every key this run created on the Redis at `url`, with or without a prefix. */
