@@ -45,12 +45,12 @@ import {
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { StorageError } from '../errors.js';
-import { errorCode, noFollow, nonBlocking } from './file-system.js';
+import { startupError } from './file-journal.js';
+import { errorCode, noFollow, nonBlocking, reasonOf, writeAllSync } from './file-system.js';
 
 /** A lock problem: the log gets the paths and pids, a client a summary without them. */
-function lockError(message: string, summary: string, cause?: unknown): StorageError {
-  return new StorageError(message, { cause, publicDetail: `${summary}; the store did not start (the server's log says what to do)` });
-}
+/** Lock failures stop the store from starting, like damaged files do. */
+const lockError = startupError;
 
 export interface FileLock {
   readonly path: string;
@@ -193,8 +193,7 @@ function writeTemp(path: string, content: Buffer, mode: number): string {
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | noFollow, mode);
   try {
-    let offset = 0;
-    while (offset < content.length) offset += writeSync(fd, content, offset, content.length - offset, offset);
+    writeAllSync(fd, content);
   } catch (error) {
     closeSync(fd);
     removeQuietly(temp);
@@ -229,7 +228,7 @@ function createExclusive(path: string, content: Buffer, mode: number): boolean {
     throw error;
   }
   try {
-    writeSync(fd, content);
+    writeAllSync(fd, content);
   } finally {
     closeSync(fd);
   }
@@ -389,6 +388,6 @@ function describeFailure(error: unknown, lockPath: string, subject: string): Sto
         return lockError(`Could not take the lock file ${lockPath} for ${subject}: other processes kept taking it`, "The store's lock could not be taken");
     }
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = reasonOf(error);
   return lockError(`Could not take the lock file ${lockPath} for ${subject} (${reason})`, `The store's lock could not be taken (${errorCode(error) ?? 'error'})`, error);
 }

@@ -4,7 +4,7 @@
  * default on `node:fs`. None of them follows a symbolic link where one of the
  * store's files should be.
  */
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { StorageError } from '../errors.js';
 
@@ -137,6 +137,16 @@ export function reasonOf(error: unknown): string {
   const code = errorCode(error);
   if (code !== undefined) return code;
   return error instanceof Error ? error.message : String(error);
+}
+
+/** `writeAll` for a descriptor opened synchronously (the lock, taken before anything async may run). */
+export function writeAllSync(fd: number, data: Uint8Array): void {
+  let offset = 0;
+  while (offset < data.length) {
+    const written = writeSync(fd, data, offset, data.length - offset, offset);
+    if (!(written > 0)) throw new Error('the disk accepted no bytes');
+    offset += written;
+  }
 }
 
 /** Writes all of `data` at `position`, however many calls the file takes to accept it. */

@@ -201,6 +201,7 @@ class UnknownOutcome extends Error {}
 function unknownOutcomeError(error: UnknownOutcome): StorageError {
   return new StorageError(`${error.message}. Whether the change was saved is unknown: it may appear after a restart`, {
     cause: error.cause,
+    outcome: 'unknown',
     publicDetail:
       'The storage failed while saving the change and could not undo what it had written, so whether the change was saved is unknown: ' +
       'it is not in the document now, but may appear after a restart',
@@ -382,10 +383,15 @@ class FileStorageAdapter implements FileStorage {
   private rememberKey(record: IdempotencyRecord): void {
     const known = this.idempotency.get(record.key);
     if (known === undefined || known.revision <= record.revision) this.idempotency.set(record.key, record);
+    // Between compactions too, memory holds about the retained count, not every key ever sent.
+    if (this.retention !== undefined && this.idempotency.size > 2 * this.retention.count) this.pruneKeys();
   }
 
-  /** The records a new journal header carries: within the retention, which also bounds what is kept in memory. */
-  private retainedKeys(): IdempotencyRecord[] {
+  /**
+   * Forgets the records outside the retention and returns the rest: what a
+   * new journal header carries, and all that is kept in memory.
+   */
+  private pruneKeys(): IdempotencyRecord[] {
     if (this.retention === undefined) return [...this.idempotency.values()];
     const kept = retainedRecords(this.idempotency.values(), this.retention, Date.now());
     this.idempotency = new Map(kept.map((record) => [record.key, record]));
@@ -434,8 +440,10 @@ class FileStorageAdapter implements FileStorage {
     const before = this.idempotency;
     try {
       await this.repairJournal();
-      if (this.snapshot.exists) await this.appendChanges(lines);
-      else {
+      if (this.snapshot.exists) {
+        await this.appendChanges(lines);
+        for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
+      } else {
         // The first snapshot folds these changes in at once: the new journal's header carries their records.
         this.idempotency = new Map(before);
         for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
@@ -446,7 +454,6 @@ class FileStorageAdapter implements FileStorage {
       this.refuse(batch, error);
       return;
     }
-    for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
     this.durableRevision = last.revision;
     this.counters.changes += batch.length;
     for (const item of batch) item.resolve();
@@ -551,7 +558,7 @@ class FileStorageAdapter implements FileStorage {
 
   /** Starts a journal (header only) for the current snapshot, replacing any journal there. */
   private async createJournal(): Promise<void> {
-    const data = Buffer.from(encodeHeader({ revision: this.snapshot.revision, sha256: this.snapshot.sha256 }, this.retainedKeys()), 'utf8');
+    const data = Buffer.from(encodeHeader({ revision: this.snapshot.revision, sha256: this.snapshot.sha256 }, this.pruneKeys()), 'utf8');
     try {
       const file = await this.writeNewFile(this.journalTemp, data);
       try {
@@ -706,7 +713,7 @@ class FileStorageAdapter implements FileStorage {
     await this.syncDirectory();
 
     // The records of the changes folded in move to the header (the tail's lines carry their own too).
-    const data = Buffer.from(encodeHeader(ref, this.retainedKeys()) + compaction.tail.join(''), 'utf8');
+    const data = Buffer.from(encodeHeader(ref, this.pruneKeys()) + compaction.tail.join(''), 'utf8');
     const file = await this.writeNewFile(this.journalTemp, data);
     try {
       await this.fs.rename(this.journalTemp, this.journalPath);

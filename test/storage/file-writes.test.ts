@@ -203,6 +203,8 @@ describe('a failing disk', () => {
     expect(detail).toMatch(/whether the change was saved is unknown/);
     expect(detail).not.toMatch(/nothing was changed/);
     expect(detail).not.toContain(dir);
+    // And the error says so to code, as StorageError.outcome, not only in words.
+    expect(served.errors.map((error) => (error as { outcome?: string }).outcome)).toContain('unknown');
     // The server's log has the file and both failures.
     expect(served.errors.at(-1)?.message).toContain(`writing the journal ${filesOf(file).journal} failed (EIO), and repairing the journal`);
     // Not in the document now...
