@@ -471,10 +471,7 @@ export class DocumentStore extends EventEmitter {
 
   /** Remove the member at `path`; on the root, leaves `{}`. */
   delete(path?: string | readonly string[], options?: WriteOptions): Promise<WriteResult> {
-    const segments = toPath(path);
-    // Nothing is left at the path (after an array element, its successor is).
-    const deleted = (root: JsonValue, plan: WritePlan, revision: number): WriteResult => ({ ...resultOf(root, plan, revision), value: undefined, etag: undefined });
-    return this.writeAt('DELETE', segments, null, options, deleted);
+    return this.writeAt('DELETE', toPath(path), null, options);
   }
 
   /** A write through the programmatic API: planned, guarded by `options.precondition`, keyed by `options.idempotencyKey`. */
@@ -546,7 +543,7 @@ export class DocumentStore extends EventEmitter {
     }
   }
 
-  /** Programmatic values must be plain JSON within the depth limit. */
+  /** Programmatic values must be plain JSON (their depth is checked where they go in, by the depth guard). */
   private checkValue(value: unknown): JsonValue {
     const reason = invalidJsonReason(value);
     if (reason !== undefined) throw new TypeError(`value is not JSON: ${reason}`);

@@ -12,7 +12,6 @@ import { displayPath, isArrayIndex, toPointer, type Path } from './path.js';
 import { pushId } from './push-id.js';
 import { valueAt } from './apply.js';
 
-export type WriteMethod = 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
 /** A write as the engine plans it: the method, and for PATCH which kind of patch. */
 export type WriteKind = 'PUT' | 'POST' | 'PATCH merge' | 'PATCH json-patch' | 'DELETE';
@@ -23,7 +22,7 @@ export interface WritePlan {
   created: boolean;
   /** Where the written value lives afterwards (an append's real index included). */
   resultPath: string[];
-  /** The write removes its target, so nothing of it is left at `resultPath` (a JSON Patch ending in `remove ""`). */
+  /** The write removes its target, so nothing of it is left at `resultPath` (a DELETE, a JSON Patch ending in `remove ""`). */
   removesTarget?: boolean;
   /** Names JSON Patch operations as the client wrote them, for 409 messages. */
   describe?: (index: number) => string;
@@ -115,9 +114,10 @@ export function planPost(root: JsonValue, path: Path, value: JsonValue): WritePl
 
 /** DELETE: remove the member; on the root, leave the empty document `{}`. */
 export function planDelete(root: JsonValue, path: Path): WritePlan {
-  if (path.length === 0) return { ops: [{ op: 'replace', path: '', value: {} }], created: false, resultPath: [] };
+  // Nothing is left at the path to answer with (in an array, the next element moved in).
+  if (path.length === 0) return { ops: [{ op: 'replace', path: '', value: {} }], created: false, resultPath: [], removesTarget: true };
   if (valueAt(root, path) === undefined) throw cannot('DELETE', path, 'it does not exist', 'not-found');
-  return { ops: [{ op: 'remove', path: toPointer(path) }], created: false, resultPath: [...path] };
+  return { ops: [{ op: 'remove', path: toPointer(path) }], created: false, resultPath: [...path], removesTarget: true };
 }
 
 /** RFC 7396 merge patch at `path`; a missing target counts as null, so it is created. */

@@ -192,7 +192,6 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
             },
           };
     const outcome = await store.write<WriteOutcome>(planWrite(kind, path, body), (root, plan) => {
-      if (method === 'DELETE') return { status: 204, body: undefined, etag: undefined, location: undefined };
       const value = valueAfterWrite(root, plan);
       if (value === undefined) return { status: 204, body: undefined, etag: undefined, location: undefined };
       const compact = JSON.stringify(value);

@@ -201,11 +201,17 @@ describe('planPost', () => {
 
 describe('planDelete', () => {
   test('the root becomes the empty document {}', () => {
-    expect(planDelete(sample, [])).toEqual({ ops: [{ op: 'replace', path: '', value: {} }], created: false, resultPath: [] });
+    expect(planDelete(sample, [])).toEqual({ ops: [{ op: 'replace', path: '', value: {} }], created: false, resultPath: [], removesTarget: true });
   });
 
   test('an existing member or element is removed', () => {
-    expect(planDelete(sample, ['settings', 'a/b'])).toEqual({ ops: [{ op: 'remove', path: '/settings/a~1b' }], created: false, resultPath: ['settings', 'a/b'] });
+    // Nothing of the target is left to answer with: a DELETE answers no value.
+    expect(planDelete(sample, ['settings', 'a/b'])).toEqual({
+      ops: [{ op: 'remove', path: '/settings/a~1b' }],
+      created: false,
+      resultPath: ['settings', 'a/b'],
+      removesTarget: true,
+    });
     expect(planDelete(sample, ['sniffles', '0']).ops).toEqual([{ op: 'remove', path: '/sniffles/0' }]);
     expect(planDelete(sample, ['nothing']).ops).toEqual([{ op: 'remove', path: '/nothing' }]);
   });
