@@ -145,8 +145,8 @@ export async function settle(turns = 5): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Polls `check` until it returns true (or fails the test after `limitMs`). */
-export async function waitFor(check: () => boolean, what: string, limitMs = 5_000): Promise<void> {
+/** Polls `check` until it returns true (or fails the test after `limitMs`, by default the shared generous guard). */
+export async function waitFor(check: () => boolean, what: string, limitMs?: number): Promise<void> {
   await eventually(what, check, limitMs);
 }
 

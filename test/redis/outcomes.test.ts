@@ -176,11 +176,11 @@ describeRedis(
       let frozen: (Error & { outcome?: string }) | undefined;
       let revisionCheck: Error | undefined;
       try {
-        frozen = await adapter.commit({ revision: 2, ops: [{ op: 'replace', path: '/n', value: 2 }] }, { deadline: performance.now() + 300 }).then(
+        frozen = await adapter.commit({ revision: 2, ops: [{ op: 'replace', path: '/n', value: 2 }] }, { deadline: performance.now() + 2000 }).then(
           () => undefined,
           (error: unknown) => error as Error & { outcome?: string },
         );
-        revisionCheck = await adapter.currentRevision({ deadline: performance.now() + 300 }).then(
+        revisionCheck = await adapter.currentRevision({ deadline: performance.now() + 2000 }).then(
           () => undefined,
           (error: unknown) => error as Error,
         );
