@@ -5,18 +5,8 @@
  */
 import { describe, expect, test } from 'vitest';
 import { applyOperations, toPointer, type DocumentState, type JsonValue, type PatchOperation } from '../../src/index.js';
+import { randomSource } from '../support/random.js';
 
-/** A small deterministic PRNG, so a failing run can be replayed from its seed. */
-function randomSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Integer-like keys enumerate before the others whatever their insertion
 // order; `__proto__` must stay an own key.

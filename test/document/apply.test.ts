@@ -9,6 +9,7 @@ import { getMember, isObject, type JsonObject, type JsonValue } from '../../src/
 import type { PatchOperation } from '../../src/document/patch-types.js';
 import { parsePointer, toPointer } from '../../src/document/path.js';
 import { JsonStoreError } from '../../src/errors.js';
+import { randomSource } from '../support/random.js';
 
 function stateOf(root: JsonValue): DocumentState {
   return { root: structuredClone(root) };
@@ -440,17 +441,7 @@ describe('undo', () => {
  * run appends an operation that fails, so the rollback path is checked too.
  */
 describe('undo is exact for random operation sequences', () => {
-  /** Small seeded generator (mulberry32), so a failure can be replayed. */
-  function random(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
+  const random = randomSource;
 
   const keyPool = ['a', 'b', 'c', 'd', 'z', '', '__proto__', 'constructor', 'a/b', 'm~n', '100%', '0', '7', '10'];
 

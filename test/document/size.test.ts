@@ -10,7 +10,7 @@ import type { PatchOperation } from '../../src/document/patch-types.js';
 import { toPointer } from '../../src/document/path.js';
 import { jsonSize, SizeMeter, stringSize } from '../../src/document/size.js';
 import { JsonStoreError } from '../../src/errors.js';
-import { randomSource } from '../storage/file-support.js';
+import { randomSource } from '../support/random.js';
 
 const bytesOf = (value: unknown): number => Buffer.byteLength(JSON.stringify(value));
 

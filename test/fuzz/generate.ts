@@ -17,21 +17,14 @@ import {
   type ReferenceStore,
   type Representation,
 } from './reference.js';
+import { randomSource } from '../support/random.js';
 
-/** mulberry32: small, fast, and good enough to drive a fuzzer. */
+/** The fuzzer's seeded randomness (the shared mulberry32), with the picks it needs. */
 export class Random {
-  private state: number;
+  readonly next: () => number;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    this.next = randomSource(seed);
   }
 
   int(n: number): number {
