@@ -18,6 +18,8 @@ import { checkWritePreconditions, hasPreconditions, isNotModified, preconditions
 import { checkHost } from './host.js';
 import { idempotencyKeyOf } from './idempotency-key.js';
 import { sendProblem } from './problem.js';
+import { answerCollectionQuery } from './query-read.js';
+import { checkWriteQuery, parseReadQuery } from '../document/query-parse.js';
 import { mountPrefix, splitTarget } from './request-target.js';
 
 export type NextFunction = (error?: unknown) => void;
@@ -39,21 +41,6 @@ interface WriteOutcome {
   location: string | undefined;
   /** The answer to a repeat of a write sent with the same Idempotency-Key: nothing was written. */
   replayed?: boolean;
-}
-
-/** Query flags of a GET: `?shallow=true`, `?pretty`. */
-function readFlags(query: string): { shallow: boolean; pretty: boolean } {
-  if (query === '') return { shallow: false, pretty: false };
-  const params = new URLSearchParams(query);
-  return { shallow: flag(params, 'shallow'), pretty: flag(params, 'pretty') };
-}
-
-function flag(params: URLSearchParams, name: string): boolean {
-  const value = params.get(name);
-  if (value === null) return false;
-  if (value === '' || value === 'true' || value === '1') return true;
-  if (value === 'false' || value === '0') return false;
-  throw new JsonStoreError('bad-request', `?${name}=${value} is not understood; use ?${name}=true or ?${name}=false`);
 }
 
 function serialize(value: JsonValue, pretty: boolean): string {
@@ -119,7 +106,10 @@ function send(res: ServerResponse, status: number, body: string | undefined, hea
 
 export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void): RequestHandler {
   async function handleRead(req: IncomingMessage, res: ServerResponse, path: string[], query: string, head: boolean): Promise<void> {
-    const { shallow, pretty } = readFlags(query);
+    const { shallow, pretty, collection } = parseReadQuery(query);
+    if (collection !== undefined) {
+      return answerCollectionQuery(store, req, res, path, collection, { pretty, head, describeMissing: () => store.read((root) => describeMissing(root, path)) });
+    }
     const preconditions = preconditionsOf(req.headers);
     const representation = ((shallow ? 'shallow' : '') + (shallow && pretty ? '-' : '') + (pretty ? 'pretty' : '')) as Representation;
     const outcome = await store.read<ReadOutcome>((root) => {
@@ -224,7 +214,10 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     const target = splitTarget(req.url);
     const path = parseUrlPath(target.path);
     if (method === 'GET' || method === 'HEAD') return handleRead(req, res, path, target.query, method === 'HEAD');
-    if (writeMethods.includes(method)) return handleWrite(req, res, method, path);
+    if (writeMethods.includes(method)) {
+      checkWriteQuery(method, target.query);
+      return handleWrite(req, res, method, path);
+    }
     if (method === 'OPTIONS') {
       const headers: Record<string, string> = { Allow: allowHeader(options.readOnly) };
       if (!options.readOnly) headers['Accept-Patch'] = acceptedPatchTypes.join(', ');

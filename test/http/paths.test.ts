@@ -175,8 +175,9 @@ describe.each(hosts)('$name', (host) => {
 
   test('the query string is not part of the path', async () => {
     const ctx = await serve(host, { initial: { a: { b: 1 } } });
-    expectJson(await ctx.get('/a?x=1'), 200, { b: 1 });
-    const put = await ctx.put('/a/c?x=1', 2);
+    expectJson(await ctx.get('/a?pretty=false'), 200, { b: 1 });
+    // An empty query string is no query: writes take it.
+    const put = await ctx.put('/a/c?', 2);
     expectJson(put, 201, 2);
     expect(put.headers.location).toBe(`${host.base}/a/c`);
   });
