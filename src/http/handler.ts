@@ -19,6 +19,7 @@ import { checkHost } from './host.js';
 import { idempotencyKeyOf } from './idempotency-key.js';
 import { sendProblem } from './problem.js';
 import { answerCollectionQuery } from './query-read.js';
+import { postedNameBody, returnPreference } from './post-answer.js';
 import { checkWriteQuery, parseReadQuery } from '../document/query-parse.js';
 import { mountPrefix, splitTarget } from './request-target.js';
 
@@ -161,6 +162,9 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     const what = displayPath(path);
     const precondition: Precondition | undefined = hasPreconditions(preconditions) ? (current) => checkWritePreconditions(preconditions, current, what) : undefined;
     const minimal = prefersMinimal(req);
+    const preference = returnPreference(req);
+    // A POST to an object answers {"name": key} unless the value is asked for.
+    const nameOnly = kind === 'POST' && preference === undefined;
     const prefix = method === 'DELETE' ? '' : mountPrefix(req);
     const idempotent: IdempotentWrite<WriteOutcome> | undefined =
       idempotencyKey === undefined
@@ -177,6 +181,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
                 const value = resultPath === undefined ? undefined : valueAt(root, resultPath);
                 const compact = value === undefined ? undefined : JSON.stringify(value);
                 if (compact !== undefined && formatEtag(contentTag(compact)) === record.etag) body = compact;
+                if (nameOnly && resultPath !== undefined) body = postedNameBody(root, path, resultPath) ?? body;
               }
               return { status: record.status, body, etag: record.etag, location: record.location, replayed: true };
             },
@@ -187,7 +192,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const compact = JSON.stringify(value);
       return {
         status: plan.created ? 201 : 200,
-        body: minimal ? undefined : compact,
+        body: minimal ? undefined : ((nameOnly ? postedNameBody(root, path, plan.resultPath) : undefined) ?? compact),
         etag: formatEtag(contentTag(compact)),
         location: plan.created ? prefix + urlPath(plan.resultPath) : undefined,
       };
@@ -199,7 +204,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       {
         ETag: outcome.etag,
         Location: outcome.location,
-        'Preference-Applied': minimal && outcome.status !== 204 ? 'return=minimal' : undefined,
+        'Preference-Applied': outcome.status === 204 ? undefined : minimal ? 'return=minimal' : preference === 'representation' ? 'return=representation' : undefined,
         'Idempotent-Replayed': outcome.replayed ? 'true' : undefined,
         'Cache-Control': 'no-store',
       },

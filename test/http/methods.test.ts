@@ -26,12 +26,15 @@ describe.each(hosts)('$name', (host) => {
       expect(await ctx.doc()).toEqual({ list: ['a', { b: true }] });
     });
 
-    test('to an object adds the body under a new key, and Location leads to it', async () => {
+    test('to an object adds the body under a new key, answers the key as Firebase does, and Location leads to it', async () => {
       const ctx = await serve(host, { initial: { people: { existing: 1 } } });
       const reply = await ctx.post('/people', { name: 'fred' });
-      expectJson(reply, 201, { name: 'fred' });
       const key = keyOf(ctx, reply.headers.location, '/people');
+      expectJson(reply, 201, { name: key });
       expect(key).toMatch(/^[-0-9A-Za-z_]{20}$/);
+      // The ETag is the new member's, ready for If-Match on its Location.
+      expect(reply.headers.etag).toBe((await ctx.get(`/people/${encodeURIComponent(key)}`)).headers.etag);
+      expect(reply.headers['preference-applied']).toBeUndefined();
       expect(await ctx.doc()).toEqual({ people: { existing: 1, [key]: { name: 'fred' } } });
       expectJson(await ctx.get(`/people/${encodeURIComponent(key)}`), 200, { name: 'fred' });
     });
@@ -39,9 +42,20 @@ describe.each(hosts)('$name', (host) => {
     test('to the root object works', async () => {
       const ctx = await serve(host);
       const reply = await ctx.post('/', 'hello');
-      expectJson(reply, 201, 'hello');
       const key = keyOf(ctx, reply.headers.location, '');
+      expectJson(reply, 201, { name: key });
       expect(await ctx.doc()).toEqual({ [key]: 'hello' });
+    });
+
+    test('to an object with Prefer: return=representation answers the stored value; return=minimal no body', async () => {
+      const ctx = await serve(host, { initial: { people: {} } });
+      const full = await ctx.post('/people', { name: 'fred' }, { Prefer: 'return=representation' });
+      expectJson(full, 201, { name: 'fred' });
+      expect(full.headers['preference-applied']).toBe('return=representation');
+      const minimal = await ctx.post('/people', { name: 'ann' }, { Prefer: 'return=minimal' });
+      expect([minimal.status, minimal.text]).toEqual([201, '']);
+      expect(Object.keys((await ctx.doc()) as { people: object }).length).toBe(1);
+      expect(Object.values(((await ctx.doc()) as { people: object }).people)).toEqual([{ name: 'fred' }, { name: 'ann' }]);
     });
 
     test('200 quick POSTs get unique keys that sort as strings in creation order', async () => {

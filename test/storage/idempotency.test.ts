@@ -57,6 +57,18 @@ function idempotency(name: string, place: PlaceFactory, persistent: boolean): vo
     expect(await ctx.store.get('/items')).toEqual([{ n: 1 }, { n: 1 }]);
   });
 
+  test(`${name}: a POST to an object repeated with its key gets the same {"name"} answer`, async () => {
+    const ctx = await open(await place(), seed);
+    const first = await ctx.post('/obj', { n: 1 }, keyed('post-obj'));
+    expect(first.status).toBe(201);
+    const key = decodeURIComponent((first.headers.location as string).split('/').pop() as string);
+    expect(JSON.parse(first.text)).toEqual({ name: key });
+    const again = await ctx.post('/obj', { n: 1 }, keyed('post-obj'));
+    expect(answerOf(again)).toEqual(answerOf(first));
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect(await ctx.store.get('/obj')).toEqual({ a: 1, [key]: { n: 1 } });
+  });
+
   test(`${name}: PUT, merge PATCH, JSON Patch and DELETE repeated with their keys write once`, async () => {
     const ctx = await open(await place(), seed);
     const put = await ctx.put('/obj/b', 2, keyed('put'));
