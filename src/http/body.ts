@@ -159,6 +159,16 @@ export function checkBody(value: JsonValue, maxDepth: number): JsonValue {
   return value;
 }
 
+function describeParsed(body: unknown): string {
+  if (body === undefined) return 'nothing';
+  try {
+    const text = JSON.stringify(body);
+    return text === undefined ? typeof body : text.length > 40 ? `${text.slice(0, 40)}…` : text;
+  } catch {
+    return typeof body;
+  }
+}
+
 /**
  * The request's JSON body, whether it is still on the wire or a body parser
  * already read it.
@@ -169,6 +179,13 @@ export async function jsonBodyOf(req: IncomingMessage, limit: number, maxDepth: 
     // Another parser read the body under its own limit; ours still holds.
     if (Number(req.headers['content-length']) > limit) throw tooLarge(limit);
     const body = parsed.body;
+    // express.json() reads an empty body as {}: storing that would erase the target.
+    if (req.headers['content-length']?.trim() === '0') {
+      throw new JsonStoreError(
+        'invalid-json',
+        `The request body is empty; send a JSON value (for example {} or "text"). A body parser before the store (such as express.json()) read it as ${describeParsed(body)}, which the store does not take for the body`,
+      );
+    }
     // express.raw() leaves bytes; a JSON parser (express.json(), even with
     // strict: false, where a body may parse to a string) leaves the value.
     if (Buffer.isBuffer(body)) return parseJson(body, maxDepth);
@@ -181,7 +198,9 @@ export async function jsonBodyOf(req: IncomingMessage, limit: number, maxDepth: 
     if (body !== undefined) return checkBody(body as JsonValue, maxDepth);
     throw new JsonStoreError(
       'internal-error',
-      'The request body was consumed by another middleware before the store could read it; mount the store before that body parser',
+      'The request body was consumed by another middleware before the store could read it, and it left no parsed body. ' +
+        "Mount the store before that middleware (app.use('/store', jsonStore()) first: the store answers every request under its path), " +
+        'or keep that middleware off the store path (give it a path, or a type option that does not match application/json)',
     );
   }
   const encoding = req.headers['content-encoding'];
