@@ -116,10 +116,9 @@ function checkName(name: string): void {
 }
 
 function flag(params: URLSearchParams, name: string): boolean {
-  const values = params.getAll(name);
-  if (values.length === 0) return false;
-  if (values.length > 1) throw badQuery(`The query parameter ${name} is given ${values.length} times; give it once`);
-  const value = values[0] as string;
+  // The first value counts, as it always did for these flags.
+  const value = params.get(name);
+  if (value === null) return false;
   if (value === '' || value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
   throw badQuery(`?${name}=${value} is not understood; use ?${name}=true or ?${name}=false`);
@@ -267,22 +266,45 @@ function count(params: URLSearchParams, name: string): number | undefined {
 }
 
 /**
- * Catastrophic backtracking needs a quantified group that itself holds a
- * quantifier (`(a+)+`, `(a|aa)*`), or a backreference: refuse those
- * outright. What is left runs in time polynomial in the value's length.
+ * Catastrophic backtracking needs a repeated group that itself holds a
+ * repetition or an alternative (`(a+)+`, `((a)+)+`, `(a|aa)*`), or a
+ * backreference: refuse those outright, whatever the nesting. What is left
+ * runs in time polynomial in the value's length.
  */
 function checkPattern(param: string, pattern: string): RegExp {
   if (pattern.length > MAX_LIKE_PATTERN) {
     throw badQuery(`${param} is ${pattern.length} characters; _like patterns may have at most ${MAX_LIKE_PATTERN}`);
   }
   if (/\\[1-9]|\\k</.test(pattern)) throw badQuery(`${param}: backreferences are not allowed in _like patterns`);
-  if (/\((?:[^()\\]|\\.)*(?:[+*?}]|\|)(?:[^()\\]|\\.)*\)\s*(?:[+*{]|\?(?!\?))/.test(pattern)) {
-    throw badQuery(`${param}: a repeated group that holds a repetition or an alternative (such as (a+)+ or (a|b)*) is not allowed in _like patterns; they can take exponential time`);
+  if (hasNestedRepetition(pattern)) {
+    throw badQuery(
+      `${param}: a repeated group that holds a repetition or an alternative (such as (a+)+ or (a|b)*) is not allowed in _like patterns; they can take exponential time`,
+    );
   }
   try {
     return new RegExp(pattern, 'i');
   } catch (error) {
     throw badQuery(`${param} is not a valid regular expression: ${(error as Error).message}`);
+  }
+}
+
+/** Reduces groups innermost first, remembering which ones repeat inside, and finds one of those repeated. */
+function hasNestedRepetition(pattern: string): boolean {
+  let rest = pattern
+    .replace(/\\./g, 'e') // an escaped character is one plain character
+    .replace(/\[(?:[^\]\\]|\\.)*\]/g, 'c') // so is a character class
+    .replace(/\(\?(?:[:=!]|<[=!]|<[A-Za-z_$][\w$]*>)/g, '('); // group kinds do not matter
+  let nested = false;
+  for (;;) {
+    const next = rest.replace(/\(([^()]*)\)(\s*[+*{?])?/g, (_whole, inner: string, quantifier: string | undefined) => {
+      const repeats = /[+*{?|]/.test(inner);
+      if (repeats && quantifier !== undefined && /[+*{]/.test(quantifier)) nested = true;
+      // Keep the group's own quantifier: to the group around it, this one is a repetition.
+      return (repeats ? 'r+' : 'r') + (quantifier ?? '');
+    });
+    if (nested) return true;
+    if (next === rest) return false;
+    rest = next;
   }
 }
 

@@ -25,7 +25,8 @@ function acceptsEventStream(req: IncomingMessage): boolean {
 /** RFC 8288 links to the neighbouring pages: this request's own target with `_page` changed. */
 function linkHeader(req: IncomingMessage, links: PageLinks): string | undefined {
   const target = splitTarget(req.url);
-  const base = mountPrefix(req) + target.path;
+  // `<`, `>` and `"` would end the URI reference or the header's quoted parts early.
+  const base = (mountPrefix(req) + target.path).replace(/[<>"\s]/g, (char) => encodeURIComponent(char));
   const parts: string[] = [];
   for (const rel of ['first', 'prev', 'next', 'last'] as const) {
     const page = links[rel];

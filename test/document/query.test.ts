@@ -42,6 +42,17 @@ describe('orderings', () => {
   });
 });
 
+describe('_like patterns', () => {
+  test.each(['(a+)+', '((a)+)+', '(a|aa)*', '(?:a*)*', '(x(a+))*', '((a|b)c)+', '(\\d+)*$', '(.*a){20}'])('%s is refused: it can backtrack exponentially', (pattern) => {
+    expect(() => parseReadQuery(`title_like=${encodeURIComponent(pattern)}`)).toThrow(/repeated group/);
+  });
+
+  test.each(['^a', '(?:abc)+', '(ab){2}', 'a+b*', '[(+)]+', '\\(a+\\)+', '(a+)?', 'colou?r', '(foo)(bar)+'])('%s is accepted', (pattern) => {
+    const query = parseReadQuery(`title_like=${encodeURIComponent(pattern)}`).collection;
+    expect(query?.dialect).toBe('json-server');
+  });
+});
+
 describe('runQuery', () => {
   test('a member named __proto__ or toString is data', () => {
     const collection = JSON.parse('{"__proto__":{"n":2},"toString":{"n":1}}') as JsonValue;
