@@ -39,7 +39,7 @@ import express from 'express';
 import { afterEach, describe, expect, test } from 'vitest';
 import { fileStorage, jsonStore, memoryStorage, type FileStorage, type JsonStore, type StorageAdapter } from '../../src/index.js';
 import { Random, document, nextRequest, type Generated } from './generate.js';
-import { BODY_LIMIT, MOUNT, PENDING, ReferenceStore, parseUrlPath, type FuzzRequest, type Json, type Prediction } from './reference.js';
+import { BODY_LIMIT, MOUNT, PENDING, POSTED_NAME, ReferenceStore, parseUrlPath, type FuzzRequest, type Json, type Prediction } from './reference.js';
 import { PROBLEM_TYPE } from '../support/problem.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -199,7 +199,13 @@ function judge(model: ReferenceStore, req: FuzzRequest, prediction: Prediction, 
   if (prediction.body === undefined) {
     if (reply.text !== '') problem('body', `a body was not expected: ${clip(reply.text)}`);
   } else {
-    if (reply.text !== prediction.body) problem('body', `body ${clip(reply.text)}\n     expected ${clip(prediction.body)}`);
+    let expected = prediction.body;
+    if (expected === POSTED_NAME) {
+      const location = reply.headers['location'];
+      const key = location?.startsWith(MOUNT + '/') ? parseUrlPath(location.slice(MOUNT.length))?.pop() : undefined;
+      expected = JSON.stringify({ name: key });
+    }
+    if (reply.text !== expected) problem('body', `body ${clip(reply.text)}\n     expected ${clip(expected)}`);
     if (reply.headers['content-type'] !== JSON_TYPE) problem('body', `Content-Type ${reply.headers['content-type']}`);
   }
   if (head && reply.status === 200 && reply.headers['content-type'] !== JSON_TYPE) problem('body', `HEAD Content-Type ${reply.headers['content-type']}`);

@@ -459,7 +459,7 @@ export function nextRequest(r: Random, model: ReferenceStore): Generated {
             [1, 'shallow=false'],
             [1, 'pretty=true'],
             [1, r.pick(['shallow=yes', 'pretty=2', 'shallow=TRUE'])],
-            [1, 'other=1'],
+            [1, '_other=1'],
           ])
         : '';
       if (r.chance(0.2)) {

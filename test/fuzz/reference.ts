@@ -29,6 +29,8 @@ export const MOUNT = '/store';
 export const MAX_DEPTH = 100;
 export const BODY_LIMIT = 64 * 1024;
 export const MAX_PATCH_OPERATIONS = 1000;
+/** A predicted body that is `{"name":"<key>"}` for the key the store chose (a POST to an object). */
+export const POSTED_NAME = '\u0000posted name';
 /** The default budget of bytes one write may insert (4 × limit), being added on another branch. */
 export const MAX_WRITE_GROWTH = 4 * BODY_LIMIT;
 
@@ -673,6 +675,8 @@ export class ReferenceStore {
 
   private read(req: FuzzRequest, path: string[]): Prediction {
     const params = new URLSearchParams(req.query);
+    // Any other parameter is a collection query; the generator sends only unknown `_` names, which are 400.
+    for (const name of params.keys()) if (name !== 'shallow' && name !== 'pretty') refuse(400, `unknown query parameter ${name}`);
     const flag = (name: string): boolean => {
       const value = params.get(name);
       if (value === null || value === 'false' || value === '0') return false;
@@ -722,6 +726,7 @@ export class ReferenceStore {
 
   private write(req: FuzzRequest, path: string[]): Prediction {
     const method = req.method;
+    if (req.query !== '') refuse(400, 'a query string on a write');
     const pre = preconditionsOf(req);
     const conditional = pre.ifMatch !== undefined || pre.ifNoneMatch !== undefined;
     let kind: BodyKind | undefined;
@@ -768,6 +773,7 @@ export class ReferenceStore {
     if (!holds) refuse(412, 'precondition failed');
 
     const minimal = /(?:^|[,;\s])return\s*=\s*"?minimal"?/i.test(req.headers['prefer'] ?? '');
+    const representation = !minimal && /(?:^|[,;\s])return\s*=\s*"?representation"?/i.test(req.headers['prefer'] ?? '');
     if (method === 'DELETE') {
       if (path.length === 0) return this.success(204, {}, undefined, false, [], 'DELETE / leaves {}');
       removeExisting(root, path);
@@ -779,7 +785,7 @@ export class ReferenceStore {
         target.push(body);
         return this.success(201, root, [...path, String(target.length - 1)], minimal, [], 'POST appends');
       }
-      return this.postToObject(path, body, minimal);
+      return this.postToObject(path, body, minimal, representation);
     }
     if (put !== undefined) {
       const why = method === 'PUT' ? (put.created ? 'PUT creates' : 'PUT replaces') : 'merge patch creates the missing target';
@@ -840,12 +846,13 @@ export class ReferenceStore {
     };
   }
 
-  private postToObject(path: string[], body: Json, minimal: boolean): Prediction {
+  private postToObject(path: string[], body: Json, minimal: boolean, representation: boolean): Prediction {
     if (path.length + 1 + depthOf(body) > MAX_DEPTH) refuse(400, 'the document would nest too deep');
     const shown = compact(body);
     return {
       statuses: [201],
-      body: minimal ? undefined : shown,
+      // Firebase's answer, the new key, unless the value is asked for.
+      body: minimal ? undefined : representation ? shown : POSTED_NAME,
       etag: { rep: '', shown },
       postInto: path,
       minimal,
