@@ -45,6 +45,7 @@ test('the five-minute tour runs as written and leaves the document it describes'
 
   // What the comments in the tour promise.
   expect(stdout).toContain('[{"name":"fred"},{"name":"irma"},{"name":"wobble"}]');
+  expect(stdout).toContain('[{"name":"wobble"},{"name":"irma"}][{"name":"fred"}]');
   expect(stdout).toContain('{"name":"fred","rank":"sniffle chief"}');
   expect(stdout).toMatch(/HTTP\/1\.1 201 Created[\s\S]*Location: \/sniffles\/3/);
   expect(stdout).toMatch(/HTTP\/1\.1 200 OK[\s\S]*"gundar the great"/);
