@@ -21,10 +21,11 @@ export const runnerFileName = 'jsonstore_wsgi_runner.py';
 /**
  * Where the runner is: next to this module in src/ (`python/`), or in dist/
  * (`python/`, copied there by the build). Works from the ESM and CommonJS
- * builds (whichever chunk this code landed in) and from the sources.
+ * builds (tsup shims import.meta.url in the latter), whichever chunk this
+ * code landed in, and from the sources.
  */
 export function runnerPath(): string {
-  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, 'python', runnerFileName), join(here, '..', 'python', runnerFileName), join(here, 'gateway', 'python', runnerFileName)];
   return candidates.find((candidate) => existsSync(candidate)) ?? (candidates[0] as string);
 }
