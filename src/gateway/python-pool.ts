@@ -279,6 +279,13 @@ export class PythonWorkerPool {
     return pids;
   }
 
+  /** Workers serving a request, and requests waiting for one. */
+  get load(): { busy: number; queued: number } {
+    let busy = 0;
+    for (const worker of this.#workers) if (worker.state === 'busy') busy++;
+    return { busy, queued: this.#queue.length };
+  }
+
   get closing(): boolean {
     return this.#closing !== undefined;
   }

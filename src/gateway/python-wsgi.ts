@@ -46,6 +46,8 @@ export interface PythonWsgiMiddleware extends GatewayMiddleware {
   close(): Promise<void>;
   /** Process ids of the running workers. */
   readonly workerPids: number[];
+  /** Workers serving a request now, and requests waiting for a free one. */
+  readonly load: { busy: number; queued: number };
 }
 
 const bridge = 'pythonWsgi';
@@ -375,6 +377,7 @@ export function pythonWsgi(appSpec: string, options?: PythonWsgiOptions): Python
     );
   } as PythonWsgiMiddleware;
   Object.defineProperty(middleware, 'workerPids', { get: () => pool.pids, enumerable: true });
+  Object.defineProperty(middleware, 'load', { get: () => pool.load, enumerable: true });
   middleware.ready = () => pool.ready();
   middleware.close = () => pool.close();
   return middleware;
