@@ -258,9 +258,11 @@ class Exchange implements PoolJob, WorkerSession {
         this.#finish();
         return undefined;
       case FromWorker.failed: {
-        if (this.#state === 'running') {
-          const report = JSON.parse(frame.payload.toString('utf8')) as { traceback?: string; disconnected?: boolean };
-          if (report.disconnected !== true) this.#fail(pythonError(report.traceback ?? ''));
+        const report = JSON.parse(frame.payload.toString('utf8')) as { traceback?: string; disconnected?: boolean };
+        if (report.disconnected !== true) {
+          const error = pythonError(report.traceback ?? '');
+          if (this.#state === 'running') this.#fail(error);
+          else safeLog(this.#settings.common.logger, `${bridge}: the app failed after its response was given up: ${error.stack}`);
         }
         this.#finish();
         return undefined;

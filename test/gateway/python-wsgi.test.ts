@@ -15,7 +15,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pythonWsgi, type PythonWsgiMiddleware, type PythonWsgiOptions } from '../../src/gateway/index.js';
 import { expectProblemAnswer } from '../support/problem.js';
 import { eventually } from '../support/wait.js';
-import { captureLogger, expressVersions, isRunning, leaveAfterFirstChunk, listen, rawRequest, type Listening } from './helpers.js';
+import { captureLogger, clientThatDoesNotRead, expressVersions, isRunning, leaveAfterFirstChunk, listen, rawRequest, waitForStall, type Listening } from './helpers.js';
+import { connect } from 'node:net';
 
 const python = '/usr/bin/python3';
 const appDir = fileURLToPath(new URL('./fixtures/python', import.meta.url));
@@ -282,6 +283,40 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(probe.workerPids).toEqual(pids);
       expect(await pidOf(`${server.url}/app`)).toBeGreaterThan(0);
     });
+    it('follows backpressure: a client that does not read holds the generator back', async () => {
+      const streamed = () => probe.lines.filter((line) => line.startsWith('wsgi.errors: streamed ')).length;
+      const before = streamed();
+      const from = probe.lines.length;
+      const socket = clientThatDoesNotRead(server.port, '/app/stream-big?100000');
+      try {
+        await waitForStall(() => streamed() - before, 'the generator held back');
+        // 10 chunks of 64 KiB per line: what sits in the socket and pipe buffers, nowhere near the 6.5 GB asked for.
+        expect((streamed() - before) * 10 * 65536).toBeLessThan(64 * 1024 * 1024);
+      } finally {
+        socket.destroy();
+      }
+      const closed = await eventually('close() after the client left', () => probe.lines.slice(from).find((line) => /body closed after \d+$/.test(line)));
+      expect(Number(/(\d+)$/.exec(closed)?.[1])).toBeLessThan(100_000);
+      await eventually('the worker free again', () => probe.load.busy === 0);
+    });
+
+    it('a wsgi.input read fails when the client leaves mid-body; the worker serves on', async () => {
+      await eventually('no request running', () => probe.load.busy === 0);
+      const pids = probe.workerPids;
+      const socket = connect(server.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write('POST /app/input-after-leave HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n0123456789');
+      await eventually('the app reading', () => probe.load.busy === 1);
+      socket.destroy();
+      await eventually('the failed read logged', () => probe.lines.includes('wsgi.errors: input failed: the client disconnected'));
+      await eventually('the worker free again', () => probe.load.busy === 0);
+      expect(probe.workerPids).toEqual(pids);
+    });
+
+    it('hands PATH_INFO over as the raw bytes of the target, latin-1 decoded', async () => {
+      const response = await rawRequest(server.port, 'GET /app/environ/a%2Fb%FF HTTP/1.1\nHost: x');
+      expect(JSON.parse(response.body.toString()).PATH_INFO).toBe('/environ/a/b\u00ff');
+    });
   });
 
   describe('the pool', () => {
@@ -350,6 +385,21 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect((await blocked).status).toBe(200);
       expect((await queued).status).toBe(200);
       expect(probe.load).toEqual({ busy: 0, queued: 0 });
+    });
+
+    it("fallthrough: the app's 404 passes the request on to the next route", async () => {
+      const probe = pool('probe:app', { workers: 1, fallthrough: true });
+      await probe.ready();
+      const app = express();
+      app.use('/app', probe);
+      app.get('/app/elsewhere', (_req, res) => {
+        res.send('native after the app\n');
+      });
+      const listening = await listen(app);
+      servers.push(listening);
+      expect((await request(listening.server).get('/app/elsewhere')).text).toBe('native after the app\n');
+      expect((await request(listening.server).get('/app/pid')).status).toBe(200);
+      expect(await pidOf(`${listening.url}/app`)).toBe(probe.workerPids[0]); // The fallen-through request freed the worker.
     });
 
     it('recycles a worker after maxRequests', async () => {

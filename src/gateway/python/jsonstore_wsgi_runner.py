@@ -248,8 +248,9 @@ def as_bytes(chunk, where):
 
 
 def native_path(raw):
-    """PEP 3333: paths are the request's bytes, percent-decoded, as latin-1 str."""
-    return unquote_to_bytes(raw).decode('latin-1')
+    """PEP 3333: paths are the request's bytes, percent-decoded, as latin-1 str.
+    Node hands over the request target's bytes as latin-1 characters."""
+    return unquote_to_bytes(raw.encode('latin-1', 'replace')).decode('latin-1')
 
 
 class Response:
@@ -290,11 +291,10 @@ class Response:
         self.channel.send(out + frame(b'B', data))
 
 
-def handle(app, channel, payload):
+def build_environ(payload, exchange, channel):
     environ = json.loads(payload)
     environ['SCRIPT_NAME'] = native_path(environ['SCRIPT_NAME'])
     environ['PATH_INFO'] = native_path(environ['PATH_INFO'])
-    exchange = Exchange(channel)
     environ['wsgi.version'] = (1, 0)
     environ['wsgi.input'] = WsgiInput(exchange)
     environ['wsgi.errors'] = WsgiErrors(channel)
@@ -302,9 +302,15 @@ def handle(app, channel, payload):
     environ['wsgi.multiprocess'] = True
     environ['wsgi.run_once'] = False
     environ['wsgi.input_terminated'] = True
+    return environ
+
+
+def handle(app, channel, payload):
+    exchange = Exchange(channel)
     response = Response(channel)
     result = None
     try:
+        environ = build_environ(payload, exchange, channel)
         result = app(environ, response.start_response)
         if isinstance(result, (list, tuple)):
             # Known in full: checked first, sent in one write.
@@ -316,6 +322,7 @@ def handle(app, channel, payload):
         else:
             first = True
             for chunk in result:
+                # The client may have left: stop at the next chunk (close() still runs).
                 if not first and exchange.poll_abort():
                     break
                 first = False
