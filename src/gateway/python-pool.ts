@@ -250,7 +250,7 @@ interface ExitInfo {
   loadFailure: string | undefined;
 }
 
-export type SubmitResult = 'started' | 'queued' | 'queue-full' | 'closed';
+export type SubmitResult = 'started' | 'queued' | 'queue-full' | 'closed' | 'cannot-start';
 
 export class PythonWorkerPool {
   readonly #settings: PoolSettings;
@@ -260,6 +260,8 @@ export class PythonWorkerPool {
   #failures = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  /** The last worker start failed and none is running: requests are refused until one starts. */
+  #cannotStart = false;
   #closed: (() => void) | undefined;
   #readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
 
@@ -305,6 +307,7 @@ export class PythonWorkerPool {
   /** Runs `job` on a free worker, or queues it. */
   submit(job: PoolJob): SubmitResult {
     if (this.#closing !== undefined) return 'closed';
+    if (this.#cannotStart) return 'cannot-start';
     for (const worker of this.#workers) {
       if (worker.state === 'idle') {
         job.start(worker);
@@ -325,6 +328,7 @@ export class PythonWorkerPool {
   }
 
   onReady(worker: PythonWorker): void {
+    this.#cannotStart = false;
     if (this.#readyCount() >= this.#settings.workers) {
       const waiters = this.#readyWaiters;
       this.#readyWaiters = [];
@@ -365,6 +369,7 @@ export class PythonWorkerPool {
     if (!exit.expected) this.#failures++;
     if (exit.neverReady && !exit.expected && this.#readyCount() === 0) {
       // Nothing can serve: say so now rather than let requests wait for their timeout.
+      this.#cannotStart = true;
       const error = new GatewayError('bad-gateway', 'The Python application could not be started; the server log says why.');
       for (const job of this.#queue.splice(0)) job.reject(error);
       const waiters = this.#readyWaiters;

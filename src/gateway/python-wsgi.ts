@@ -369,6 +369,10 @@ export function pythonWsgi(appSpec: string, options?: PythonWsgiOptions): Python
     const exchange = new Exchange(req, writer, settings, pool);
     const result = pool.submit(exchange);
     if (result === 'started' || result === 'queued') return;
+    if (result === 'cannot-start') {
+      exchange.reject(new GatewayError('bad-gateway', 'The Python application could not be started; the server log says why.'));
+      return;
+    }
     exchange.reject(
       new GatewayError(
         'service-unavailable',

@@ -445,7 +445,7 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       const listening = await listen(app);
       servers.push(listening);
       const response = await request(listening.server).get('/app/');
-      // Either refused at once (no worker could start) or after the retry failed again.
+      // Refused at once: no worker could start, and waiting for the next try would not help.
       expectProblemAnswer({ status: response.status, contentType: response.headers['content-type'], text: response.text }, 502);
       expect(broken.lines.join('\n')).toContain("ModuleNotFoundError: No module named 'no_such_module'");
     });
