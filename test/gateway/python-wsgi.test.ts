@@ -261,6 +261,18 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(response.text).toBe('replaced by the app\n');
     });
 
+    it('a body chunk of several megabytes arrives whole', async () => {
+      const response = await request(server.server).get('/app/big').buffer(true).parse((res, done) => {
+        const parts: Buffer[] = [];
+        res.on('data', (part: Buffer) => parts.push(part));
+        res.on('end', () => done(null, Buffer.concat(parts)));
+      });
+      const expected = Buffer.alloc(5 * 4096 * 256);
+      for (let i = 0; i < expected.length; i++) expected[i] = i % 256;
+      expect(response.headers['content-length']).toBe(String(expected.length));
+      expect((response.body as Buffer).equals(expected)).toBe(true);
+    });
+
     it('the write() callable, then the returned body', async () => {
       const response = await request(server.server).get('/app/write');
       expect(response.text).toBe('written and returned\n');

@@ -91,6 +91,17 @@ def frame(kind, payload=b''):
     return FRAME.pack(kind, len(payload)) + payload
 
 
+MAX_BODY_FRAME = 1 << 20
+
+
+def body_frames(chunk):
+    """A body chunk as B frames of at most 1 MiB (Node refuses huge frames as corrupt)."""
+    if len(chunk) <= MAX_BODY_FRAME:
+        return frame(b'B', chunk)
+    view = memoryview(chunk)
+    return b''.join(frame(b'B', bytes(view[start:start + MAX_BODY_FRAME])) for start in range(0, len(chunk), MAX_BODY_FRAME))
+
+
 class Exchange:
     """One request: its body frames as they arrive, and whether the client left."""
 
@@ -277,6 +288,13 @@ class Response:
         self.headers = headers
         return self.write
 
+    def declare_length(self, length):
+        """A body known in full gets a Content-Length, unless the app set one (or the status has no body)."""
+        if self.status is None or self.status[:3] in ('204', '304') or self.status[0] == '1':
+            return
+        if not any(name.lower() == 'content-length' for name, _ in self.headers):
+            self.headers = self.headers + [('Content-Length', str(length))]
+
     def head_frame(self):
         if self.status is None:
             raise AssertionError('the app produced a body before calling start_response()')
@@ -288,7 +306,7 @@ class Response:
         if not data:
             return
         out = b'' if self.headers_sent else self.head_frame()
-        self.channel.send(out + frame(b'B', data))
+        self.channel.send(out + body_frames(data))
 
 
 def build_environ(payload, exchange, channel):
@@ -315,8 +333,10 @@ def handle(app, channel, payload):
         if isinstance(result, (list, tuple)):
             # Known in full: checked first, sent in one write.
             chunks = [as_bytes(chunk, 'the body') for chunk in result]
+            if not response.headers_sent:
+                response.declare_length(sum(len(chunk) for chunk in chunks))
             out = [] if response.headers_sent else [response.head_frame()]
-            out.extend(frame(b'B', chunk) for chunk in chunks if chunk)
+            out.extend(body_frames(chunk) for chunk in chunks if chunk)
             out.append(frame(b'E'))
             channel.send(b''.join(out))
         else:
