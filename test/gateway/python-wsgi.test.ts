@@ -31,6 +31,7 @@ function pythonHas(modules: string): boolean {
 }
 // CI installs python3-flask and python3-django (.ci/run); elsewhere the suite says why it did not run.
 const missing = !existsSync(python) ? `${python} is missing` : !pythonHas('flask, django') ? `${python} lacks flask or django (apt-get install python3-flask python3-django)` : undefined;
+if (missing !== undefined && process.env.JSONSTORE_REQUIRE_PYTHON === '1') throw new Error(`JSONSTORE_REQUIRE_PYTHON is set but ${missing}`);
 
 let scratch: string;
 beforeAll(() => {
