@@ -211,6 +211,8 @@ export default async function run({
   const overProxy = median(runs.get('pool').map((r, round) => r.rps / runs.get('proxy')[round].rps));
   console.log('');
   console.log(`  pythonWsgi() / gunicorn direct: ${pool.ratio.toFixed(2)} (target >= 0.8: ${pool.ratio >= 0.8 ? 'met' : 'NOT met'})`);
+  const overNative = median(runs.get('pool').map((r, round) => r.rps / runs.get('native')[round].rps));
+  console.log(`  pythonWsgi() / native Express 5 handler: ${overNative.toFixed(2)} (no target; the ceiling for a bridge mounted in Express)`);
   console.log(`  pythonWsgi() / Express + proxy to gunicorn: ${overProxy.toFixed(2)} (target > 1: ${overProxy > 1 ? 'met' : 'NOT met'}; proxy ${Math.round(proxy.rps)} req/s)`);
   return results;
 }
