@@ -151,6 +151,11 @@ class Exchange implements PoolJob, WorkerSession {
     this.#stopWatchingClient = writer.onClientGone(() => this.#clientGone());
   }
 
+  /** Over before it started (the client left before the middleware ran): nothing to submit. */
+  get finished(): boolean {
+    return this.#state === 'done';
+  }
+
   #fail(error: unknown): void {
     this.#writer.fail(error, bridge);
   }
@@ -367,6 +372,7 @@ export function pythonWsgi(appSpec: string, options?: PythonWsgiOptions): Python
   const middleware = function pythonWsgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: `${bridge}: no response head` });
     const exchange = new Exchange(req, writer, settings, pool);
+    if (exchange.finished) return;
     const result = pool.submit(exchange);
     if (result === 'started' || result === 'queued') return;
     if (result === 'cannot-start') {
