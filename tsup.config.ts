@@ -1,3 +1,4 @@
+import { cp } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
 
 const shared = { target: 'node20', platform: 'node', sourcemap: false, shims: false } as const;
@@ -15,6 +16,13 @@ export default defineConfig([
     dts: true,
     clean: true,
     splitting: true,
+    // import.meta.url in the CommonJS build (pythonWsgi() finds its runner with it).
+    shims: true,
+    // pythonWsgi()'s worker runner ships next to the bundles, where
+    // src/gateway/python-pool.ts looks for it (dist/python/).
+    onSuccess: async () => {
+      await cp('src/gateway/python', 'dist/python', { recursive: true, filter: (path) => !path.includes('__pycache__') });
+    },
   },
   {
     ...shared,

@@ -17,13 +17,15 @@ export class GatewayProtocolError extends Error {
   }
 }
 
-export type GatewayErrorCode = 'payload-too-large' | 'bad-gateway' | 'gateway-timeout';
+export type GatewayErrorCode = 'payload-too-large' | 'bad-gateway' | 'gateway-timeout' | 'service-unavailable';
 
 const gatewayStatuses: Record<GatewayErrorCode, { status: number; title: string }> = {
   // CGI reads a chunked body in full before the script starts; this is its limit.
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'bad-gateway': { status: 502, title: 'Bad gateway' },
   'gateway-timeout': { status: 504, title: 'Gateway timeout' },
+  // pythonWsgi(): every worker busy and the queue full, or the pool closing.
+  'service-unavailable': { status: 503, title: 'Service unavailable' },
 };
 
 // Same URI scheme as the shared codes, derived rather than copied so the two

@@ -22,6 +22,8 @@ export { fetchHandler } from './fetch.js';
 export type { FetchContext, FetchHandler, FetchHandlerOptions } from './fetch.js';
 export { cgi } from './cgi.js';
 export type { CgiOptions } from './cgi.js';
+export { pythonWsgi } from './python-wsgi.js';
+export type { PythonWsgiMiddleware, PythonWsgiOptions } from './python-wsgi.js';
 export { GatewayError, GatewayProtocolError } from './errors.js';
 export type { GatewayErrorCode } from './errors.js';
 export type {

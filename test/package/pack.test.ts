@@ -4,6 +4,7 @@
  * Relies on `npm test` having built dist/ first.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,6 +52,8 @@ describe('the published package', () => {
     expect(files).toContain('dist/cli.js');
     expect(files).toContain('README.md');
     expect(files).toContain('LICENSE');
+    // pythonWsgi()'s worker runner, found next to the bundles at run time.
+    expect(files).toContain('dist/python/jsonstore_wsgi_runner.py');
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
   });
 
@@ -79,6 +82,30 @@ describe('the published package', () => {
     for (const file of [esm, cjs]) {
       const { stdout } = await run('node', [file], { cwd: scratch });
       expect(JSON.parse(stdout)).toEqual(['function', 'function', 'function']);
+    }
+  });
+
+  // The runner is found from the installed package's ESM and CommonJS builds alike.
+  test.skipIf(!existsSync('/usr/bin/python3'))('pythonWsgi() serves a Python app from the installed package (import and require)', async () => {
+    await writeFile(
+      join(scratch, 'hello.py'),
+      `def app(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'Hello from ' + environ['wsgi.url_scheme'].encode()]\n`,
+    );
+    const body = (load: string) => `${load}
+const pool = pythonWsgi('hello:app', { cwd: ${JSON.stringify(scratch)}, workers: 1 });
+const server = http.createServer(pool).listen(0, '127.0.0.1', async () => {
+  const text = await (await fetch('http://127.0.0.1:' + server.address().port + '/')).text();
+  server.close();
+  await pool.close();
+  console.log(JSON.stringify(text));
+});`;
+    const esm = join(scratch, 'python.mjs');
+    await writeFile(esm, body(`import http from 'node:http';\nimport { pythonWsgi } from 'express-jsonstore/gateway';`));
+    const cjs = join(scratch, 'python.cjs');
+    await writeFile(cjs, body(`const http = require('node:http');\nconst { pythonWsgi } = require('express-jsonstore/gateway');`));
+    for (const file of [esm, cjs]) {
+      const { stdout } = await run('node', [file], { cwd: scratch, timeout: 60_000 });
+      expect(JSON.parse(stdout)).toBe('Hello from http');
     }
   });
 

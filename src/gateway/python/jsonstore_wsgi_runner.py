@@ -1,0 +1,418 @@
+"""express-jsonstore WSGI worker: imports one WSGI app and serves requests
+for the Node side of `pythonWsgi()`, one after another, like a gunicorn sync
+worker.
+
+Usage (started by the pool, not by hand):  python3 jsonstore_wsgi_runner.py module:callable
+
+Frames on the pipes are: 1 type byte, a 4-byte big-endian payload length, the
+payload. The protocol uses copies of the original stdin/stdout; fd 0 becomes
+/dev/null and fd 1 goes to stderr, so an app's print() cannot corrupt it.
+
+Node -> worker:  H environ (JSON)   B request body chunk   E end of request body
+                 A abort (the client left)
+Worker -> Node:  R ready (JSON {pid})   F could not load the app (traceback text)
+                 S start of response (JSON [status, [[name, value], ...]])
+                 B response body chunk   E end of response
+                 X the app failed (JSON {traceback})   L wsgi.errors text
+"""
+import importlib
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import traceback
+from urllib.parse import unquote_to_bytes
+
+FRAME = struct.Struct('>cI')
+READ_SIZE = 65536
+
+
+class ClientDisconnected(OSError):
+    """Raised from wsgi.input reads when the HTTP client went away."""
+
+
+class Channel:
+    """Frames in from Node (blocking or polled), frames out to Node."""
+
+    def __init__(self, fd_in, fd_out):
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+        self.buffer = bytearray()
+
+    def _fill(self):
+        data = os.read(self.fd_in, READ_SIZE)
+        if not data:
+            raise EOFError()
+        self.buffer += data
+
+    def _take(self):
+        """One complete frame from the buffer, or None."""
+        buffer = self.buffer
+        if len(buffer) < 5:
+            return None
+        kind, length = FRAME.unpack_from(buffer, 0)
+        end = 5 + length
+        if len(buffer) < end:
+            return None
+        payload = bytes(buffer[5:end])
+        del buffer[:end]
+        return kind, payload
+
+    def read(self):
+        """The next frame, waiting for it. EOFError when Node closed the pipe."""
+        while True:
+            frame = self._take()
+            if frame is not None:
+                return frame
+            self._fill()
+
+    def poll(self):
+        """Frames that arrived already, without waiting."""
+        frames = []
+        if select.select([self.fd_in], [], [], 0)[0]:
+            self._fill()
+            while True:
+                frame = self._take()
+                if frame is None:
+                    break
+                frames.append(frame)
+        return frames
+
+    def send(self, data):
+        view = memoryview(data)
+        while view:
+            written = os.write(self.fd_out, view)
+            view = view[written:]
+
+
+def frame(kind, payload=b''):
+    return FRAME.pack(kind, len(payload)) + payload
+
+
+MAX_BODY_FRAME = 1 << 20
+
+
+def body_frames(chunk):
+    """A body chunk as B frames of at most 1 MiB (Node refuses huge frames as corrupt)."""
+    if len(chunk) <= MAX_BODY_FRAME:
+        return frame(b'B', chunk)
+    view = memoryview(chunk)
+    return b''.join(frame(b'B', bytes(view[start:start + MAX_BODY_FRAME])) for start in range(0, len(chunk), MAX_BODY_FRAME))
+
+
+class Exchange:
+    """One request: its body frames as they arrive, and whether the client left."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.chunks = []
+        self.body_ended = False
+        self.aborted = False
+
+    def accept(self, kind, payload):
+        if kind == b'B':
+            self.chunks.append(payload)
+        elif kind == b'E':
+            self.body_ended = True
+        elif kind == b'A':
+            self.aborted = True
+        # A stray H cannot happen: Node sends the next request after our E.
+
+    def wait_for_body(self):
+        """Blocks until one more body frame (or the end) arrived."""
+        kind, payload = self.channel.read()
+        self.accept(kind, payload)
+        if self.aborted:
+            raise ClientDisconnected('the client disconnected')
+
+    def poll_abort(self):
+        for kind, payload in self.channel.poll():
+            self.accept(kind, payload)
+        return self.aborted
+
+
+class WsgiInput:
+    """wsgi.input: reads block until the body frames they need arrive."""
+
+    def __init__(self, exchange):
+        self.exchange = exchange
+        self.buffer = bytearray()
+
+    def _more(self):
+        exchange = self.exchange
+        if exchange.aborted:
+            raise ClientDisconnected('the client disconnected')
+        if exchange.chunks:
+            for chunk in exchange.chunks:
+                self.buffer += chunk
+            exchange.chunks = []
+            return True
+        if exchange.body_ended:
+            return False
+        exchange.wait_for_body()
+        return True
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            while self._more():
+                pass
+            size = len(self.buffer)
+        while len(self.buffer) < size and self._more():
+            pass
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def readline(self, size=-1):
+        limit = None if size is None or size < 0 else size
+        start = 0
+        while True:
+            newline = self.buffer.find(b'\n', start)
+            if newline != -1:
+                end = newline + 1
+                break
+            if limit is not None and len(self.buffer) >= limit:
+                end = limit
+                break
+            start = len(self.buffer)
+            if not self._more():
+                end = len(self.buffer)
+                break
+        if limit is not None:
+            end = min(end, limit)
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
+        return data
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                return lines
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self):
+        pass
+
+
+class WsgiErrors:
+    """wsgi.errors: text to the bridge's logger, a frame per write."""
+
+    def __init__(self, channel):
+        self.channel = channel
+
+    def write(self, text):
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode('utf-8', 'replace')
+        if text:
+            self.channel.send(frame(b'L', str(text).encode('utf-8', 'replace')))
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+
+def check_status(status):
+    if type(status) is not str:
+        raise TypeError('start_response(): status must be a str such as "200 OK", got %s' % type(status).__name__)
+    if len(status) < 4 or not status[:3].isdigit() or status[3] != ' ':
+        raise ValueError('start_response(): status %r must be three digits, a space and a reason phrase' % status)
+
+
+def check_headers(headers):
+    if type(headers) is not list:
+        raise TypeError('start_response(): headers must be a list of (name, value) tuples, got %s' % type(headers).__name__)
+    for pair in headers:
+        if type(pair) is not tuple or len(pair) != 2:
+            raise TypeError('start_response(): each header must be a (name, value) tuple, got %r' % (pair,))
+        name, value = pair
+        if type(name) is not str or type(value) is not str:
+            raise TypeError('start_response(): header %r must have str name and value' % (pair,))
+
+
+def as_bytes(chunk, where):
+    if isinstance(chunk, bytes):
+        return chunk
+    if isinstance(chunk, (bytearray, memoryview)):
+        return bytes(chunk)
+    raise TypeError('%s: body chunks must be bytes, got %s' % (where, type(chunk).__name__))
+
+
+def native_path(raw):
+    """PEP 3333: paths are the request's bytes, percent-decoded, as latin-1 str.
+    Node hands over the request target's bytes as latin-1 characters."""
+    return unquote_to_bytes(raw.encode('latin-1', 'replace')).decode('latin-1')
+
+
+class Response:
+    """start_response() and write() for one request, and the frames they send."""
+
+    def __init__(self, channel):
+        self.channel = channel
+        self.status = None
+        self.headers = None
+        self.headers_sent = False
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError('start_response() was already called; pass exc_info to replace the response after an error')
+        check_status(status)
+        check_headers(headers)
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def declare_length(self, length):
+        """A body known in full gets a Content-Length, unless the app set one (or the status has no body)."""
+        if self.status is None or self.status[:3] in ('204', '304') or self.status[0] == '1':
+            return
+        if not any(name.lower() == 'content-length' for name, _ in self.headers):
+            self.headers = self.headers + [('Content-Length', str(length))]
+
+    def head_frame(self):
+        if self.status is None:
+            raise AssertionError('the app produced a body before calling start_response()')
+        self.headers_sent = True
+        return frame(b'S', json.dumps([self.status, self.headers]).encode('utf-8'))
+
+    def write(self, data):
+        data = as_bytes(data, 'write()')
+        if not data:
+            return
+        out = b'' if self.headers_sent else self.head_frame()
+        self.channel.send(out + body_frames(data))
+
+
+def build_environ(payload, exchange, channel):
+    environ = json.loads(payload)
+    environ['SCRIPT_NAME'] = native_path(environ['SCRIPT_NAME'])
+    environ['PATH_INFO'] = native_path(environ['PATH_INFO'])
+    environ['wsgi.version'] = (1, 0)
+    environ['wsgi.input'] = WsgiInput(exchange)
+    environ['wsgi.errors'] = WsgiErrors(channel)
+    environ['wsgi.multithread'] = False
+    environ['wsgi.multiprocess'] = True
+    environ['wsgi.run_once'] = False
+    environ['wsgi.input_terminated'] = True
+    return environ
+
+
+def handle(app, channel, payload):
+    exchange = Exchange(channel)
+    response = Response(channel)
+    result = None
+    try:
+        environ = build_environ(payload, exchange, channel)
+        result = app(environ, response.start_response)
+        if isinstance(result, (list, tuple)):
+            # Known in full: checked first, sent in one write.
+            chunks = [as_bytes(chunk, 'the body') for chunk in result]
+            if not response.headers_sent:
+                response.declare_length(sum(len(chunk) for chunk in chunks))
+            out = [] if response.headers_sent else [response.head_frame()]
+            out.extend(body_frames(chunk) for chunk in chunks if chunk)
+            out.append(frame(b'E'))
+            channel.send(b''.join(out))
+        else:
+            first = True
+            for chunk in result:
+                # The client may have left: stop at the next chunk (close() still runs).
+                if not first and exchange.poll_abort():
+                    break
+                first = False
+                response.write(chunk)
+            channel.send((b'' if response.headers_sent else response.head_frame()) + frame(b'E'))
+    except ClientDisconnected:
+        channel.send(frame(b'X', json.dumps({'traceback': '', 'disconnected': True}).encode('utf-8')))
+    except Exception:
+        text = traceback.format_exc()
+        channel.send(frame(b'X', json.dumps({'traceback': text}).encode('utf-8')))
+    finally:
+        close = getattr(result, 'close', None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                WsgiErrors(channel).write('the body\'s close() failed:\n' + traceback.format_exc())
+
+
+def load(spec):
+    module_name, _, attribute = spec.partition(':')
+    target = importlib.import_module(module_name)
+    for part in (attribute or 'application').split('.'):
+        target = getattr(target, part)
+    if not callable(target):
+        raise TypeError('%s is not callable' % spec)
+    return target
+
+
+def die_with_parent():
+    """Linux: SIGKILL when the Node process dies, even if the app is busy."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass  # Elsewhere: the closed stdin pipe still ends the worker once idle.
+    parent = os.environ.get('JSONSTORE_WSGI_PARENT')
+    if parent and os.getppid() != int(parent):
+        os._exit(0)  # The parent died before prctl took effect.
+
+
+def main():
+    die_with_parent()
+    channel = Channel(os.dup(0), os.dup(1))
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except Exception:
+        pass
+    # The app's directory (the working directory) first, not the runner's.
+    sys.path[0] = os.getcwd()
+    try:
+        app = load(sys.argv[1])
+    except BaseException:
+        channel.send(frame(b'F', traceback.format_exc().encode('utf-8', 'replace')))
+        return 1
+    channel.send(frame(b'R', json.dumps({'pid': os.getpid()}).encode('utf-8')))
+    while True:
+        try:
+            kind, payload = channel.read()
+        except EOFError:
+            return 0  # Node closed the pipe: retire, or Node is gone.
+        if kind == b'H':
+            handle(app, channel, payload)
+        # Anything else is left over from a finished request: skipped.
+
+
+if __name__ == '__main__':
+    sys.exit(main())
