@@ -19,6 +19,8 @@ import { checkHost } from './host.js';
 import { idempotencyKeyOf } from './idempotency-key.js';
 import { sendProblem } from './problem.js';
 import { mountPrefix, splitTarget } from './request-target.js';
+import type { LiveHub } from '../live/hub.js';
+import { openStream, wantsEventStream } from '../live/stream.js';
 
 export type NextFunction = (error?: unknown) => void;
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
@@ -117,7 +119,7 @@ function send(res: ServerResponse, status: number, body: string | undefined, hea
   res.end(head ? undefined : body);
 }
 
-export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void): RequestHandler {
+export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void, live?: LiveHub): RequestHandler {
   async function handleRead(req: IncomingMessage, res: ServerResponse, path: string[], query: string, head: boolean): Promise<void> {
     const { shallow, pretty } = readFlags(query);
     const preconditions = preconditionsOf(req.headers);
@@ -223,6 +225,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     const method = req.method ?? 'GET';
     const target = splitTarget(req.url);
     const path = parseUrlPath(target.path);
+    if (method === 'GET' && live !== undefined && wantsEventStream(req)) return openStream(live, req, res, path, target.query);
     if (method === 'GET' || method === 'HEAD') return handleRead(req, res, path, target.query, method === 'HEAD');
     if (writeMethods.includes(method)) return handleWrite(req, res, method, path);
     if (method === 'OPTIONS') {
