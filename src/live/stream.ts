@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Path } from '../document/path.js';
 import { JsonStoreError } from '../errors.js';
+import { sendProblem } from '../http/problem.js';
 import type { LiveHub } from './hub.js';
 import { SseStream } from './sse-stream.js';
 
@@ -41,7 +42,17 @@ export async function openStream(hub: LiveHub, req: IncomingMessage, res: Server
     current: () => hub.current(path),
     onClose: () => release(),
   });
-  const handle = hub.subscribe(path, stream, lastEventIdOf(req));
+  let handle;
+  try {
+    handle = hub.subscribe(path, stream, lastEventIdOf(req));
+  } catch (error) {
+    // The limit is policy, not a fault: answered, not logged.
+    if (error instanceof JsonStoreError && error.code === 'subscription-limit') {
+      sendProblem(res, error);
+      return;
+    }
+    throw error;
+  }
   release = () => handle.unsubscribe();
   // The client may be gone already (closed before the subscription existed).
   if (res.destroyed || req.socket.destroyed) handle.unsubscribe();
