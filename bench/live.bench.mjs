@@ -5,6 +5,7 @@
 // connections from this process.
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { jsonStore } from '../dist/index.js';
 import { isMain, machine, measure, printTable, startServer } from './lib.mjs';
 
 const server = fileURLToPath(new URL('./servers/live-store.mjs', import.meta.url));
@@ -54,8 +55,41 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
+/** Writes per second through the programmatic API, for `ms` milliseconds. */
+async function putsPerSecond(store, ms) {
+  let count = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) await store.put('/counter', ++count);
+  return count / (ms / 1000);
+}
+
+/** (a) without HTTP: the live code's own cost per write, with IDLE listeners on other paths. */
+async function inProcess() {
+  const store = jsonStore({ initial: { counter: 0, rooms: {} }, live: { maxSubscriptions: 50_000 } });
+  await putsPerSecond(store, 1000);
+  const none = await putsPerSecond(store, 3000);
+  const unsubscribe = [];
+  for (let i = 0; i < IDLE; i++) unsubscribe.push(store.subscribe(`/rooms/r${i}`, () => {}));
+  while (store.live.subscriptions < IDLE) await new Promise((r) => setTimeout(r, 1));
+  await putsPerSecond(store, 1000);
+  const withIdle = await putsPerSecond(store, 3000);
+  for (const stop of unsubscribe) stop();
+  const after = await putsPerSecond(store, 3000);
+  await store.close();
+  return { none, withIdle, after };
+}
+
 export default async function run() {
   console.log(`machine: ${machine()}`);
+  const api = await inProcess();
+  const apiNone = (api.none + api.after) / 2;
+  printTable(`(a, in process) store.put() with ${IDLE} subscribe() listeners on other paths`, [
+    ['listeners elsewhere', 'puts/s'],
+    ['none (before)', api.none.toFixed(0)],
+    [String(IDLE), api.withIdle.toFixed(0)],
+    ['none (after)', api.after.toFixed(0)],
+    ['', `${(((apiNone - api.withIdle) / apiNone) * 100).toFixed(1)}% slower than the mean without`],
+  ]);
   const { port, stop } = await startServer(server);
   const write = { url: `http://127.0.0.1:${port}/counter`, method: 'PUT', headers: { 'content-type': 'application/json' }, body: '1', duration: 5, connections: 10 };
   try {
