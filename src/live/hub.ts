@@ -191,6 +191,8 @@ export class LiveHub {
       }
       if (touched !== undefined) first = new LiveBatch(this.revision, eventsFor(subscription.path, touched, (this.state as DocumentState).root));
     }
+    // The store closed while this one was starting: the stream is refused like any request then.
+    if (this.closed) throw new StorageError('The store is closed');
     first ??= this.current(subscription.path);
     // From here on synchronous: nothing can change between the first events and registering.
     subscription.node = this.registry.add(subscription.path, subscription);

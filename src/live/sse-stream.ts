@@ -55,7 +55,7 @@ export class SseStream implements LiveSink {
     res.on('drain', this.onDrain);
     // The first value goes out whatever its size: it is what a GET would send.
     const text = first.sse();
-    if (text !== '') this.blocked = !res.write(text);
+    if (text !== '') this.blocked = !this.write(text);
     if (this.options.keepAlive > 0) {
       this.keepAliveTimer = setInterval(this.onKeepAlive, this.options.keepAlive);
       this.keepAliveTimer.unref();
@@ -65,7 +65,7 @@ export class SseStream implements LiveSink {
   deliver(batch: LiveBatch): void {
     if (this.ended) return;
     if (!this.blocked) {
-      this.blocked = !this.res.write(batch.sse());
+      this.blocked = !this.write(batch.sse());
       return;
     }
     if (this.stale) return;
@@ -109,20 +109,27 @@ export class SseStream implements LiveSink {
         this.cancel('slow consumer: the stream fell behind and the current value is larger than its buffer; reconnect');
         return;
       }
-      this.blocked = !this.res.write(text);
+      this.blocked = !this.write(text);
       return;
     }
     while (!this.blocked && this.held.length > 0) {
       const text = this.held.shift() as string;
       this.heldBytes -= Buffer.byteLength(text);
-      this.blocked = !this.res.write(text);
+      this.blocked = !this.write(text);
     }
   };
+
+  /** Writes, and flushes a compression middleware's buffer (compression() adds `res.flush`), so events are not held back. */
+  private write(text: string): boolean {
+    const written = this.res.write(text);
+    (this.res as { flush?: () => void }).flush?.();
+    return written;
+  }
 
   private onKeepAlive = (): void => {
     // A full socket shows the connection is busy enough.
     if (this.ended || this.blocked) return;
-    this.blocked = !this.res.write(formatControl('keep-alive', null));
+    this.blocked = !this.write(formatControl('keep-alive', null));
   };
 
   private stopKeepAlive(): void {
