@@ -72,8 +72,10 @@ async function inProcess(rounds = 3) {
   for (let round = 0; round < rounds; round++) {
     none.push(await putsPerSecond(store, 2000));
     const unsubscribe = [];
-    for (let i = 0; i < IDLE; i++) unsubscribe.push(store.subscribe(`/rooms/r${i}`, () => {}));
-    while (store.live.subscriptions < IDLE) await new Promise((r) => setTimeout(r, 1));
+    let started = 0;
+    for (let i = 0; i < IDLE; i++) unsubscribe.push(store.subscribe(`/rooms/r${i}`, () => started++));
+    // Each listener's first event (its current value) says it is set up.
+    while (started < IDLE) await new Promise((r) => setTimeout(r, 1));
     withIdle.push(await putsPerSecond(store, 2000));
     for (const stop of unsubscribe) stop();
   }
