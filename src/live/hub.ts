@@ -9,14 +9,15 @@
  * must carry the value *at its revision*. The copy follows the `change`
  * events, so it is always exactly at the revision of the last event sent.
  */
-import { applyOperations, type DocumentState } from '../document/apply.js';
+import type { DocumentState } from '../document/apply.js';
+import { followOperation } from './copy.js';
 import { cloneJson, type JsonValue } from '../document/json.js';
 import type { PatchOperation } from '../document/patch-types.js';
 import { toPath, type Path } from '../document/path.js';
 import type { ChangeEvent, DocumentStore } from '../document-store.js';
 import { JsonStoreError, StorageError } from '../errors.js';
 import type { StorageAdapter } from '../storage/types.js';
-import { eventsFor, formatEvent, fullPut, touchesOf, type LiveEvent, type LiveMessage } from './events.js';
+import { eventsFor, formatEvent, fullPut, type LiveEvent, type LiveMessage } from './events.js';
 import type { ResolvedLiveOptions } from './options.js';
 import { RecentChanges, touchedSinceInStorage } from './replay.js';
 import { PathRegistry, type PathNode } from './subscriptions.js';
@@ -266,10 +267,7 @@ export class LiveHub {
     const state = this.state as DocumentState;
     const touched: Path[] = [];
     try {
-      for (const op of event.ops) {
-        touched.push(...touchesOf(state.root, op, true));
-        applyOperations(state, [op]);
-      }
+      for (const op of event.ops) followOperation(state, op, touched);
     } catch {
       // Cannot happen for changes the engine committed; if it does, everyone starts afresh.
       this.resync();

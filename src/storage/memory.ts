@@ -27,8 +27,12 @@ export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
   const given = options === undefined ? {} : checks.knownOptions(options, ['history']);
   const historyLimit = checks.wholeNumber('history', given['history'], 1000, { min: 0, max: 1_000_000 });
   let stored: { root: JsonValue; revision: number } | undefined;
-  /** The last `historyLimit` changes, oldest first: copies (the engine may change its values later). */
-  let history: Change[] = [];
+  /**
+   * The last `historyLimit` changes, oldest first, as JSON text: a copy (the
+   * engine may change the values later) that is cheaper to make on every
+   * commit than a structured clone, and parsed only when asked for.
+   */
+  let history: Array<{ revision: number; ops: string }> = [];
   return {
     name: 'memory',
     capabilities: { persistent: false },
@@ -49,7 +53,7 @@ export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
       state.revision = change.revision;
       stored = state;
       if (historyLimit > 0) {
-        history.push({ revision: change.revision, ops: cloneJson(change.ops as unknown as JsonValue) as unknown as Change['ops'] });
+        history.push({ revision: change.revision, ops: JSON.stringify(change.ops) });
         // Trimmed in steps, not on every commit.
         if (history.length >= historyLimit * 2) history = history.slice(-historyLimit);
       }
@@ -60,7 +64,7 @@ export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
       const kept = history.length > historyLimit ? history.slice(-historyLimit) : history;
       const first = kept[0];
       if (first === undefined || revision < first.revision - 1 || revision > latest) return undefined;
-      return kept.slice(revision - first.revision + 1);
+      return kept.slice(revision - first.revision + 1).map((entry) => ({ revision: entry.revision, ops: JSON.parse(entry.ops) as Change['ops'] }));
     },
   };
 }
