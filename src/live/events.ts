@@ -27,10 +27,12 @@ export interface LiveEvent {
   data: JsonValue;
 }
 
-/** What `subscribe()` listeners get: an event and the revision it brings the value to. */
-export interface LiveMessage extends LiveEvent {
-  revision: number;
-}
+/**
+ * What `subscribe()` listeners get: an event and the revision it brings the
+ * value to; or, last, `cancel` with the reason when the server ends the
+ * subscription (the store closing).
+ */
+export type LiveMessage = (LiveEvent & { revision: number }) | { event: 'cancel'; path: '/'; data: string; revision: number };
 
 /** Whether `prefix` is `path` or one of its ancestors. */
 export function isPrefix(prefix: Path, path: Path): boolean {

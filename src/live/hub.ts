@@ -152,7 +152,11 @@ export class LiveHub {
       deliver: send,
       cancel: (reason) => {
         handle?.unsubscribe();
-        onError(new StorageError(`A live subscription to ${segments.length === 0 ? '/' : '/' + segments.join('/')} ended: ${reason}`));
+        try {
+          listener({ event: 'cancel', path: '/', data: reason, revision: this.revision });
+        } catch (error) {
+          onError(error);
+        }
       },
     });
     handle.started.catch(onError);

@@ -149,6 +149,13 @@ export function liveRules(makeStorage: () => Promise<StorageAdapter>): void {
     expect(live.store.live.subscriptions).toBe(0);
     await live.write('PUT', '/a/b', 3);
     expect(seen).toHaveLength(2);
+    // Closing the store ends a subscription with cancel.
+    const last: unknown[] = [];
+    live.store.subscribe('/', (message) => last.push(message));
+    await eventually('the first put', () => last.length === 1);
+    await live.store.close();
+    expect(last[1]).toMatchObject({ event: 'cancel', data: 'the store is closing' });
+    expect(live.store.live.subscriptions).toBe(0);
   });
 
   test('a read-only store streams too (changes made through the API)', async () => {
