@@ -21,7 +21,8 @@ export type JsonStoreErrorCode =
   | 'idempotency-key-reused'
   | 'precondition-required'
   | 'internal-error'
-  | 'storage-unavailable';
+  | 'storage-unavailable'
+  | 'subscription-limit';
 
 const titles: Record<JsonStoreErrorCode, string> = {
   'bad-request': 'Bad request',
@@ -41,6 +42,7 @@ const titles: Record<JsonStoreErrorCode, string> = {
   'precondition-required': 'Precondition required',
   'internal-error': 'Internal error',
   'storage-unavailable': 'Storage unavailable',
+  'subscription-limit': 'Too many live subscriptions',
 };
 
 const statuses: Record<JsonStoreErrorCode, number> = {
@@ -63,6 +65,7 @@ const statuses: Record<JsonStoreErrorCode, number> = {
   'precondition-required': 428,
   'internal-error': 500,
   'storage-unavailable': 503,
+  'subscription-limit': 503,
 };
 
 /** The problem `type` URI for a code (RFC 9457 allows non-resolvable URIs). */

@@ -1,8 +1,11 @@
 export { jsonStore, type JsonStore } from './json-store.js';
 export type { JsonStoreOptions } from './options.js';
+export { applyLiveEvent, type LiveEvent, type LiveMessage } from './live/events.js';
+export type { LiveOptions } from './live/options.js';
+export type { LiveStats } from './live/hub.js';
 export { etagOf } from './document/etag.js';
 export { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult, type Precondition } from './document-store.js';
-export { memoryStorage, type MemoryStorage } from './storage/memory.js';
+export { memoryStorage, type MemoryStorage, type MemoryStorageOptions } from './storage/memory.js';
 export {
   fileStorage,
   nodeFileSystem,

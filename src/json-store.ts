@@ -7,6 +7,9 @@ import type { JsonValue } from './document/json.js';
 import { createRequestHandler, type NextFunction } from './http/handler.js';
 import { resolveOptions, type JsonStoreOptions } from './options.js';
 import { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult } from './document-store.js';
+import { LiveHub, type LiveStats } from './live/hub.js';
+import type { LiveMessage } from './live/events.js';
+import { resolveLiveOptions } from './live/options.js';
 
 type PathArgument = string | readonly string[] | undefined;
 
@@ -30,7 +33,15 @@ export interface JsonStore {
   off(event: 'error', listener: (error: unknown) => void): this;
   once(event: 'change', listener: (event: ChangeEvent) => void): this;
   once(event: 'error', listener: (error: unknown) => void): this;
-  /** Finishes pending writes and releases the storage; later requests get 503. */
+  /**
+   * Live updates for server code: `listener` gets the events a stream on
+   * `path` would send (first a `put` of the current value), each with its
+   * revision. Returns the function that unsubscribes.
+   */
+  subscribe(path: PathArgument, listener: (message: LiveMessage) => void): () => void;
+  /** Live subscriptions open now (streams and `subscribe()` listeners). */
+  readonly live: LiveStats;
+  /** Finishes pending writes and releases the storage; later requests get 503; live streams get `cancel`. */
   close(): Promise<void>;
 }
 
@@ -52,7 +63,9 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
     idempotencyWindow: resolved.idempotencyWindow,
     idempotencyKeys: resolved.idempotencyKeys,
   });
-  const handler = createRequestHandler(store, resolved, (error) => {
+  // Without streams (`live: false`), subscribe() still works, with the default limits.
+  const live = new LiveHub(store, resolved.storage, resolved.live ?? (resolveLiveOptions(true) as NonNullable<typeof resolved.live>));
+  const reportError = (error: unknown) => {
     if (store.listenerCount('error') > 0) {
       // An error listener that throws must not make the request crash the process.
       try {
@@ -63,9 +76,11 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
       }
     }
     console.error('express-jsonstore:', error);
-  });
+  };
+  const handler = createRequestHandler(store, resolved, reportError, resolved.live && live);
   const middleware = ((req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
   Object.defineProperty(middleware, 'store', { value: store, enumerable: true });
+  Object.defineProperty(middleware, 'live', { get: () => live.stats, enumerable: true });
   Object.assign(middleware, {
     ready: () => store.ready(),
     get: (path?: PathArgument) => store.get(path),
@@ -86,7 +101,8 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
       store.once(event, listener);
       return middleware;
     },
-    close: () => store.close(),
+    subscribe: (path: PathArgument, listener: (message: LiveMessage) => void) => live.listen(path, listener, reportError),
+    close: () => store.close().finally(() => live.close()),
   });
   return middleware;
 }

@@ -8,6 +8,7 @@ import { memoryStorage } from './storage/memory.js';
 import { normalizeHostName } from './http/host.js';
 import { optionChecks } from './option-checks.js';
 import type { StorageAdapter } from './storage/types.js';
+import { resolveLiveOptions, type LiveOptions, type ResolvedLiveOptions } from './live/options.js';
 
 export interface JsonStoreOptions {
   /** The document a new store starts from (when storage holds none). Default `{}`. Any JSON value. */
@@ -58,6 +59,8 @@ export interface JsonStoreOptions {
   idempotencyWindow?: number;
   /** Most idempotency keys remembered; beyond it the oldest are forgotten first. Default 10 000. */
   idempotencyKeys?: number;
+  /** Live updates over Server-Sent Events (`Accept: text/event-stream`): their limits, or `false` for none. Default on. */
+  live?: LiveOptions | boolean;
 }
 
 export interface ResolvedOptions {
@@ -76,6 +79,8 @@ export interface ResolvedOptions {
   maxDocumentSize: number;
   idempotencyWindow: number;
   idempotencyKeys: number;
+  /** `undefined`: streams are off. */
+  live: ResolvedLiveOptions | undefined;
 }
 
 const known = [
@@ -93,6 +98,7 @@ const known = [
   'maxDocumentSize',
   'idempotencyWindow',
   'idempotencyKeys',
+  'live',
 ];
 
 const maxMaxDepth = 1000;
@@ -179,5 +185,6 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     maxDocumentSize,
     idempotencyWindow,
     idempotencyKeys,
+    live: resolveLiveOptions(options.live),
   };
 }

@@ -22,6 +22,8 @@ import { answerCollectionQuery } from './query-read.js';
 import { postedNameBody, returnPreference } from './post-answer.js';
 import { checkWriteQuery, parseReadQuery } from '../document/query-parse.js';
 import { mountPrefix, splitTarget } from './request-target.js';
+import type { LiveHub } from '../live/hub.js';
+import { openStream, wantsEventStream } from '../live/stream.js';
 
 export type NextFunction = (error?: unknown) => void;
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse, next?: NextFunction) => void;
@@ -105,7 +107,7 @@ function send(res: ServerResponse, status: number, body: string | undefined, hea
   res.end(head ? undefined : body);
 }
 
-export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void): RequestHandler {
+export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void, live?: LiveHub): RequestHandler {
   async function handleRead(req: IncomingMessage, res: ServerResponse, path: string[], query: string, head: boolean): Promise<void> {
     const { shallow, pretty, collection } = parseReadQuery(query);
     if (collection !== undefined) {
@@ -218,6 +220,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     const method = req.method ?? 'GET';
     const target = splitTarget(req.url);
     const path = parseUrlPath(target.path);
+    if (method === 'GET' && live !== undefined && wantsEventStream(req)) return openStream(live, req, res, path, target.query);
     if (method === 'GET' || method === 'HEAD') return handleRead(req, res, path, target.query, method === 'HEAD');
     if (writeMethods.includes(method)) {
       checkWriteQuery(method, target.query);

@@ -39,6 +39,7 @@ import {
 } from './file-journal.js';
 import { acquireLock, type FileLock } from './file-lock.js';
 import { planRecovery } from './file-recovery.js';
+import { journalChangesSince } from './file-history.js';
 import { errorCode, nodeFileSystem, reasonOf, writeAll, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 import { retainedRecords } from './idempotency.js';
 import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
@@ -107,6 +108,8 @@ export interface FileStorage extends StorageAdapter {
   /** The snapshot file, as an absolute path. */
   readonly path: string;
   readonly stats: Readonly<FileStorageStats>;
+  /** The changes after `revision` still in the journal (since the last compaction), or `undefined` when older. */
+  changesSince(revision: number): Promise<readonly Change[] | undefined>;
 }
 
 const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'mode', 'fs'];
@@ -267,6 +270,10 @@ class FileStorageAdapter implements FileStorage {
 
   get stats(): FileStorageStats {
     return { ...this.counters, journalBytes: this.journal?.size ?? 0, snapshotBytes: this.snapshot.size };
+  }
+
+  changesSince(revision: number): Promise<readonly Change[] | undefined> {
+    return journalChangesSince(this.fs, this.context, revision, this.snapshot.revision);
   }
 
   // ---- loading -----------------------------------------------------------------------

@@ -1,0 +1,160 @@
+// Live updates (SSE): what idle subscribers cost a write, how fast one write
+// reaches many subscribers, and the server memory per idle subscriber.
+//   npm run bench -- live
+// The store runs in a child process; the subscribers are real HTTP
+// connections from this process.
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { jsonStore } from '../dist/index.js';
+import { isMain, machine, measure, printTable, startServer } from './lib.mjs';
+
+const server = fileURLToPath(new URL('./servers/live-store.mjs', import.meta.url));
+const IDLE = 10_000;
+const HOT = 1_000;
+const WRITES = 30;
+
+/** Opens a stream; `onEvent(data, receivedAt)` for each `data:` line. Resolves once the first event arrived. */
+function subscribe(port, path, onEvent) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ port, host: '127.0.0.1', path, headers: { accept: 'text/event-stream' }, agent: false });
+    let first = true;
+    let buffer = '';
+    req.on('response', (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        const at = performance.now();
+        buffer += chunk;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (first) {
+            first = false;
+            resolve(req);
+          } else if (data !== undefined) onEvent?.(data, at);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function memory(port) {
+  return (await fetch(`http://127.0.0.1:${port}/__memory`)).json();
+}
+
+async function inBatches(count, size, make) {
+  const made = [];
+  for (let i = 0; i < count; i += size) made.push(...(await Promise.all(Array.from({ length: Math.min(size, count - i) }, (_, j) => make(i + j)))));
+  return made;
+}
+
+function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Writes per second through the programmatic API, for `ms` milliseconds. */
+async function putsPerSecond(store, ms) {
+  let count = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) await store.put('/counter', ++count);
+  return count / (ms / 1000);
+}
+
+/** (a) without HTTP: the live code's own cost per write, with IDLE listeners on other paths; rounds alternate, so drift in the machine's load hits both alike. */
+async function inProcess(rounds = 3) {
+  const store = jsonStore({ initial: { counter: 0, rooms: {} }, live: { maxSubscriptions: 50_000 } });
+  await putsPerSecond(store, 1000);
+  const none = [];
+  const withIdle = [];
+  for (let round = 0; round < rounds; round++) {
+    none.push(await putsPerSecond(store, 2000));
+    const unsubscribe = [];
+    let started = 0;
+    for (let i = 0; i < IDLE; i++) unsubscribe.push(store.subscribe(`/rooms/r${i}`, () => started++));
+    // Each listener's first event (its current value) says it is set up.
+    while (started < IDLE) await new Promise((r) => setTimeout(r, 1));
+    withIdle.push(await putsPerSecond(store, 2000));
+    for (const stop of unsubscribe) stop();
+  }
+  await store.close();
+  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
+  return { none: median(none), withIdle: median(withIdle), rounds };
+}
+
+export default async function run() {
+  console.log(`machine: ${machine()}`);
+  const api = await inProcess();
+  printTable(`(a, in process) store.put() with ${IDLE} subscribe() listeners on other paths (median of ${api.rounds} alternating rounds of 2 s)`, [
+    ['listeners elsewhere', 'puts/s'],
+    ['none', api.none.toFixed(0)],
+    [String(IDLE), api.withIdle.toFixed(0)],
+    ['', `${(((api.none - api.withIdle) / api.none) * 100).toFixed(1)}% slower`],
+  ]);
+  const { port, stop } = await startServer(server);
+  const write = { url: `http://127.0.0.1:${port}/counter`, method: 'PUT', headers: { 'content-type': 'application/json' }, body: '1', duration: 5, connections: 10 };
+  try {
+    const before = await measure(write);
+    const memoryBefore = await memory(port);
+    const idle = await inBatches(IDLE, 500, (i) => subscribe(port, `/rooms/r${i}`));
+    const memoryAfter = await memory(port);
+    const withIdle = await measure(write);
+    for (const req of idle) req.destroy();
+    await fetch(`http://127.0.0.1:${port}/__fanout`);
+    const after = await measure(write);
+
+    // (b) one write fanned out to HOT subscribers of its path.
+    const sentAt = new Map();
+    const latencies = [];
+    let received = 0;
+    const hot = await inBatches(HOT, 250, () =>
+      subscribe(port, '/hot', (data, at) => {
+        const value = JSON.parse(data).data;
+        const start = sentAt.get(value);
+        if (start !== undefined) {
+          latencies.push(at - start);
+          received++;
+        }
+      }),
+    );
+    for (let n = 1; n <= WRITES; n++) {
+      const target = received + HOT;
+      sentAt.set(n, performance.now());
+      await fetch(`http://127.0.0.1:${port}/hot/value`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: String(n) });
+      while (received < target) await new Promise((r) => setTimeout(r, 1));
+    }
+    latencies.sort((a, b) => a - b);
+    const fanouts = (await (await fetch(`http://127.0.0.1:${port}/__fanout`)).json()).slice(-WRITES).sort((a, b) => a - b);
+
+    for (const req of hot) req.destroy();
+    const none = (before.rps + after.rps) / 2;
+    const slower = ((none - withIdle.rps) / none) * 100;
+    printTable('(a) PUT /counter, 10 connections, 5 s', [
+      ['subscribers elsewhere', 'req/s', 'mean latency'],
+      ['none (before)', before.rps.toFixed(0), `${before.latency.toFixed(2)} ms`],
+      [String(IDLE), withIdle.rps.toFixed(0), `${withIdle.latency.toFixed(2)} ms`],
+      ['none (after closing them)', after.rps.toFixed(0), `${after.latency.toFixed(2)} ms`],
+      ['', `${slower.toFixed(1)}% slower than the mean of the two runs without`, ''],
+    ]);
+    printTable(`(b) one PUT fanned out to ${HOT} subscribers of its path, ${WRITES} writes (from sending the PUT to each event's arrival)`, [
+      ['deliveries', 'p50', 'p99', 'max'],
+      [String(latencies.length), `${percentile(latencies, 50).toFixed(1)} ms`, `${percentile(latencies, 99).toFixed(1)} ms`, `${latencies[latencies.length - 1].toFixed(1)} ms`],
+    ]);
+    printTable(`    server side: from the change to the end of its fan-out to ${HOT} streams (${fanouts.length} writes)`, [
+      ['p50', 'max'],
+      [`${percentile(fanouts, 50).toFixed(1)} ms`, `${fanouts[fanouts.length - 1].toFixed(1)} ms`],
+    ]);
+    const perRss = (memoryAfter.rss - memoryBefore.rss) / IDLE;
+    const perHeap = (memoryAfter.heapUsed - memoryBefore.heapUsed) / IDLE;
+    printTable(`(c) server memory per idle subscriber (${IDLE} streams, after GC)`, [
+      ['subscriptions', 'RSS per subscriber', 'heap per subscriber'],
+      [String(memoryAfter.subscriptions), `${(perRss / 1024).toFixed(1)} KB`, `${(perHeap / 1024).toFixed(1)} KB`],
+    ]);
+  } finally {
+    await stop();
+  }
+}
+
+if (isMain(import.meta)) await run();

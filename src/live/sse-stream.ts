@@ -1,0 +1,148 @@
+/**
+ * One subscriber's Server-Sent Events connection: writes events as they
+ * come while the socket takes them; once `res.write()` says the socket is
+ * full, holds them (at most `bufferSize` bytes) until `'drain'`. A consumer
+ * further behind than that gets its held events replaced by one fresh `put`
+ * of the current value when it drains; if even that is larger than the
+ * buffer, `cancel` and the end. Everything it holds (timers, listeners, the
+ * subscription) is released when the connection closes, however it closes.
+ */
+import type { ServerResponse } from 'node:http';
+import { formatControl } from './events.js';
+import type { LiveBatch, LiveSink } from './hub.js';
+
+/** How long a stream ended on purpose may take to flush its last bytes before the socket is destroyed. */
+const lingerMs = 5_000;
+
+export interface SseStreamOptions {
+  bufferSize: number;
+  /** 0: no keep-alive events. */
+  keepAlive: number;
+  /** The current value as one batch, for a consumer that fell too far behind. */
+  current(): LiveBatch;
+  /** Called once when the connection is gone (releases the subscription). */
+  onClose(): void;
+}
+
+export class SseStream implements LiveSink {
+  private held: string[] = [];
+  private heldBytes = 0;
+  /** The socket said it is full: write nothing more before 'drain'. */
+  private blocked = false;
+  /** Held events were dropped: send the current value at the next 'drain'. */
+  private stale = false;
+  private ended = false;
+  private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
+  private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly options: SseStreamOptions,
+  ) {
+    res.once('close', this.onClosed);
+  }
+
+  /** Sends the head and the first events. */
+  start(first: LiveBatch): void {
+    if (this.ended) return;
+    const { res } = this;
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/event-stream');
+    res.setHeader('Cache-Control', 'no-cache');
+    // Proxies such as nginx would otherwise hold events back.
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    res.on('drain', this.onDrain);
+    // The first value goes out whatever its size: it is what a GET would send.
+    const text = first.sse();
+    if (text !== '') this.blocked = !this.write(text);
+    if (this.options.keepAlive > 0) {
+      this.keepAliveTimer = setInterval(this.onKeepAlive, this.options.keepAlive);
+      this.keepAliveTimer.unref();
+    }
+  }
+
+  deliver(batch: LiveBatch): void {
+    if (this.ended) return;
+    if (!this.blocked) {
+      this.blocked = !this.write(batch.sse());
+      return;
+    }
+    if (this.stale) return;
+    const text = batch.sse();
+    const bytes = Buffer.byteLength(text);
+    if (this.heldBytes + bytes > this.options.bufferSize) {
+      // Too far behind: forget the details, send where things are once it catches up.
+      this.held = [];
+      this.heldBytes = 0;
+      this.stale = true;
+      return;
+    }
+    this.held.push(text);
+    this.heldBytes += bytes;
+  }
+
+  cancel(reason: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.held = [];
+    this.heldBytes = 0;
+    this.stopKeepAlive();
+    const { res } = this;
+    if (!res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.end(formatControl('cancel', reason));
+    // A client that reads nothing would keep the socket and its buffers forever.
+    this.lingerTimer = setTimeout(() => res.destroy(), lingerMs);
+    this.lingerTimer.unref();
+  }
+
+  private onDrain = (): void => {
+    if (this.ended) return;
+    this.blocked = false;
+    if (this.stale) {
+      this.stale = false;
+      const text = this.options.current().sse();
+      if (Buffer.byteLength(text) > this.options.bufferSize) {
+        this.cancel('slow consumer: the stream fell behind and the current value is larger than its buffer; reconnect');
+        return;
+      }
+      this.blocked = !this.write(text);
+      return;
+    }
+    while (!this.blocked && this.held.length > 0) {
+      const text = this.held.shift() as string;
+      this.heldBytes -= Buffer.byteLength(text);
+      this.blocked = !this.write(text);
+    }
+  };
+
+  /** Writes, and flushes a compression middleware's buffer (compression() adds `res.flush`), so events are not held back. */
+  private write(text: string): boolean {
+    const written = this.res.write(text);
+    (this.res as { flush?: () => void }).flush?.();
+    return written;
+  }
+
+  private onKeepAlive = (): void => {
+    // A full socket shows the connection is busy enough.
+    if (this.ended || this.blocked) return;
+    this.blocked = !this.write(formatControl('keep-alive', null));
+  };
+
+  private stopKeepAlive(): void {
+    if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer);
+    this.keepAliveTimer = undefined;
+  }
+
+  private onClosed = (): void => {
+    this.ended = true;
+    this.held = [];
+    this.stopKeepAlive();
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer);
+    this.res.off('drain', this.onDrain);
+    this.options.onClose();
+  };
+}

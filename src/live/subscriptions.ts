@@ -1,0 +1,99 @@
+/**
+ * Subscriptions indexed by path: a trie keyed by path segments, so that a
+ * change costs a walk down the paths it touched plus the subscribers found
+ * there, whatever the number of subscribers elsewhere.
+ */
+import type { Path } from '../document/path.js';
+
+/** A node of the trie: the subscribers of one path. */
+export interface PathNode<T> {
+  readonly path: Path;
+  readonly subscribers: Set<T>;
+  readonly children: Map<string, PathNode<T>>;
+  readonly parent: PathNode<T> | undefined;
+}
+
+function node<T>(path: Path, parent: PathNode<T> | undefined): PathNode<T> {
+  return { path, subscribers: new Set(), children: new Map(), parent };
+}
+
+export class PathRegistry<T> {
+  private readonly root: PathNode<T> = node([], undefined);
+  private count = 0;
+
+  /** Subscribers registered. */
+  get size(): number {
+    return this.count;
+  }
+
+  add(path: Path, subscriber: T): PathNode<T> {
+    let at = this.root;
+    for (let i = 0; i < path.length; i++) {
+      const segment = path[i] as string;
+      let next = at.children.get(segment);
+      if (next === undefined) {
+        next = node(path.slice(0, i + 1), at);
+        at.children.set(segment, next);
+      }
+      at = next;
+    }
+    if (!at.subscribers.has(subscriber)) {
+      at.subscribers.add(subscriber);
+      this.count++;
+    }
+    return at;
+  }
+
+  /** Removes a subscriber and prunes the nodes left empty, so the trie holds only paths someone listens to. */
+  remove(at: PathNode<T>, subscriber: T): void {
+    if (!at.subscribers.delete(subscriber)) return;
+    this.count--;
+    let current: PathNode<T> | undefined = at;
+    while (current?.parent !== undefined && current.subscribers.size === 0 && current.children.size === 0) {
+      current.parent.children.delete(current.path[current.path.length - 1] as string);
+      current = current.parent;
+    }
+  }
+
+  /** Every subscriber, for closing. */
+  *all(): Generator<T> {
+    const stack = [this.root];
+    while (stack.length > 0) {
+      const at = stack.pop() as PathNode<T>;
+      yield* at.subscribers;
+      for (const child of at.children.values()) stack.push(child);
+    }
+  }
+
+  /**
+   * The nodes with subscribers that `touched` concerns, each with the touched
+   * paths that concern it (in order): its ancestors and itself (the path
+   * is at or below theirs) and its descendants (a change above them).
+   */
+  affected(touched: readonly Path[]): Map<PathNode<T>, Path[]> {
+    const found = new Map<PathNode<T>, Path[]>();
+    const note = (at: PathNode<T>, path: Path) => {
+      if (at.subscribers.size === 0) return;
+      const list = found.get(at);
+      if (list === undefined) found.set(at, [path]);
+      else list.push(path);
+    };
+    for (const path of touched) {
+      let at: PathNode<T> | undefined = this.root;
+      note(at, path);
+      for (const segment of path) {
+        at = at.children.get(segment);
+        if (at === undefined) break;
+        note(at, path);
+      }
+      if (at === undefined) continue;
+      const stack = [...at.children.values()];
+      while (stack.length > 0) {
+        const below = stack.pop() as PathNode<T>;
+        note(below, path);
+        for (const child of below.children.values()) stack.push(child);
+      }
+    }
+    return found;
+  }
+}
