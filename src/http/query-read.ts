@@ -47,10 +47,7 @@ export async function answerCollectionQuery(
   options: { pretty: boolean; head: boolean; describeMissing: () => Promise<string> },
 ): Promise<void> {
   if (acceptsEventStream(req)) {
-    throw new JsonStoreError(
-      'bad-request',
-      'Live queries are not supported yet: a text/event-stream request cannot carry a query. Stream the whole value without the query, or GET the query as JSON',
-    );
+    throw liveQueryRefused();
   }
   const preconditions = preconditionsOf(req.headers);
   const where = displayPath(path);
@@ -75,4 +72,12 @@ export async function answerCollectionQuery(
   res.setHeader('Content-Type', JSON_TYPE);
   res.setHeader('Content-Length', Buffer.byteLength(result.body));
   res.end(options.head ? undefined : result.body);
+}
+
+/** A collection query asked for as a live stream: not offered yet. */
+export function liveQueryRefused(): JsonStoreError {
+  return new JsonStoreError(
+    'bad-request',
+    'Live queries are not supported yet: a text/event-stream request cannot carry a query. Stream the whole value without the query, or GET the query as JSON',
+  );
 }

@@ -4,7 +4,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Path } from '../document/path.js';
+import { parseReadQuery } from '../document/query-parse.js';
 import { JsonStoreError } from '../errors.js';
+import { liveQueryRefused } from '../http/query-read.js';
 import { sendProblem } from '../http/problem.js';
 import type { LiveHub } from './hub.js';
 import { SseStream } from './sse-stream.js';
@@ -33,6 +35,10 @@ export function lastEventIdOf(req: IncomingMessage): number | undefined {
 /** Answers a GET that asked for `text/event-stream`: the stream, or a problem before it starts. */
 export async function openStream(hub: LiveHub, req: IncomingMessage, res: ServerResponse, path: Path, query: string): Promise<void> {
   if (query !== '') {
+    // Unknown parameters get the same 400 as on a plain GET; a collection query is refused by name.
+    if (parseReadQuery(query).collection !== undefined) {
+      throw liveQueryRefused();
+    }
     throw new JsonStoreError('bad-request', `A live stream takes no query string (got ?${query}); subscribe to the path alone`);
   }
   let release = () => {};
