@@ -21,8 +21,11 @@ export interface CompleteCgiHead {
 // Names the checks in messages ("... malformed response: cgi: header name ...").
 const where = 'cgi';
 
+/** How every malformed-response message starts (the rest quotes the script's output). */
+export const malformedPrefix = 'The CGI script sent a malformed response';
+
 function malformed(why: string): GatewayError {
-  return new GatewayError('bad-gateway', `The CGI script sent a malformed response: ${why}.`);
+  return new GatewayError('bad-gateway', `${malformedPrefix}: ${why}.`);
 }
 
 /**
