@@ -11,7 +11,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
-import { CgiHeadReader, malformedPrefix, type CompleteCgiHead } from './cgi-head.js';
+import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, originalTarget, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
 import { consumedBody, hasRequestBody } from './input.js';
@@ -20,7 +20,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, reportEscaped, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
-import type { GatewayLogger, GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
+import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 export interface CgiOptions extends GatewayOptions {
   /** Milliseconds the script may take for its whole response; past it: 504 (or a cut connection) and the script killed. Default 30000. */
@@ -439,16 +439,4 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       writer.fail(error, where);
     }
   };
-}
-
-/**
- * A malformed header block is the script's fault, but its text is the
- * script's output, which may hold anything: the details go to the log and
- * the client gets a detail that quotes none of it.
- */
-function withoutScriptOutput(error: unknown, logger: GatewayLogger, prefix: string): GatewayError {
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof GatewayError && !message.startsWith(malformedPrefix)) return error;
-  safeLog(logger, `${prefix}: ${message}`);
-  return new GatewayError('bad-gateway', `${malformedPrefix} (details in the server log).`);
 }

@@ -22,6 +22,8 @@ export { fetchHandler } from './fetch.js';
 export type { FetchContext, FetchHandler, FetchHandlerOptions } from './fetch.js';
 export { cgi } from './cgi.js';
 export type { CgiOptions } from './cgi.js';
+export { fastcgi } from './fastcgi.js';
+export type { FastCgiMiddleware, FastCgiOptions } from './fastcgi.js';
 export { GatewayError, GatewayProtocolError } from './errors.js';
 export type { GatewayErrorCode } from './errors.js';
 export type {
