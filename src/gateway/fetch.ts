@@ -8,10 +8,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { JsonStoreError } from '../errors.js';
-import { forEachRequestHeader, originalTarget, requestAuthority, requestScheme, requestTarget } from './environ.js';
+import { forEachRequestHeader, requestAuthority, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { consumedBody } from './input.js';
-import { checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
+import { checkBoolean, checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
 import { chunkToBuffer } from './response-body.js';
 import { buildHead, checkStatusCode, hopByHopHeaders, isFieldText, statusAllowsBody } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
@@ -33,6 +33,52 @@ export interface FetchHandlerOptions extends GatewayOptions {
    * `/users`). `'keep'`: the URL the client requested, mount point included.
    */
   mountPath?: 'strip' | 'keep';
+  /**
+   * With `mountPath: 'strip'`, prefix the mount point to a root-relative
+   * `Location` (and `Content-Location`) the handler answers with, as Apache's
+   * ProxyPassReverse does: mounted at `/api`, `redirect('/users/9')` sends
+   * the client to `/api/users/9`, not out of the mount. Default false (a
+   * handler may mean the host app's `/login`).
+   */
+  rewriteLocation?: boolean;
+}
+
+/**
+ * What a Host (or X-Forwarded-Host) may be for the URL built from it: a DNS
+ * name or IPv4 address, or a bracketed IPv6 literal, and a port. Anything
+ * else ("127.0.0.1/admin?") could move the path the handler sees.
+ */
+const hostNamePattern = /^(?:[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\])$/;
+
+function isHostAndPort(field: string): boolean {
+  const colon = field.startsWith('[') ? field.indexOf(':', field.indexOf(']')) : field.lastIndexOf(':');
+  const name = colon === -1 ? field : field.slice(0, colon);
+  const port = colon === -1 ? '' : field.slice(colon + 1);
+  return hostNamePattern.test(name) && (port === '' || (/^\d{1,5}$/.test(port) && Number(port) <= 65535));
+}
+
+/** A path segment that the URL parser would resolve away (".", "..", "%2e%2E"...). */
+function isDotSegment(segment: string): boolean {
+  if (segment.length > 6) return false;
+  const decoded = segment.replace(/%2e/gi, '.');
+  return decoded === '.' || decoded === '..';
+}
+
+/**
+ * The path as the client sent it, safe to put in a URL unchanged: the URL
+ * parser turns `\` into `/` and resolves dot segments, which would hand the
+ * handler another path than the one Express routed (and guarded). `\` is
+ * escaped; dot segments are refused (400).
+ */
+function literalPath(path: string): string {
+  if (path.includes('.') || path.includes('%')) {
+    for (const segment of path.split('/')) {
+      if (isDotSegment(segment) || (segment.includes('\\') && segment.split('\\').some(isDotSegment))) {
+        throw new JsonStoreError('bad-request', 'The request path has a "." or ".." segment; send the path without it.');
+      }
+    }
+  }
+  return path.includes('\\') ? path.replaceAll('\\', '%5C') : path;
 }
 
 // The connection belongs to the server on each side, so these neither go to
@@ -70,25 +116,31 @@ function requestBodyWanted(req: IncomingMessage): boolean {
 /** Mounts a fetch-style handler as middleware: `app.use('/edge', fetchHandler(honoApp.fetch))`. */
 export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOptions): GatewayMiddleware {
   checkFunction('fetchHandler', 'handler', handler);
-  const raw = checkOptionObject('fetchHandler', options, [...commonOptionNames, 'mountPath']);
+  const raw = checkOptionObject('fetchHandler', options, [...commonOptionNames, 'mountPath', 'rewriteLocation']);
   const common = resolveCommonOptions('fetchHandler', raw);
   const mountPath = raw.mountPath ?? 'strip';
   if (mountPath !== 'strip' && mountPath !== 'keep') {
     throw new TypeError(`fetchHandler(): option "mountPath" must be 'strip' or 'keep', got ${JSON.stringify(mountPath)}`);
   }
   const where = 'fetchHandler';
+  const rewriteLocation = checkBoolean(where, 'rewriteLocation', raw.rewriteLocation, false) && mountPath === 'strip';
 
   function buildRequest(req: IncomingMessage, signal: AbortSignal): Request {
     const scheme = requestScheme(req, common.trustProxy);
+    const forwardedHost = common.trustProxy ? req.headers['x-forwarded-host'] : undefined;
+    const hostField = typeof forwardedHost === 'string' && forwardedHost !== '' ? forwardedHost.split(',')[0]?.trim() : req.headers.host;
+    if (hostField !== undefined && !isHostAndPort(hostField)) {
+      throw new JsonStoreError('bad-request', `The ${hostField === req.headers.host ? 'Host' : 'X-Forwarded-Host'} header must be a host name or address with an optional port (host[:port]).`);
+    }
     const authority = requestAuthority(req, scheme, common.trustProxy);
     const defaultPort = scheme === 'https' ? '443' : '80';
     let pathAndQuery: string;
     if (mountPath === 'keep') {
-      const target = originalTarget(req);
-      pathAndQuery = target.startsWith('/') ? target : '/';
+      const target = requestTarget(req);
+      pathAndQuery = literalPath(target.scriptName + target.pathInfo || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
     } else {
       const target = requestTarget(req);
-      pathAndQuery = (target.pathInfo || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
+      pathAndQuery = literalPath(target.pathInfo || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
     }
     const url = `${scheme}://${authority.name}${authority.port === defaultPort ? '' : `:${authority.port}`}${pathAndQuery}`;
 
@@ -142,6 +194,12 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
           if (name !== 'set-cookie') pairs.push([name, value]);
         });
         for (const cookie of response.headers.getSetCookie()) pairs.push(['set-cookie', cookie]);
+        if (rewriteLocation) {
+          const mount = requestTarget(req).scriptName;
+          for (const pair of pairs) {
+            if ((pair[0] === 'location' || pair[0] === 'content-location') && pair[1].startsWith('/') && !pair[1].startsWith('//')) pair[1] = mount + pair[1];
+          }
+        }
         writer.setHead(buildHead(statusCode, reason, pairs, where, true));
 
         const body = response.body;
