@@ -11,6 +11,7 @@ import { JsonStoreError } from '../errors.js';
 import { forEachRequestHeader, requestAuthority, requestScheme, requestTarget } from './environ.js';
 import { GatewayProtocolError } from './errors.js';
 import { consumedBody } from './input.js';
+import { lazyRequest } from './lazy-request.js';
 import { checkBoolean, checkFunction, checkOptionObject, commonOptionNames, reportEscaped, resolveCommonOptions } from './options.js';
 import { chunkToBuffer } from './response-body.js';
 import { buildHead, checkStatusCode, hopByHopHeaders, isFieldText, statusAllowsBody } from './response-head.js';
@@ -56,6 +57,15 @@ function isHostAndPort(field: string): boolean {
   const port = colon === -1 ? '' : field.slice(colon + 1);
   return hostNamePattern.test(name) && (port === '' || (/^\d{1,5}$/.test(port) && Number(port) <= 65535));
 }
+
+/** Methods `new Request()` refuses. */
+const forbiddenMethods = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
+/**
+ * A URL the URL parser would serialize unchanged: lower-case host, and only
+ * characters it leaves alone in a path and query. Others go through `new URL`.
+ */
+const serializedUrlPattern = /^https?:\/\/(?:[a-z0-9._-]+|\[[0-9a-f:.]+\])(?::\d{1,5})?\/[A-Za-z0-9\-._~!$&()*+,;=:@/%?]*$/;
 
 /** A path segment that the URL parser would resolve away (".", "..", "%2e%2E"...). */
 function isDotSegment(segment: string): boolean {
@@ -125,7 +135,16 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
   const where = 'fetchHandler';
   const rewriteLocation = checkBoolean(where, 'rewriteLocation', raw.rewriteLocation, false) && mountPath === 'strip';
 
-  function buildRequest(req: IncomingMessage, signal: AbortSignal): Request {
+  /**
+   * The handler's Request: method and URL now, the real WHATWG Request
+   * (headers, body stream, signal) only when the handler reads more (see
+   * `lazy-request.ts`). `signalFor` gives the signal when that happens.
+   */
+  function buildRequest(req: IncomingMessage, signalFor: () => AbortSignal): Request {
+    const method = req.method ?? 'GET';
+    if (forbiddenMethods.has(method)) {
+      throw new JsonStoreError('bad-request', `The request cannot be represented as a fetch Request: method ${method} is forbidden by the fetch standard.`);
+    }
     const scheme = requestScheme(req, common.trustProxy);
     const forwardedHost = common.trustProxy ? req.headers['x-forwarded-host'] : undefined;
     const hostField = typeof forwardedHost === 'string' && forwardedHost !== '' ? forwardedHost.split(',')[0]?.trim() : req.headers.host;
@@ -134,40 +153,47 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
     }
     const authority = requestAuthority(req, scheme, common.trustProxy);
     const defaultPort = scheme === 'https' ? '443' : '80';
-    let pathAndQuery: string;
-    if (mountPath === 'keep') {
-      const target = requestTarget(req);
-      pathAndQuery = literalPath(target.scriptName + target.pathInfo || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
-    } else {
-      const target = requestTarget(req);
-      pathAndQuery = literalPath(target.pathInfo || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
-    }
-    const url = `${scheme}://${authority.name}${authority.port === defaultPort ? '' : `:${authority.port}`}${pathAndQuery}`;
-
-    const headers: Array<[string, string]> = [];
-    forEachRequestHeader(req, (name, value) => {
-      if (!connectionHeaders.has(name)) headers.push([name, value]);
-    });
-    const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers, signal };
-    if (requestBodyWanted(req)) {
-      const consumed = consumedBody(req);
-      if (consumed !== undefined) init.body = consumed;
-      else {
-        init.body = Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>;
-        init.duplex = 'half';
+    const target = requestTarget(req);
+    const path = mountPath === 'keep' ? target.scriptName + target.pathInfo : target.pathInfo;
+    const pathAndQuery = literalPath(path || '/') + (target.queryString === '' ? '' : `?${target.queryString}`);
+    let url = `${scheme}://${authority.name}${authority.port === defaultPort ? '' : `:${authority.port}`}${pathAndQuery}`;
+    if (!serializedUrlPattern.test(url)) {
+      // Upper case, spaces, non-ASCII...: as the URL parser writes it (and checks it).
+      try {
+        url = new URL(url).href;
+      } catch (error) {
+        throw new JsonStoreError('bad-request', `The request cannot be represented as a fetch Request: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
-    try {
-      return new Request(url, init); // Parses (and so checks) the URL built from the Host header.
-    } catch (error) {
-      throw new JsonStoreError('bad-request', `The request cannot be represented as a fetch Request: ${error instanceof Error ? error.message : String(error)}`);
-    }
+
+    return lazyRequest(method, url, () => {
+      const headers: Array<[string, string]> = [];
+      forEachRequestHeader(req, (name, value) => {
+        if (!connectionHeaders.has(name)) headers.push([name, value]);
+      });
+      const init: RequestInit & { duplex?: 'half' } = { method, headers, signal: signalFor() };
+      if (requestBodyWanted(req)) {
+        const consumed = consumedBody(req);
+        if (consumed !== undefined) init.body = consumed;
+        else {
+          init.body = Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>;
+          init.duplex = 'half';
+        }
+      }
+      return new Request(url, init);
+    });
   }
 
   return function fetchMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: 'fetchHandler: no response' });
-    const controller = new AbortController();
-    const stopAbortOnLeave = writer.onClientGone(() => controller.abort());
+    // Made when the handler first reads the Request's signal (or more).
+    let controller: AbortController | undefined;
+    const signalFor = (): AbortSignal => {
+      controller ??= new AbortController();
+      if (writer.clientGone) controller.abort();
+      return controller.signal;
+    };
+    const stopAbortOnLeave = writer.onClientGone(() => controller?.abort());
 
     (async () => {
       let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
@@ -180,7 +206,7 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
       };
       const stopReleaseOnLeave = writer.onClientGone(release);
       try {
-        const response: unknown = await handler(buildRequest(req, controller.signal), { incoming: req, outgoing: res });
+        const response: unknown = await handler(buildRequest(req, signalFor), { incoming: req, outgoing: res });
         if (!isResponse(response)) {
           throw new GatewayProtocolError(`${where}: the handler must return a Response, got ${response === null ? 'null' : typeof response}`);
         }

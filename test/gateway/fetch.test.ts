@@ -78,6 +78,15 @@ describe.each(expressVersions)('fetchHandler in %s', (_version, express) => {
       expect(header(await rawRequest(plain.port, 'GET /app/users HTTP/1.1\nHost: x'), 'Location')).toEqual(['/users/9']);
     });
 
+    it('gives a Request that is an instanceof Request and works as the init of a new one (proxy style)', async () => {
+      const { port } = await serve(async (req) => {
+        const copy = new Request('http://upstream.test/echo', req);
+        return new Response(JSON.stringify({ instance: req instanceof Request, method: copy.method, header: copy.headers.get('x-a'), body: await copy.text() }));
+      });
+      const response = await rawRequest(port, 'PUT /app HTTP/1.1\nHost: x\nX-A: 1\nContent-Length: 5', 'hello');
+      expect(JSON.parse(response.body.toString())).toEqual({ instance: true, method: 'PUT', header: '1', body: 'hello' });
+    });
+
     it("keeps the mount point in the URL with mountPath: 'keep'", async () => {
       const { port } = await serve(echoUrl, { mountPath: 'keep' });
       const response = await rawRequest(port, 'GET /app/x?y=1 HTTP/1.1\nHost: example.test');
