@@ -116,6 +116,38 @@ function isResponse(value: unknown): value is Response {
   );
 }
 
+/**
+ * The body of a Response made from a string or bytes, without reading its
+ * stream: Node's fetch (undici) keeps what was given to `new Response()` as
+ * the body's `source`. Only used when the stream is untouched and the source
+ * is plainly a string or bytes of the recorded length; anything else
+ * (another runtime's Response, a stream body, a Node version that stores it
+ * elsewhere) is read through the stream as usual.
+ */
+function knownBody(response: Response): Buffer | undefined {
+  if (response.bodyUsed) return undefined;
+  const state = (response as unknown as Record<symbol, unknown>)[undiciState ?? noState];
+  const body = (state as { body?: { source?: unknown; length?: unknown; stream?: ReadableStream } } | undefined)?.body;
+  if (body === undefined || body === null || body.stream === undefined || body.stream.locked) return undefined;
+  const { source, length } = body;
+  if (typeof source === 'string') {
+    const bytes = Buffer.from(source, 'utf8');
+    return bytes.length === length ? bytes : undefined;
+  }
+  if (source instanceof Uint8Array && source.byteLength === length) return Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  return undefined;
+}
+
+const noState = Symbol('no state');
+/** The symbol under which undici's Response keeps its state, if this Node has one. */
+const undiciState: symbol | undefined = (() => {
+  try {
+    return Object.getOwnPropertySymbols(new Response('')).find((symbol) => symbol.description === 'state');
+  } catch {
+    return undefined;
+  }
+})();
+
 /** Whether the Request gets a body: never for GET and HEAD (the fetch API forbids it), nor for an empty one. */
 function requestBodyWanted(req: IncomingMessage): boolean {
   if (req.method === 'GET' || req.method === 'HEAD') return false;
@@ -228,6 +260,14 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
         }
         writer.setHead(buildHead(statusCode, reason, pairs, where, true));
 
+        const known = knownBody(response);
+        if (known !== undefined) {
+          // Bytes or a string given to new Response(): sent as they are,
+          // without reading them back through the body stream.
+          if (writer.fallsThrough || req.method === 'HEAD' || !statusAllowsBody(statusCode)) writer.end();
+          else await writer.writeAll([known]);
+          return;
+        }
         const body = response.body;
         if (body === null) {
           writer.end();
