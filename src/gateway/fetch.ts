@@ -124,16 +124,13 @@ function isResponse(value: unknown): value is Response {
  * (another runtime's Response, a stream body, a Node version that stores it
  * elsewhere) is read through the stream as usual.
  */
-function knownBody(response: Response): Buffer | undefined {
+function knownBody(response: Response): string | Buffer | undefined {
   if (response.bodyUsed) return undefined;
   const state = (response as unknown as Record<symbol, unknown>)[undiciState ?? noState];
   const body = (state as { body?: { source?: unknown; length?: unknown; stream?: ReadableStream } } | undefined)?.body;
   if (body === undefined || body === null || body.stream === undefined || body.stream.locked) return undefined;
   const { source, length } = body;
-  if (typeof source === 'string') {
-    const bytes = Buffer.from(source, 'utf8');
-    return bytes.length === length ? bytes : undefined;
-  }
+  if (typeof source === 'string') return Buffer.byteLength(source, 'utf8') === length ? source : undefined;
   if (source instanceof Uint8Array && source.byteLength === length) return Buffer.from(source.buffer, source.byteOffset, source.byteLength);
   return undefined;
 }
@@ -265,7 +262,7 @@ export function fetchHandler(handler: FetchHandler, options?: FetchHandlerOption
           // Bytes or a string given to new Response(): sent as they are,
           // without reading them back through the body stream.
           if (writer.fallsThrough || req.method === 'HEAD' || !statusAllowsBody(statusCode)) writer.end();
-          else await writer.writeAll([known]);
+          else await writer.sendWhole(known);
           return;
         }
         const body = response.body;

@@ -225,6 +225,29 @@ export class ResponseWriter {
   }
 
   /**
+   * A whole body given as one string: sent with its Content-Length in a
+   * single write together with the head (Node joins a string to the head;
+   * bytes would go out as a second buffer). Anything else goes through
+   * `writeAll`.
+   */
+  async sendWhole(body: string | Buffer): Promise<void> {
+    if (typeof body !== 'string' || this.#state !== 'pending' || this.#head?.contentLength !== undefined) {
+      await this.writeAll([typeof body === 'string' ? Buffer.from(body, 'utf8') : body]);
+      return;
+    }
+    const length = Buffer.byteLength(body, 'utf8');
+    this.#commit(length);
+    if (this.fellThrough) {
+      this.end(); // Fell through to next().
+      return;
+    }
+    if (this.#clientGone) return;
+    this.#state = 'ended';
+    if (this.#bodyAllowed && length > 0) this.res.end(body, 'utf8');
+    else this.res.end();
+  }
+
+  /**
    * Completes the response (sending the head if no chunk did), or falls
    * through to `next()`. Safe to call in any state: after a cut or a
    * disconnect it does nothing.
