@@ -163,10 +163,19 @@ export class ResponseWriter {
    * before the next chunk; it settles on 'drain', or on 'close' if the client
    * left meanwhile.
    */
-  write(chunk: Buffer): Promise<void> | undefined {
+  write(chunk: Buffer | string): Promise<void> | undefined {
     if (chunk.length === 0) return undefined;
     if (this.#state === 'pending') this.#commit();
     if (this.#state !== 'streaming' || !this.#bodyAllowed || this.#clientGone) return undefined;
+    if (typeof chunk === 'string') {
+      // Node writes a string as UTF-8 without an intermediate Buffer; only a
+      // declared Content-Length needs the byte count.
+      if (this.#remaining === undefined) {
+        this.#cork();
+        return this.res.write(chunk, 'utf8') ? undefined : this.#drained();
+      }
+      chunk = Buffer.from(chunk, 'utf8');
+    }
     const allowed = this.#limit(chunk);
     if (allowed.length === 0) return undefined;
     this.#cork();
