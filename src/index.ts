@@ -39,7 +39,7 @@ export { JsonStoreError, StorageError, RevisionConflictError, type JsonStoreErro
 export type { ProblemDetails } from './http/problem.js';
 export type { RequestHandler, NextFunction } from './http/handler.js';
 export { continueWhenRead, type ContinueListener } from './http/expect-continue.js';
-export { wsgi, jsgi, fetchHandler, cgi, GatewayError, GatewayProtocolError } from './gateway/index.js';
+export { wsgi, jsgi, fetchHandler, cgi, fastcgi, GatewayError, GatewayProtocolError } from './gateway/index.js';
 export type {
   WsgiApplication,
   WsgiEnviron,
@@ -61,6 +61,8 @@ export type {
   FetchHandlerOptions,
   FetchContext,
   CgiOptions,
+  FastCgiOptions,
+  FastCgiMiddleware,
   GatewayErrorCode,
   GatewayOptions,
   GatewayMiddleware,
