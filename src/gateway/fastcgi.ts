@@ -467,9 +467,13 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
       if (read.body.length > 0) writeBody(read.body);
     };
 
+    /** Whether anything came back for this request (then it is never retried). */
+    let answered = false;
+    let retried = false;
     const exchange: Exchange = {
       onRecord(record) {
         if (phase === 'done') return;
+        answered = true;
         switch (record.type) {
           case RecordType.Stdout:
             if (record.content.length > 0) onStdout(record.content);
@@ -507,6 +511,17 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
       onClose(error) {
         if (phase === 'done') return;
         const why = error === undefined ? 'closed the connection' : `failed (${error.message})`;
+        // A kept-open connection the server closed just as this request
+        // started (php-fpm recycling a child): run a body-less or in-memory
+        // request once more on a fresh connection.
+        const replayable = input.kind === 'none' || input.kind === 'memory';
+        if (!answered && !retried && replayable && connection !== undefined && connection.uses > 1) {
+          retried = true;
+          connection = undefined;
+          phase = 'connecting';
+          pool.acquire().then(start, unreachable);
+          return;
+        }
         if (writer.headersSent) {
           safeLog(common.logger, `${bridge}: the FastCGI server ${why} mid-response to ${described(req)}; connection cut`);
           finish(false);
@@ -562,11 +577,12 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
       }
     };
 
-    pool.acquire().then(start, (error: Error) => {
+    const unreachable = (error: Error): void => {
       if (phase === 'done') return;
       safeLog(common.logger, `${bridge}: cannot reach the FastCGI server for ${described(req)}: ${error.message}`);
       failWith(new GatewayError('bad-gateway', 'The FastCGI server could not be reached.'));
-    });
+    };
+    pool.acquire().then(start, unreachable);
   }
 
   const tooLarge = (req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, why: string): void => {

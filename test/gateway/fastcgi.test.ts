@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { encodeEndRequest, encodeRecords, RecordReader, RecordType } from '../../src/gateway/fastcgi-protocol.js';
 import { fastcgi, type FastCgiMiddleware } from '../../src/gateway/index.js';
 import { captureLogger, expressVersions, header, listen, rawRequest, waitFor, type Listening } from './helpers.js';
 
@@ -197,6 +199,45 @@ describe.each(expressVersions)('fastcgi() with php-fpm in %s', (_version, expres
       await slow.close();
     }
     expect(slow.connections.opened).toBe(1);
+  });
+});
+
+describe('fastcgi() with a scripted FastCGI server', () => {
+  it('runs a request again on a fresh connection when a kept-open one was closed by the server as it started', async () => {
+    // Answers the first request on each connection; on a second request it
+    // closes the connection unanswered, as a recycled php-fpm child does.
+    let connectionsSeen = 0;
+    const server = createNetServer((socket) => {
+      connectionsSeen += 1;
+      const reader = new RecordReader();
+      let served = 0;
+      socket.on('data', (chunk: Buffer) => {
+        for (const record of reader.push(chunk)) {
+          if (record.type === RecordType.BeginRequest && served === 1) {
+            socket.destroy();
+            return;
+          }
+          if (record.type === RecordType.Stdin && record.content.length === 0) {
+            served += 1;
+            socket.write(Buffer.concat([...encodeRecords(RecordType.Stdout, 1, Buffer.from(`Content-Type: text/plain\r\n\r\nanswer on connection ${connectionsSeen}`)), ...encodeRecords(RecordType.Stdout, 1), encodeEndRequest(1, 0, 0)]));
+          }
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const log = captureLogger();
+    const middleware = fastcgi({ host: '127.0.0.1', port, maxConnections: 1, logger: log.logger });
+    const http = await listen((req, res) => middleware(req, res));
+    try {
+      expect((await request(http.url).get('/one').expect(200)).text).toBe('answer on connection 1');
+      expect((await request(http.url).get('/two').expect(200)).text).toBe('answer on connection 2');
+      expect(middleware.connections.opened).toBe(2);
+    } finally {
+      await http.close();
+      await middleware.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 
