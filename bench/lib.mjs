@@ -1,13 +1,20 @@
 // Shared helpers for the benchmarks: servers run in child processes so the
 // load generator (autocannon, in this process) does not share their event loop.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
+
+// On a machine with two or more cores, the servers run on the last core and
+// the load generator (this process) on the first, so they never compete for
+// one core. BENCH_PIN=0 turns it off (or when taskset is missing).
+const serverCpu = cpus().length - 1;
+const pinned = process.env.BENCH_PIN !== '0' && serverCpu > 0 && spawnSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' }).status === 0;
 import autocannon from 'autocannon';
 
 /** Starts `node script ...args`; resolves once it prints `listening <port>`. */
 export function startServer(script, args = [], env = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    const [command, commandArgs] = pinned ? ['taskset', ['-c', String(serverCpu), process.execPath, script, ...args]] : [process.execPath, [script, ...args]];
+    const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let buffer = '';
     child.stdout.on('data', (chunk) => {
       buffer += chunk;
@@ -30,16 +37,17 @@ function stopChild(child) {
 /** Requests per second against one URL (after a short warm-up). */
 export async function measure(options) {
   const { warmup = 1, duration = 5, connections = 10, ...rest } = options;
-  await autocannon({ ...rest, connections, duration: warmup });
+  const warm = await autocannon({ ...rest, connections, duration: warmup });
   const result = await autocannon({ ...rest, connections, duration });
   const bad = result.non2xx + result.errors + result.timeouts;
   if (bad > 0) throw new Error(`${options.url}: ${bad} failed requests out of ${result.requests.total}`);
-  return { rps: result.requests.average, latency: result.latency.average, total: result.requests.total };
+  return { rps: result.requests.average, latency: result.latency.average, total: result.requests.total, warmupTotal: warm.requests.total };
 }
 
 export function machine() {
   const list = cpus();
-  return `${list.length} × ${list[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
+  const pinning = pinned ? `, server pinned to CPU ${serverCpu} and load generator to CPU 0` : '';
+  return `${list.length} × ${list[0]?.model ?? 'unknown CPU'}, Node ${process.version}${pinning}`;
 }
 
 export function printTable(title, rows) {

@@ -42,7 +42,7 @@ export { JsonStoreError, StorageError, RevisionConflictError, type JsonStoreErro
 export type { ProblemDetails } from './http/problem.js';
 export type { RequestHandler, NextFunction } from './http/handler.js';
 export { continueWhenRead, type ContinueListener } from './http/expect-continue.js';
-export { wsgi, jsgi, fetchHandler, cgi, GatewayError, GatewayProtocolError } from './gateway/index.js';
+export { wsgi, jsgi, fetchHandler, cgi, fastcgi, pythonWsgi, GatewayError, GatewayProtocolError } from './gateway/index.js';
 export type {
   WsgiApplication,
   WsgiEnviron,
@@ -64,6 +64,10 @@ export type {
   FetchHandlerOptions,
   FetchContext,
   CgiOptions,
+  FastCgiOptions,
+  FastCgiMiddleware,
+  PythonWsgiOptions,
+  PythonWsgiMiddleware,
   GatewayErrorCode,
   GatewayOptions,
   GatewayMiddleware,

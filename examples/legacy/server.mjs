@@ -1,14 +1,22 @@
 // Legacy gateway apps mounted next to the JSON store, in one Express 5 app:
 // the talk's WSGI hello_world, a CGI script run per request, a JSONStore
-// written as a WSGI callable, and a fetch-style handler.
+// written as a WSGI callable, a fetch-style handler, a PHP page (php-cgi via
+// cgi(), and php-fpm via fastcgi() when FPM_SOCKET is set) and git over HTTP
+// (git http-backend via cgi()).
 //   npm run build && node examples/legacy/server.mjs
 //   curl localhost:3000/hello
 //   curl 'localhost:3000/cgi-bin/info/some/path?q=1'
+//   curl localhost:3000/php/
+//   git clone http://localhost:3000/git/demo.git
 // See README.md beside this file for more.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { jsonStore } from '../../dist/index.js';
-import { cgi, fetchHandler, wsgi } from '../../dist/gateway.js';
+import { cgi, fastcgi, fetchHandler, wsgi } from '../../dist/gateway.js';
 import { helloWorld } from './apps/hello-world.mjs';
 import { createJsonStoreApp } from './apps/json-store-wsgi.mjs';
 
@@ -45,10 +53,51 @@ app.get('/edge/native', (_req, res) => {
   res.json({ servedBy: 'a native Express route, after the fetch handler passed' });
 });
 
+// Python WSGI apps run by a pool of Python workers (the talk's hello_world in
+// Python, a Flask app) are mounted here with the Python pool:
+//   app.use('/py/hello', pythonWsgi(...)); app.use('/flask', pythonWsgi(...));
+
+// PHP: php-cgi mounted as the CGI program, with the front controller as
+// SCRIPT_FILENAME, so every path under /php reaches index.php (REQUEST_URI
+// routing). Only when php-cgi is installed.
+const frontController = fileURLToPath(new URL('./php/index.php', import.meta.url));
+const mounted = ['/store', '/hello', '/cgi-bin/info', '/wsgi-store', '/edge/echo', '/edge/native'];
+if (existsSync('/usr/bin/php-cgi')) {
+  app.use('/php', cgi('/usr/bin/php-cgi', { cwd: dirname(frontController), env: () => ({ SCRIPT_FILENAME: frontController }) }));
+  mounted.push('/php/');
+}
+
+// The same page through php-fpm, when one listens on FPM_SOCKET
+// (e.g. /run/php/php8.2-fpm.sock): connections are kept open and reused.
+let fpm;
+if (process.env.FPM_SOCKET) {
+  fpm = fastcgi({ socket: process.env.FPM_SOCKET, root: dirname(frontController), script: 'index.php' });
+  app.use('/fpm', fpm);
+  mounted.push('/fpm/');
+}
+
+// git over HTTP: git http-backend with default options serves clone, fetch
+// and push (a large push arrives chunked and is spooled to a temporary file).
+// The repositories live in a temporary directory with one empty repository.
+const httpBackend = '/usr/lib/git-core/git-http-backend';
+let repositories;
+if (existsSync(httpBackend)) {
+  repositories = mkdtempSync(join(tmpdir(), 'legacy-git-'));
+  execFileSync('git', ['init', '--quiet', '--bare', join(repositories, 'demo.git')]);
+  execFileSync('git', ['-C', join(repositories, 'demo.git'), 'config', 'http.receivepack', 'true']); // Anonymous push: a demo only.
+  app.use('/git', cgi(httpBackend, { env: { GIT_PROJECT_ROOT: repositories, GIT_HTTP_EXPORT_ALL: '1' } }));
+  mounted.push('/git/demo.git/info/refs?service=git-upload-pack');
+}
+
 const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
   const base = `http://127.0.0.1:${server.address().port}`;
   console.log(`listening on ${base}`);
-  for (const path of ['/store', '/hello', '/cgi-bin/info', '/wsgi-store', '/edge/echo', '/edge/native']) console.log(`  ${base}${path}`);
+  for (const path of mounted) console.log(`  ${base}${path}`);
 });
-process.on('SIGTERM', () => server.close());
-process.on('SIGINT', () => server.close());
+function shutdown() {
+  server.close();
+  void fpm?.close();
+  if (repositories) rmSync(repositories, { recursive: true, force: true });
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

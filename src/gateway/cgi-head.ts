@@ -5,7 +5,9 @@
  * handling around it is `cgi.ts`. Anything malformed is a 502 `GatewayError`.
  */
 import { GatewayError, GatewayProtocolError } from './errors.js';
+import { safeLog } from './options.js';
 import { buildHead, isToken, parseStatusLine, type ResponseHead } from './response-head.js';
+import type { GatewayLogger } from './types.js';
 
 /** What the header block asks for: a response to send, or a local redirect to serve instead. */
 export type CgiHead =
@@ -21,8 +23,11 @@ export interface CompleteCgiHead {
 // Names the checks in messages ("... malformed response: cgi: header name ...").
 const where = 'cgi';
 
+/** How every malformed-response message starts (the rest quotes the script's output). */
+export const malformedPrefix = 'The CGI script sent a malformed response';
+
 function malformed(why: string): GatewayError {
-  return new GatewayError('bad-gateway', `The CGI script sent a malformed response: ${why}.`);
+  return new GatewayError('bad-gateway', `${malformedPrefix}: ${why}.`);
 }
 
 /**
@@ -130,4 +135,17 @@ export class CgiHeadReader {
     this.#chunks = [];
     return { head: parseCgiHead(buffer.toString('latin1', 0, end.headerLength)), body: buffer.subarray(end.bodyStart) };
   }
+}
+
+/**
+ * A malformed header block is the script's fault, but its text is the
+ * script's output, which may hold anything: the details go to the log
+ * (prefixed with `prefix`) and the client gets a detail quoting none of it.
+ * `subject` names the program in that detail.
+ */
+export function withoutScriptOutput(error: unknown, logger: GatewayLogger, prefix: string, subject = 'The CGI script'): GatewayError {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof GatewayError && !message.startsWith(malformedPrefix)) return error;
+  safeLog(logger, `${prefix}: ${message}`);
+  return new GatewayError('bad-gateway', `${subject} sent a malformed response (details in the server log).`);
 }

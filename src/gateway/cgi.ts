@@ -9,11 +9,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
-import { CgiHeadReader, type CompleteCgiHead } from './cgi-head.js';
-import { cgiVariables, requestTarget } from './environ.js';
+import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
+import { cgiVariables, originalTarget, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
-import { bufferRequestBody, consumedBody, hasRequestBody } from './input.js';
+import { consumedBody, hasRequestBody } from './input.js';
+import { spoolRequestBody, type SpooledBody } from './spool.js';
 import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, reportEscaped, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
@@ -28,12 +30,31 @@ export interface CgiOptions extends GatewayOptions {
   /** Largest CGI header block accepted from the script, in bytes; a larger one is a 502. Default 65536. */
   maxHeaderSize?: number;
   /**
-   * A chunked request body is read in full first, because RFC 3875 requires
-   * CONTENT_LENGTH; larger than this many bytes gets 413. Default 10 MiB.
+   * Largest request body accepted, in bytes; a larger one gets 413 (a
+   * declared Content-Length before the script starts, a chunked body as soon
+   * as it passes the limit). Default 1 GiB: big enough for a `git push` of a
+   * large repository, small enough that one client cannot fill the disk.
    */
   maxBodySize?: number;
-  /** Extra environment variables for the script (PATH by default comes from this process). Request meta-variables win over these. */
-  env?: Readonly<Record<string, string>>;
+  /**
+   * A chunked request body is read in full before the script starts, because
+   * RFC 3875 (and PHP, and git) need CONTENT_LENGTH. Up to this many bytes
+   * it is kept in memory; past it, it is spooled to an unlinked temporary
+   * file in `tempDir` that becomes the script's stdin (nginx's
+   * `client_body_buffer_size` / `client_body_temp`). Default 1 MiB.
+   */
+  spoolThreshold?: number;
+  /** Directory for spooled request bodies. Default: `os.tmpdir()`. */
+  tempDir?: string;
+  /**
+   * Extra environment variables for the script (PATH by default comes from
+   * this process), or a function of the request returning them, called per
+   * request. They may override SCRIPT_FILENAME, REQUEST_URI and
+   * REDIRECT_STATUS (mount `/usr/bin/php-cgi` with
+   * `env: () => ({ SCRIPT_FILENAME: '/srv/app/index.php' })`); the RFC 3875
+   * meta-variables and HTTP_* always come from the request.
+   */
+  env?: Readonly<Record<string, string>> | ((req: IncomingMessage) => Readonly<Record<string, string>>);
   /** Working directory of the script. Default: the script's own directory, as RFC 3875 recommends. */
   cwd?: string;
   /**
@@ -45,6 +66,8 @@ export interface CgiOptions extends GatewayOptions {
 }
 
 const defaultPath = '/usr/local/bin:/usr/bin:/bin';
+const defaultMaxBodySize = 1024 * 1024 * 1024;
+const defaultSpoolThreshold = 1024 * 1024;
 const maxLocalRedirects = 10;
 const redirectDepth = Symbol('express-jsonstore.cgi.redirectDepth');
 
@@ -99,7 +122,7 @@ function checkScript(scriptPath: unknown): string {
 function checkEnv(value: unknown): Record<string, string> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`cgi(): option "env" must be an object of strings`);
+    throw new TypeError(`cgi(): option "env" must be an object of strings or a function of the request returning one`);
   }
   const env: Record<string, string> = {};
   for (const [name, entry] of Object.entries(value)) {
@@ -111,6 +134,19 @@ function checkEnv(value: unknown): Record<string, string> {
   return env;
 }
 
+function checkDirectory(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError(`cgi(): option "${name}" must be a string`);
+  try {
+    if (!statSync(value).isDirectory()) throw new Error('not a directory');
+  } catch {
+    throw new TypeError(`cgi(): option "${name}" (${JSON.stringify(value)}) is not a directory`);
+  }
+  return value;
+}
+
+/** What goes to the script's stdin. */
+type ScriptInput = { kind: 'none' } | { kind: 'stream' } | SpooledBody;
+
 /** Mounts an executable as a CGI/1.1 script: `app.use('/cgi-bin/info', cgi('./info.sh'))`. */
 export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware {
   const script = checkScript(scriptPath);
@@ -120,6 +156,8 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     'killGrace',
     'maxHeaderSize',
     'maxBodySize',
+    'spoolThreshold',
+    'tempDir',
     'env',
     'cwd',
     'passAuthorization',
@@ -128,32 +166,48 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
   const timeout = checkPositiveNumber('cgi', 'timeout', raw.timeout, 30_000);
   const killGrace = checkPositiveNumber('cgi', 'killGrace', raw.killGrace, 2_000);
   const maxHeaderSize = checkPositiveNumber('cgi', 'maxHeaderSize', raw.maxHeaderSize, 64 * 1024);
-  const maxBodySize = checkPositiveNumber('cgi', 'maxBodySize', raw.maxBodySize, 10 * 1024 * 1024);
+  const maxBodySize = checkPositiveNumber('cgi', 'maxBodySize', raw.maxBodySize, defaultMaxBodySize);
+  const spoolThreshold = checkPositiveNumber('cgi', 'spoolThreshold', raw.spoolThreshold, defaultSpoolThreshold);
   const passAuthorization = checkBoolean('cgi', 'passAuthorization', raw.passAuthorization, false);
-  const extraEnv = checkEnv(raw.env);
-  if (raw.cwd !== undefined && typeof raw.cwd !== 'string') throw new TypeError(`cgi(): option "cwd" must be a string`);
-  const cwd: string = raw.cwd === undefined ? dirname(script) : raw.cwd;
-  try {
-    if (!statSync(cwd).isDirectory()) throw new Error('not a directory');
-  } catch {
-    throw new TypeError(`cgi(): option "cwd" (${JSON.stringify(cwd)}) is not a directory`);
-  }
-  const baseEnv: Record<string, string> = { PATH: process.env.PATH ?? defaultPath, ...extraEnv };
+  const envOption = raw.env;
+  const envOf: (req: IncomingMessage) => Record<string, string> =
+    typeof envOption === 'function' ? (req) => checkEnv((envOption as (req: IncomingMessage) => unknown)(req)) : (() => {
+      const fixed = checkEnv(envOption);
+      return () => fixed;
+    })();
+  const tempDir = checkDirectory('tempDir', raw.tempDir ?? tmpdir());
+  const cwd = checkDirectory('cwd', raw.cwd ?? dirname(script));
+  // Not in RFC 3875, but what PHP and most CGI programs read (Apache sets
+  // them): the env option may replace them.
+  const serverVariables = { PATH: process.env.PATH ?? defaultPath, SCRIPT_FILENAME: script, REDIRECT_STATUS: '200' };
   const where = 'cgi';
   const scriptLabel = basename(script);
 
-  /** Runs the script for one request; `body` is what goes to its stdin (a stream is piped). */
-  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, body: Buffer | 'stream' | undefined): void {
+  /** The request as the log names it. */
+  const described = (req: IncomingMessage): string => `${req.method ?? 'GET'} ${originalTarget(req)}`;
+
+  /** Runs the script for one request, with `input` as its stdin. */
+  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, input: ScriptInput): void {
     const target = requestTarget(req);
     const variables = cgiVariables(req, target, {
       trustProxy: common.trustProxy,
       omitEmptyContent: true,
-      contentLength: Buffer.isBuffer(body) ? String(body.length) : undefined,
+      contentLength: input.kind === 'memory' ? String(input.data.length) : input.kind === 'file' ? String(input.size) : undefined,
     }) as unknown as Record<string, string>;
     if (!passAuthorization) delete variables.HTTP_AUTHORIZATION;
     delete variables.HTTP_PROXY_AUTHORIZATION;
+    let extraEnv: Record<string, string>;
+    try {
+      extraEnv = envOf(req);
+    } catch (error) {
+      writer.fail(error, where);
+      if (input.kind === 'file') void input.file.close();
+      return;
+    }
     const env: Record<string, string> = {
-      ...baseEnv,
+      ...serverVariables,
+      REQUEST_URI: originalTarget(req),
+      ...extraEnv,
       ...variables,
       GATEWAY_INTERFACE: 'CGI/1.1',
       SERVER_SOFTWARE: 'express-jsonstore',
@@ -162,11 +216,16 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
 
     let child: ChildProcess;
     try {
-      // A process group of its own, so a kill reaches whatever the script started.
-      child = spawn(script, [], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      // A process group of its own, so a kill reaches whatever the script
+      // started. A spooled body is the script's stdin as a file.
+      const stdin = input.kind === 'file' ? input.file.reader.fd : 'pipe';
+      child = spawn(script, [], { cwd, env, stdio: [stdin, 'pipe', 'pipe'], detached: true });
     } catch (error) {
       writer.fail(new GatewayError('bad-gateway', 'The CGI script could not be started.', { cause: error }), where);
       return;
+    } finally {
+      // The child holds its own descriptor now.
+      if (input.kind === 'file') void input.file.close();
     }
 
     type Phase = 'head' | 'body' | 'handed-off' | 'done';
@@ -174,27 +233,34 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     const headReader = new CgiHeadReader(maxHeaderSize);
     let closed = false;
     let timedOut = false;
-    let killTimer: NodeJS.Timeout | undefined;
+    let stopping = false;
     const stderr = new LineLogStream(common.logger, `${scriptLabel}: `);
+    const pid = child.pid;
 
     const signalGroup = (signal: NodeJS.Signals): void => {
-      if (child.pid === undefined) return;
+      if (pid === undefined) return;
       try {
-        process.kill(-child.pid, signal);
+        process.kill(-pid, signal);
       } catch {
-        try {
-          child.kill(signal);
-        } catch {
-          // Already gone.
+        // The group is gone (or never formed): the leader alone, if still there.
+        if (!closed) {
+          try {
+            child.kill(signal);
+          } catch {
+            // Already gone.
+          }
         }
       }
     };
+    /**
+     * SIGTERM to the group, then SIGKILL after killGrace, whether or not the
+     * leader is gone by then: a grandchild ignoring SIGTERM must not survive.
+     */
     const stop = (): void => {
-      if (closed || killTimer !== undefined) return;
+      if (stopping) return;
+      stopping = true;
       signalGroup('SIGTERM');
-      killTimer = setTimeout(() => {
-        if (!closed) signalGroup('SIGKILL');
-      }, killGrace);
+      setTimeout(() => signalGroup('SIGKILL'), killGrace).unref();
     };
     const failWith = (error: GatewayError): void => {
       phase = 'done';
@@ -205,11 +271,11 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     const deadline = setTimeout(() => {
       timedOut = true;
       if (phase === 'head' || (phase === 'body' && !writer.headersSent)) {
-        failWith(new GatewayError('gateway-timeout', `The CGI script did not answer within ${timeout} ms.`));
+        failWith(new GatewayError('gateway-timeout', `The CGI script ${scriptLabel} did not answer ${described(req)} within ${timeout} ms.`));
         return;
       }
       if (phase === 'body') {
-        safeLog(common.logger, `${where}: ${scriptLabel} overran its ${timeout} ms timeout mid-response; connection cut`);
+        safeLog(common.logger, `${where}: ${scriptLabel} overran its ${timeout} ms timeout mid-response to ${described(req)}; connection cut`);
         phase = 'done';
         writer.abort();
       }
@@ -263,7 +329,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       try {
         read = headReader.push(chunk);
       } catch (error) {
-        failWith(error instanceof GatewayError ? error : new GatewayError('bad-gateway', String(error)));
+        failWith(withoutScriptOutput(error, common.logger, `${where}: ${scriptLabel}`));
         return;
       }
       if (read === undefined) return;
@@ -291,10 +357,10 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     if (stdin) {
       // A script may exit without reading its input; EPIPE is then expected.
       stdin.on('error', () => undefined);
-      if (body === 'stream') {
+      if (input.kind === 'stream') {
         req.pipe(stdin);
         req.once('error', () => stdin.destroy());
-      } else stdin.end(body);
+      } else stdin.end(input.kind === 'memory' ? input.data : undefined);
     }
 
     let settled = false;
@@ -303,31 +369,34 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       settled = true;
       closed = true;
       clearTimeout(deadline);
-      if (killTimer !== undefined) clearTimeout(killTimer);
       stopOnLeave();
       stderr.flush();
-      if (body === 'stream') req.unpipe(child.stdin ?? undefined);
+      if (input.kind === 'stream') req.unpipe(child.stdin ?? undefined);
       if (spawnError !== undefined) {
         if (phase === 'head') failWith(new GatewayError('bad-gateway', 'The CGI script could not be started.', { cause: spawnError }));
         return;
       }
       if (timedOut || phase === 'done' || phase === 'handed-off') return;
-      const failed = code !== 0;
       const how = signal !== null ? `was killed by ${signal}` : `exited with status ${code}`;
       if (phase === 'head') {
         failWith(
           new GatewayError(
             'bad-gateway',
-            failed ? `The CGI script ${how} before sending a response.` : 'The CGI script ended without a complete header block.',
+            code !== 0 ? `The CGI script ${how} before sending a response.` : 'The CGI script ended without a complete header block.',
           ),
         );
         return;
       }
-      // phase === 'body'
+      // phase === 'body': the head was read and stdout has reached its end.
       phase = 'done';
-      if (!failed) writer.end();
-      else if (writer.headersSent) {
-        safeLog(common.logger, `${where}: ${scriptLabel} ${how} mid-response; connection cut`);
+      if (signal === null) {
+        // The script ended on its own after writing all it meant to: the
+        // response is whole. A status is the script's business (php-cgi
+        // exits 255 after its own 500 page, `exit(3)` after a full page).
+        if (code !== 0) safeLog(common.logger, `${where}: ${scriptLabel} ${how} after its response to ${described(req)}`);
+        writer.end();
+      } else if (writer.headersSent) {
+        safeLog(common.logger, `${where}: ${scriptLabel} ${how} mid-response to ${described(req)}; connection cut`);
         writer.abort();
       } else writer.fail(new GatewayError('bad-gateway', `The CGI script ${how} before sending a response body.`), where);
     };
@@ -335,27 +404,34 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     child.once('close', (code, signal) => settle(code, signal));
   }
 
+  const tooLarge = (req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, why: string): void => {
+    safeLog(common.logger, `${where}: 413 for ${described(req)}: ${why}`);
+    // The rest of the body stays unread: close the connection after answering.
+    res.setHeader('Connection', 'close');
+    writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
+  };
+
   return function cgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: 'cgi: no response head' });
     try {
       const consumed = consumedBody(req);
+      const declared = req.headers['content-length'];
       if (!hasRequestBody(req)) {
-        run(req, res, writer, undefined);
+        run(req, res, writer, { kind: 'none' });
       } else if (consumed !== undefined) {
-        run(req, res, writer, consumed);
-      } else if (req.headers['content-length'] !== undefined) {
-        run(req, res, writer, 'stream');
+        run(req, res, writer, { kind: 'memory', data: consumed });
+      } else if (declared !== undefined) {
+        if (Number(declared) > maxBodySize) tooLarge(req, res, writer, `Content-Length ${declared} is over maxBodySize (${maxBodySize})`);
+        else run(req, res, writer, { kind: 'stream' });
       } else {
-        bufferRequestBody(req, maxBodySize)
+        spoolRequestBody(req, { memoryLimit: spoolThreshold, maxSize: maxBodySize, directory: tempDir })
           .then((body) => {
-            if (body === 'gone') return;
-            if (body === 'too-large') {
-              // The rest of the body stays unread: close the connection after answering.
-              res.setHeader('Connection', 'close');
-              writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
-              return;
-            }
-            run(req, res, writer, body);
+            if (body.kind === 'gone') return;
+            if (body.kind === 'too-large') tooLarge(req, res, writer, `the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`);
+            else if (body.kind === 'failed') writer.fail(body.error, where);
+            else if (writer.clientGone) {
+              if (body.kind === 'file') void body.file.close();
+            } else run(req, res, writer, body);
           })
           .catch((error: unknown) => reportEscaped(common.logger, where, error));
       }

@@ -24,6 +24,8 @@ export { cgi } from './cgi.js';
 export type { CgiOptions } from './cgi.js';
 export { pythonWsgi } from './python-wsgi.js';
 export type { PythonWsgiMiddleware, PythonWsgiOptions } from './python-wsgi.js';
+export { fastcgi } from './fastcgi.js';
+export type { FastCgiMiddleware, FastCgiOptions } from './fastcgi.js';
 export { GatewayError, GatewayProtocolError } from './errors.js';
 export type { GatewayErrorCode } from './errors.js';
 export type {

@@ -3,7 +3,7 @@
  * pull from the request stream on demand, so an app that never reads the body
  * costs nothing, and reads past the end return empty instead of blocking
  * (what PEP 3333 calls `wsgi.input_terminated`). Also what a body parser may
- * already have read, and a chunked body read in full for CGI.
+ * already have read.
  */
 import type { IncomingMessage } from 'node:http';
 import type { RequestInput } from './types.js';
@@ -152,36 +152,4 @@ export function hasRequestBody(req: IncomingMessage): boolean {
  */
 export function consumedLength(req: IncomingMessage, consumed: Buffer | undefined): string | undefined {
   return consumed !== undefined && hasRequestBody(req) ? String(consumed.length) : undefined;
-}
-
-/**
- * Reads a body of unknown length (chunked) in full, up to `limit` bytes, for
- * CGI, which must give the script a CONTENT_LENGTH. Past the limit the rest
- * is left unread; `'gone'` when the client went away first.
- */
-export function bufferRequestBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large' | 'gone'> {
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (result: Buffer | 'too-large' | 'gone'): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onGone);
-      req.off('close', onGone);
-      resolve(result);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.pause();
-        finish('too-large');
-      } else chunks.push(chunk);
-    };
-    const onEnd = (): void => finish(Buffer.concat(chunks, size));
-    const onGone = (): void => finish('gone');
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onGone);
-    req.on('close', onGone);
-  });
 }

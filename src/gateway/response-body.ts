@@ -22,6 +22,11 @@ export function chunkToBuffer(chunk: unknown, where: string): Buffer {
   throw new GatewayProtocolError(`${where}: body chunks must be strings or Uint8Arrays, got ${kind}`);
 }
 
+/** A body chunk for `ResponseWriter.write`: strings stay strings (written as UTF-8), views become Buffers. */
+export function chunkForWrite(chunk: unknown, where: string): Buffer | string {
+  return typeof chunk === 'string' ? chunk : chunkToBuffer(chunk, where);
+}
+
 function hasMethod<K extends string>(value: unknown, name: K): value is Record<K, (...args: unknown[]) => unknown> {
   return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as Record<K, unknown>)[name] === 'function';
 }
@@ -103,7 +108,7 @@ export async function streamBody(writer: ResponseWriter, body: unknown, where: s
           break;
         }
         if (!writer.active) break;
-        const wait = writer.write(chunkToBuffer(step.value, where));
+        const wait = writer.write(chunkForWrite(step.value, where));
         if (wait) await wait;
         if (!writer.active) break;
       }

@@ -163,10 +163,19 @@ export class ResponseWriter {
    * before the next chunk; it settles on 'drain', or on 'close' if the client
    * left meanwhile.
    */
-  write(chunk: Buffer): Promise<void> | undefined {
+  write(chunk: Buffer | string): Promise<void> | undefined {
     if (chunk.length === 0) return undefined;
     if (this.#state === 'pending') this.#commit();
     if (this.#state !== 'streaming' || !this.#bodyAllowed || this.#clientGone) return undefined;
+    if (typeof chunk === 'string') {
+      // Node writes a string as UTF-8 without an intermediate Buffer; only a
+      // declared Content-Length needs the byte count.
+      if (this.#remaining === undefined) {
+        this.#cork();
+        return this.res.write(chunk, 'utf8') ? undefined : this.#drained();
+      }
+      chunk = Buffer.from(chunk, 'utf8');
+    }
     const allowed = this.#limit(chunk);
     if (allowed.length === 0) return undefined;
     this.#cork();
@@ -222,6 +231,29 @@ export class ResponseWriter {
       if (!this.active) break;
     }
     this.end(this.active ? chunks[last] : undefined);
+  }
+
+  /**
+   * A whole body given as one string: sent with its Content-Length in a
+   * single write together with the head (Node joins a string to the head;
+   * bytes would go out as a second buffer). Anything else goes through
+   * `writeAll`.
+   */
+  async sendWhole(body: string | Buffer): Promise<void> {
+    if (typeof body !== 'string' || this.#state !== 'pending' || this.#head?.contentLength !== undefined) {
+      await this.writeAll([typeof body === 'string' ? Buffer.from(body, 'utf8') : body]);
+      return;
+    }
+    const length = Buffer.byteLength(body, 'utf8');
+    this.#commit(length);
+    if (this.fellThrough) {
+      this.end(); // Fell through to next().
+      return;
+    }
+    if (this.#clientGone) return;
+    this.#state = 'ended';
+    if (this.#bodyAllowed && length > 0) this.res.end(body, 'utf8');
+    else this.res.end();
   }
 
   /**

@@ -9,7 +9,7 @@ import { GatewayProtocolError } from './errors.js';
 import { BodyInput, consumedBody, consumedLength } from './input.js';
 import { LineLogStream } from './log-stream.js';
 import { resolveCallableBridge } from './options.js';
-import { chunkToBuffer, isBody, runApp } from './response-body.js';
+import { chunkForWrite, isBody, runApp } from './response-body.js';
 import { buildHead, parseStatusLine } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
 import type { BodyChunk, CgiVariables, Closable, ErrorStream, GatewayMiddleware, GatewayOptions, NextFunction, RequestInput } from './types.js';
@@ -89,7 +89,7 @@ export function wsgi(app: WsgiApplication, options?: WsgiOptions): GatewayMiddle
     const write: WsgiWrite = (chunk) => {
       if (writer.clientGone) return resolved; // Nobody to write to; the body's close() follows.
       if (writer.done) throw new GatewayProtocolError('wsgi: write() called after the response ended');
-      return writer.write(chunkToBuffer(chunk, 'wsgi write()')) ?? resolved;
+      return writer.write(chunkForWrite(chunk, 'wsgi write()')) ?? resolved;
     };
 
     let headSet = false;

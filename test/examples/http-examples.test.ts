@@ -63,7 +63,7 @@ describe('examples', () => {
     expect((await fetch(`${origin}/nowhere`)).status).toBe(404);
   });
 
-  test('legacy: WSGI hello_world, a CGI script and a WSGI-style store beside jsonStore()', async () => {
+  test('legacy: WSGI hello_world, a CGI script, a WSGI-style store, PHP and git beside jsonStore()', async () => {
     const first = await start('examples/legacy/server.mjs');
     const origin = new URL(first).origin;
     const hello = await fetch(`${origin}/hello`);
@@ -77,6 +77,12 @@ describe('examples', () => {
     expect(await (await fetch(`${origin}/wsgi-store/sniffles/0/name`)).json()).toBe('fred');
     const put = await fetch(`${origin}/store/sniffles/0/rank`, { method: 'PUT', headers: json, body: '"sniffle chief"' });
     expect(put.status).toBe(201);
+    // PHP (php-cgi, a front controller) and git http-backend, both through cgi().
+    const php = await fetch(`${origin}/php/`, { method: 'POST', body: new URLSearchParams({ name: 'Ada' }) });
+    expect(await php.text()).toContain('<h1>Hello, Ada!</h1>');
+    expect(await (await fetch(`${origin}/php/server.json`)).json()).toMatchObject({ REQUEST_URI: '/php/server.json', PATH_INFO: '/server.json' });
+    const refs = await fetch(`${origin}/git/demo.git/info/refs?service=git-upload-pack`);
+    expect(refs.headers.get('content-type')).toBe('application/x-git-upload-pack-advertisement');
   });
 
   test('node-http: the store as a plain request listener', async () => {

@@ -2,7 +2,7 @@
  * cgi(): RFC 3875 scripts run as real child processes (the executables in
  * ./fixtures), over real HTTP, in Express 5 and Express 4.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import request from 'supertest';
@@ -151,12 +151,38 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       expect(lines).toContain('respond.sh: cannot open database');
     });
 
-    it('cuts the connection when the script fails after its output started', async () => {
-      const { port } = await serveScript('respond.sh');
+    it('delivers a complete response whole when the script then exits non-zero, and logs the status', async () => {
+      const { port, lines } = await serveScript('respond.sh');
       const response = await rawRequest(port, 'GET /cgi/respond?fail-mid-body HTTP/1.1\nHost: x');
       expect(response.status).toBe(200);
       expect(response.body.toString()).toBe('partial');
+      expect(response.complete).toBe(true);
+      expect(lines).toContain('cgi: respond.sh exited with status 4 after its response to GET /cgi/respond?fail-mid-body');
+    });
+
+    it('keeps the script\'s own 500 (headers only) when it exits 255, as php-cgi does after a fatal error', async () => {
+      const { port, lines } = await serveScript('respond.sh');
+      const response = await rawRequest(port, 'GET /cgi/respond?fail-after-head HTTP/1.1\nHost: x');
+      expect(response.status).toBe(500);
+      expect(header(response, 'Content-Type')).toEqual(['text/html']);
+      expect(response.complete).toBe(true);
+      expect(lines.join('\n')).toMatch(/exited with status 255 after its response/);
+    });
+
+    it('cuts the connection when the script is killed by a signal after its output started', async () => {
+      const { port, lines } = await serveScript('respond.sh');
+      const response = await rawRequest(port, 'GET /cgi/respond?crash-mid-body HTTP/1.1\nHost: x');
+      expect(response.status).toBe(200);
+      expect(response.body.toString()).toBe('partial');
       expect(response.complete).toBe(false);
+      expect(lines.join('\n')).toMatch(/was killed by SIGKILL mid-response/);
+    });
+
+    it('keeps the script output out of a malformed-response detail, and logs it', async () => {
+      const { app, lines } = mountScript('respond.sh');
+      const response = await request(app).get('/cgi/respond?bad-line').expect(502);
+      expect(response.body.detail).toBe('The CGI script sent a malformed response (details in the server log).');
+      expect(lines.join('\n')).toContain('Content-Type text/plain');
     });
 
     it('sends stderr to the logger line by line, prefixed with the script name', async () => {
@@ -205,11 +231,27 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
           'GATEWAY_INTERFACE', 'SERVER_SOFTWARE', 'SERVER_NAME', 'SERVER_PORT', 'SERVER_PROTOCOL', 'REQUEST_METHOD',
           'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REMOTE_ADDR', 'REMOTE_HOST', 'CONTENT_TYPE', 'CONTENT_LENGTH',
           'PATH', 'APP_MODE', 'PWD', // PWD: set by the shell itself.
+          'REQUEST_URI', 'SCRIPT_FILENAME', 'REDIRECT_STATUS', // Not RFC 3875, but what PHP needs.
         ]);
+        expect(variables).toMatchObject({ REQUEST_URI: '/cgi/respond/extra?q=1', SCRIPT_FILENAME: fixture('env.sh'), REDIRECT_STATUS: '200' });
         expect(names.filter((name) => !allowed.has(name))).toEqual([]);
       } finally {
         delete process.env.GATEWAY_TEST_SECRET;
       }
+    });
+
+    it('takes env from a function of the request, which may replace SCRIPT_FILENAME but not request variables', async () => {
+      const { app } = mountScript('env.sh', {
+        env: (req) => ({ TENANT: String(req.headers['x-tenant']), SCRIPT_FILENAME: '/srv/index.php', REQUEST_METHOD: 'PUT' }),
+      });
+      const variables = envLines((await request(app).get('/cgi/respond').set('X-Tenant', 'acme').expect(200)).text);
+      expect(variables).toMatchObject({ TENANT: 'acme', SCRIPT_FILENAME: '/srv/index.php', REQUEST_METHOD: 'GET' });
+    });
+
+    it('answers 500 and logs when the env function throws or returns a bad value', async () => {
+      const { app, lines } = mountScript('env.sh', { env: () => ({ BAD: 1 }) as never });
+      await request(app).get('/cgi/respond').expect(500);
+      expect(lines.join('\n')).toMatch(/option "env"/);
     });
 
     it('passes Authorization with passAuthorization', async () => {
@@ -236,7 +278,27 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       const { port } = await serveScript('echo.sh');
       const response = await rawRequest(port, 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Type: text/plain\nTransfer-Encoding: chunked', '6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n');
       expect(header(response, 'X-Content-Length')).toEqual(['11']);
+      expect(header(response, 'X-Stdin')[0]).not.toMatch(/express-jsonstore-body/); // In memory, through the stdin pipe.
       expect(response.body.toString()).toBe('hello world');
+    });
+
+    it('spools a chunked body past spoolThreshold to an unlinked temporary file that becomes stdin', async () => {
+      const spoolDir = mkdtempSync(join(scratch, 'spool-'));
+      const { port } = await serveScript('echo.sh', { spoolThreshold: 100, tempDir: spoolDir });
+      const payload = 'x'.repeat(5000);
+      const chunks = [payload.slice(0, 64), payload.slice(64, 3000), payload.slice(3000)].map((part) => `${part.length.toString(16)}\r\n${part}\r\n`).join('');
+      const response = await rawRequest(port, 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Type: text/plain\nTransfer-Encoding: chunked', `${chunks}0\r\n\r\n`);
+      expect(header(response, 'X-Content-Length')).toEqual(['5000']);
+      expect(header(response, 'X-Stdin')[0]).toMatch(new RegExp(`^${spoolDir}/express-jsonstore-body-.* \\(deleted\\)$`));
+      expect(response.body.toString()).toBe(payload);
+      expect(readdirSync(spoolDir)).toEqual([]);
+    });
+
+    it('answers 413 to a declared Content-Length over maxBodySize without starting the script, and logs it', async () => {
+      const { port, lines } = await serveScript('echo.sh', { maxBodySize: 8 });
+      const response = await rawRequest(port, 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Length: 11', 'hello world');
+      expect(response.status).toBe(413);
+      expect(lines).toEqual(['cgi: 413 for POST /cgi/respond: Content-Length 11 is over maxBodySize (8)']);
     });
 
     it('answers 413 to a chunked body over maxBodySize', async () => {
@@ -246,7 +308,7 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       expect(JSON.parse(response.body.toString())).toMatchObject({ status: 413 });
     });
 
-    it('answers 413 as a GatewayError: the same problem+json, next(err) gets it with onError: \'next\', and the log stays quiet', async () => {
+    it('answers 413 as a GatewayError: the same problem+json, next(err) gets it with onError: \'next\', and the log says why', async () => {
       const chunked = ['POST /cgi/respond HTTP/1.1\nHost: x\nTransfer-Encoding: chunked', '6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n'] as const;
       const { port, lines } = await serveScript('echo.sh', { maxBodySize: 8 });
       const answered = await rawRequest(port, ...chunked);
@@ -257,8 +319,8 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
         status: 413,
         detail: 'The request body is larger than 8 bytes.',
       });
-      // The client's doing, not the script's: nothing for the server log.
-      expect(lines).toEqual([]);
+      // Logged with the reason, so a failed upload can be explained.
+      expect(lines).toEqual(['cgi: 413 for POST /cgi/respond: the chunked body passed maxBodySize (8); the rest was left unread']);
 
       let received: unknown;
       const app = express();
@@ -301,6 +363,16 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       await request(app).get('/cgi/respond').expect(504);
       const [script = 0] = readPids(pids);
       await waitFor(() => !isRunning(script) && !isZombie(script), 'SIGKILL to stop the script');
+    });
+
+    it('SIGKILLs the process group after killGrace even when the leader already exited', async () => {
+      const pids = pidFile();
+      const { app, lines } = mountScript('orphan.sh', { timeout: 200, killGrace: 200, env: { PIDFILE: pids } });
+      await request(app).get('/cgi/respond').expect(504);
+      expect(lines.join('\n')).toMatch(/orphan\.sh did not answer GET \/cgi\/respond within 200 ms/);
+      const [script = 0, grandchild = 0] = readPids(pids);
+      await waitFor(() => !isRunning(script), 'the leader to die on SIGTERM');
+      await waitFor(() => !isRunning(grandchild), 'the SIGTERM-proof grandchild to be SIGKILLed');
     });
 
     it('kills the script when the client goes away mid-response', async () => {

@@ -35,6 +35,58 @@ describe.each(expressVersions)('fetchHandler in %s', (_version, express) => {
       expect(JSON.parse(response.body.toString())).toMatchObject({ status: 400 });
     });
 
+    it('refuses a Host that is not host[:port], so it cannot move the path past a guard', async () => {
+      // The issue's case: a guard on /edge/admin, the router at /edge.
+      const router: FetchHandler = (req) => {
+        const path = new URL(req.url).pathname;
+        return new Response(path === '/admin' ? 'admin secrets' : `public ${path}`);
+      };
+      const app = express();
+      app.use('/edge/admin', (_req, res) => {
+        res.status(403).send('guarded');
+      });
+      app.use('/edge', fetchHandler(router, { logger: () => undefined }));
+      const { listen } = await import('./helpers.js');
+      const server = await listen(app);
+      try {
+        for (const host of ['127.0.0.1/admin?', '127.0.0.1/admin#', 'a@127.0.0.1', '127.0.0.1:80/admin', 'x:99999', '127.0.0.1%2fadmin']) {
+          const response = await rawRequest(server.port, `GET /edge/public HTTP/1.1\nHost: ${host}`);
+          expect(response.status, host).toBe(400);
+          expect(JSON.parse(response.body.toString())).toMatchObject({ status: 400, detail: expect.stringMatching(/host\[:port\]/) });
+        }
+        for (const path of ['/edge/public/../admin', '/edge/public/%2e%2E/admin', '/edge/public\\..\\admin', '/edge/./admin']) {
+          const response = await rawRequest(server.port, `GET ${path} HTTP/1.1\nHost: 127.0.0.1`);
+          expect(response.status, path).toBe(400);
+          expect(response.body.toString()).not.toContain('secrets');
+        }
+        const fine = await rawRequest(server.port, 'GET /edge/public HTTP/1.1\nHost: [::1]:8080');
+        expect(fine.body.toString()).toBe('public /public');
+        expect((await rawRequest(server.port, 'GET /edge/admin HTTP/1.1\nHost: 127.0.0.1')).body.toString()).toBe('guarded');
+      } finally {
+        await server.close();
+      }
+    });
+
+    it('keeps a root-relative redirect inside the mount with rewriteLocation (the Hono redirect case)', async () => {
+      const redirecting: FetchHandler = () => new Response(null, { status: 302, headers: { Location: '/users/9' } });
+      const rewritten = await serve(redirecting, { rewriteLocation: true });
+      expect(header(await rawRequest(rewritten.port, 'GET /app/users HTTP/1.1\nHost: x'), 'Location')).toEqual(['/app/users/9']);
+      const absolute: FetchHandler = () => Response.redirect('http://example.test/users/9', 302);
+      const untouched = await serve(absolute, { rewriteLocation: true });
+      expect(header(await rawRequest(untouched.port, 'GET /app/users HTTP/1.1\nHost: x'), 'Location')).toEqual(['http://example.test/users/9']);
+      const plain = await serve(redirecting);
+      expect(header(await rawRequest(plain.port, 'GET /app/users HTTP/1.1\nHost: x'), 'Location')).toEqual(['/users/9']);
+    });
+
+    it('gives a Request that is an instanceof Request and works as the init of a new one (proxy style)', async () => {
+      const { port } = await serve(async (req) => {
+        const copy = new Request('http://upstream.test/echo', req);
+        return new Response(JSON.stringify({ instance: req instanceof Request, method: copy.method, header: copy.headers.get('x-a'), body: await copy.text() }));
+      });
+      const response = await rawRequest(port, 'PUT /app HTTP/1.1\nHost: x\nX-A: 1\nContent-Length: 5', 'hello');
+      expect(JSON.parse(response.body.toString())).toEqual({ instance: true, method: 'PUT', header: '1', body: 'hello' });
+    });
+
     it("keeps the mount point in the URL with mountPath: 'keep'", async () => {
       const { port } = await serve(echoUrl, { mountPath: 'keep' });
       const response = await rawRequest(port, 'GET /app/x?y=1 HTTP/1.1\nHost: example.test');
@@ -290,6 +342,7 @@ describe('fetchHandler() options', () => {
   it.each([
     [() => fetchHandler(undefined as never), /handler must be a function/],
     [() => fetchHandler(() => new Response(), { mountPath: 'drop' } as never), /option "mountPath"/],
+    [() => fetchHandler(() => new Response(), { rewriteLocation: 'yes' } as never), /option "rewriteLocation"/],
     [() => fetchHandler(() => new Response(), { basePath: '/x' } as never), /unknown option "basePath"/],
   ])('throws a TypeError naming the problem (%#)', (create, message) => {
     expect(create).toThrow(TypeError);
