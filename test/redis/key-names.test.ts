@@ -38,6 +38,7 @@ const aclRules = (prefix: string) => [
   '+zcard',
   '+zrange',
   '+zrangebyscore',
+  '+pttl',
 ];
 
 describeRedis('redisStorage: key names', (env) => {
@@ -65,6 +66,7 @@ describeRedis('redisStorage: key names', (env) => {
       compaction: `app:{${key}}:compaction`,
       idempotency: `app:{${key}}:idempotency`,
       idempotencyTimes: `app:{${key}}:idempotency-times`,
+      turn: `app:{${key}}:turn`,
     });
     await adapter.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { a: 1 } }] });
     expect(await adapter.compact()).toBe(true);
