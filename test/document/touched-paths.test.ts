@@ -46,7 +46,7 @@ describe('pathsOverlap', () => {
 
 describe('touchedPaths', () => {
   test('replace touches its pointer; test reads it', () => {
-    expect(touchedPaths([{ op: 'test', path: '/count', value: 1 }, { op: 'replace', path: '/count', value: 2 }])).toEqual({ writes: ['/count'], reads: [] });
+    expect(touchedPaths([{ op: 'test', path: '/count', value: 1 }, { op: 'replace', path: '/count', value: 2 }])).toEqual({ writes: ['/count'], reads: ['/count'] });
     expect(touchedPaths([{ op: 'test', path: '/a', value: 1 }, { op: 'replace', path: '/b', value: 2 }])).toEqual({ writes: ['/b'], reads: ['/a'] });
   });
 
@@ -92,9 +92,9 @@ describe('touchedPaths', () => {
     expect(conflictsWith(['/other'], change)).toBe(false);
   });
 
-  test('only reads of the same place do not conflict; reads covered by writes are dropped', () => {
+  test('a change that only reads conflicts with nothing; reads are kept even under a write (the change depends on them)', () => {
     expect(conflictsWith([], touchedPaths([{ op: 'test', path: '/a', value: 1 }]))).toBe(false);
-    expect(touchedPaths([{ op: 'test', path: '/a/b', value: 1 }, { op: 'replace', path: '/a', value: 2 }]).reads).toEqual([]);
+    expect(touchedPaths([{ op: 'test', path: '/a/b', value: 1 }, { op: 'replace', path: '/a', value: 2 }])).toEqual({ writes: ['/a'], reads: ['/a/b'] });
   });
 
   test('siblings do not conflict, ancestors and descendants do', () => {
