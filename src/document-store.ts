@@ -282,7 +282,10 @@ export class DocumentStore extends EventEmitter {
     for (;;) {
       const result = view(this.state.root);
       const last = this.pending[this.pending.length - 1];
-      if (last === undefined || (await last.settled)) return result;
+      if (last === undefined) return result;
+      // Rebased after other processes' changes: they come before it, so view again.
+      const revisionSeen = last.revision;
+      if ((await last.settled) && last.revision === revisionSeen) return result;
     }
   }
 

@@ -14,6 +14,7 @@
  *   KEYS idempotency       hash: idempotency key -> its record (JSON), kept across compactions
  *   KEYS idempotency-times sorted set: idempotency key scored by its record's time, to forget the old ones
  *   KEYS turn        string: token of the process whose refused change is served next, with an expiry
+ *   KEYS turn-queue  list: tokens of the processes waiting for the turn, first in line first
  *
  * Revisions cross the Lua boundary as decimal strings and are only compared
  * with `tonumber` (exact below 2^53); a stream ID is built by appending `-0`
@@ -84,7 +85,7 @@ end`;
 /**
  * Appends one change at the next revision; or, made on an older revision,
  * after the changes since then when none of them overlaps it (a rebase).
- * KEYS: meta, log, snapshot, compaction, idempotency, idempotency-times, turn.
+ * KEYS: meta, log, snapshot, compaction, idempotency, idempotency-times, turn, turn-queue.
  * ARGV: revision, ops JSON, compaction min bytes ('' = never compact),
  *       compaction ratio, compaction max changes, lock token, lock ms,
  *       the most missed changes to return on a conflict,
@@ -100,8 +101,10 @@ end`;
  * The turn: a process whose change was refused (a real conflict) may take
  * the turn, so that its retry is served before anyone else's change instead
  * of racing again. While another process holds it, a change is neither
- * appended nor refused: the reply says how long the turn has left. Its
- * holder gives it up by appending, or it expires after `turn ms`.
+ * appended nor refused: the reply says how long the turn has left, and a
+ * caller that would take the turn joins the line (`turn-queue`). The holder
+ * passes the turn to the first in line when it has appended, or gives it up;
+ * an unused turn expires after `turn ms`.
  *
  * Returns {1, claimed}: appended at the revision asked, and `claimed` = 1
  * when this caller now holds the compaction lock and should compact.
@@ -120,7 +123,14 @@ local meta = redis.call('HMGET', KEYS[1], 'rev', 'snapshotRev', 'layout')
 if meta[3] and meta[3] ~= '${LAYOUT}' then return wrongLayout(meta[3]) end
 local current = meta[1] or '0'
 local holder = redis.call('GET', KEYS[7])
-if holder and holder ~= ARGV[16] then return {3, current, redis.call('PTTL', KEYS[7])} end
+if holder and holder ~= ARGV[16] then
+  -- Wait in line: the turn goes to the first waiting process when its holder has written.
+  if ARGV[17] == '1' and not redis.call('LPOS', KEYS[8], ARGV[16]) then redis.call('RPUSH', KEYS[8], ARGV[16]) end
+  redis.call('PEXPIRE', KEYS[8], tonumber(ARGV[18]) * 20)
+  return {3, current, redis.call('PTTL', KEYS[7])}
+end
+-- Served without waiting (the turn expired): out of the line.
+if not holder and ARGV[17] == '1' then redis.call('LREM', KEYS[8], 0, ARGV[16]) end
 local rev = ARGV[1]
 local missed = {}
 if tonumber(ARGV[1]) ~= tonumber(current) + 1 then
@@ -154,7 +164,10 @@ else
     redis.call('ZREM', KEYS[6], key)
   end
 end
-if holder then redis.call('DEL', KEYS[7]) end
+if holder then
+  local waiting = redis.call('LPOP', KEYS[8])
+  if waiting then redis.call('SET', KEYS[7], waiting, 'PX', ARGV[18]) else redis.call('DEL', KEYS[7]) end
+end
 redis.call('HSET', KEYS[1], 'rev', rev, 'layout', '${LAYOUT}')
 local logBytes = redis.call('HINCRBY', KEYS[1], 'logBytes', string.len(ARGV[2]))
 local claimed = 0

@@ -113,6 +113,15 @@ export interface RedisStorageOptions {
    * `change` events for them only then. Default `true`.
    */
   follow?: boolean;
+  /**
+   * Milliseconds a process whose change was refused keeps the turn (see
+   * docs/redis.md, "How a write works"): its retry is served before other
+   * processes' changes unless it takes longer than this. Longer is fairer on
+   * slow machines and networks; it is also how long a process that dies (or
+   * does not retry) holds up the others' writes. 0 turns the turn off.
+   * Default 50.
+   */
+  turnTimeout?: number;
   /** When to fold the log into a new snapshot; `false` never does (use `compact()`). */
   compaction?: false | RedisCompactionOptions;
   /**
@@ -138,6 +147,8 @@ export interface RedisStorageKeys {
   readonly idempotencyTimes: string;
   /** String: held briefly, with an expiry, by the process whose refused change is served next. */
   readonly turn: string;
+  /** List: the processes waiting for the turn, first in line first (with an expiry). */
+  readonly turnQueue: string;
 }
 
 export interface RedisStorage extends StorageAdapter {
@@ -168,6 +179,7 @@ interface ResolvedRedisOptions {
   prefix: string;
   commandTimeout: number;
   bulkTimeout: number;
+  turnTimeout: number;
   follow: boolean;
   compaction: Required<RedisCompactionOptions> | false;
   onError: (error: unknown) => void;
@@ -195,7 +207,7 @@ const catchUpLimit = 1000;
  * normally comes within a round trip; a process that dies, or decides not to
  * retry, holds up the others' writes at most this long.
  */
-const turnMs = 50;
+const defaultTurnMs = 50;
 /** How often a write waiting for another process' turn asks again. */
 const turnPollMs = 2;
 /** The compaction lock expires, so a process that died compacting does not block the next one for long. */
@@ -235,6 +247,7 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   // Here null has always meant the default, like undefined.
   const commandTimeout = checks.wholeNumber('commandTimeout', options.commandTimeout ?? undefined, 2000, timeoutRange);
   const bulkTimeout = checks.wholeNumber('bulkTimeout', options.bulkTimeout ?? undefined, 30_000, timeoutRange);
+  const turnTimeout = checks.wholeNumber('turnTimeout', options.turnTimeout ?? undefined, defaultTurnMs, timeoutRange);
   const follow = checks.boolean('follow', options.follow, true);
   const onError =
     options.onError === undefined
@@ -258,6 +271,7 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
     prefix,
     commandTimeout,
     bulkTimeout,
+    turnTimeout,
     follow,
     compaction,
     onError,
@@ -278,7 +292,7 @@ function turnArgs(change: Change, token: string, ms: number): string[] {
   const touches = change.touches;
   const writes = encodePaths(touches === undefined ? [''] : touches.writes);
   const rebase = touches === undefined || change.idempotency !== undefined ? '' : encodePaths([...touches.writes, ...touches.reads]);
-  const claim = touches !== undefined && touches.reads.length === 0 && change.idempotency === undefined;
+  const claim = ms > 0 && touches !== undefined && touches.reads.length === 0 && change.idempotency === undefined;
   return [rebase, writes, token, claim ? '1' : '0', String(ms)];
 }
 
@@ -293,6 +307,7 @@ function redisKeys(prefix: string, key: string): RedisStorageKeys {
     idempotency: `${start}:idempotency`,
     idempotencyTimes: `${start}:idempotency-times`,
     turn: `${start}:turn`,
+    turnQueue: `${start}:turn-queue`,
   };
 }
 
@@ -410,9 +425,10 @@ class RedisDocumentStorage implements RedisStorage {
       String(compactionLockMs),
       String(catchUpLimit),
       ...idempotencyArgs,
-      ...turnArgs(change, this.lockToken, Math.min(turnMs, this.options.commandTimeout || turnMs)),
+      ...turnArgs(change, this.lockToken, this.options.turnTimeout),
     ];
-    const keys = [this.keys.meta, this.keys.log, this.keys.snapshot, this.keys.compaction, this.keys.idempotency, this.keys.idempotencyTimes, this.keys.turn];
+    const { meta, log, snapshot, compaction: lock, idempotency, idempotencyTimes, turn, turnQueue } = this.keys;
+    const keys = [meta, log, snapshot, lock, idempotency, idempotencyTimes, turn, turnQueue];
     let reply: unknown[];
     let status: number;
     for (;;) {

@@ -39,6 +39,11 @@ const aclRules = (prefix: string) => [
   '+zrange',
   '+zrangebyscore',
   '+pttl',
+  '+pexpire',
+  '+lpos',
+  '+rpush',
+  '+lpop',
+  '+lrem',
 ];
 
 describeRedis('redisStorage: key names', (env) => {
@@ -67,6 +72,7 @@ describeRedis('redisStorage: key names', (env) => {
       idempotency: `app:{${key}}:idempotency`,
       idempotencyTimes: `app:{${key}}:idempotency-times`,
       turn: `app:{${key}}:turn`,
+      turnQueue: `app:{${key}}:turn-queue`,
     });
     await adapter.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { a: 1 } }] });
     expect(await adapter.compact()).toBe(true);

@@ -16,7 +16,7 @@ import type { JsonStoreOptions } from '../../src/options.js';
 import type { ChangeEvent } from '../../src/document-store.js';
 import { redisStorage, type RedisStorage, type RedisStorageOptions } from '../../src/storage/redis.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from '../../src/errors.js';
-import { describeRedis, type RedisTestEnv } from './helpers.js';
+import { describeRedis, eventually, type RedisTestEnv } from './helpers.js';
 
 interface OpenOptions extends Omit<JsonStoreOptions, 'storage'> {
   redis?: Partial<RedisStorageOptions>;
@@ -161,8 +161,10 @@ describeRedis('redisStorage: changes to different paths commit without a retry',
 describeRedis('redisStorage: the turn', (env) => {
   test('a process whose change was refused is served before another process’s next change', async () => {
     const key = env.key('turn');
-    const x = redisStorage({ client: await env.client(), key, follow: false });
-    const y = redisStorage({ client: await env.client(), key, follow: false });
+    // A turn long enough that a busy machine cannot let it expire mid-test (it is given up as soon as y writes).
+    const turnTimeout = 60_000;
+    const x = redisStorage({ client: await env.client(), key, follow: false, turnTimeout });
+    const y = redisStorage({ client: await env.client(), key, follow: false, turnTimeout });
     const probe = await env.client();
     const replace = (path: string, value: number) => [{ op: 'replace' as const, path, value }];
     await x.load();
@@ -176,6 +178,7 @@ describeRedis('redisStorage: the turn', (env) => {
 
     // x is up to date and asks first, but waits for y's retry, which takes revision 2.
     const order: string[] = [];
+    // Both sent in the same tick, x first.
     const fromX = x.commit({ revision: 2, ops: replace('/v', 2), touches: { writes: ['/v'], reads: [] } }).then(
       () => order.push('x appended'),
       (error: unknown) => order.push(error instanceof RevisionConflictError ? 'x refused' : String(error)),
@@ -183,10 +186,50 @@ describeRedis('redisStorage: the turn', (env) => {
     const fromY = y.commit({ revision: 2, ops: replace('/v', 3), touches: { writes: ['/v'], reads: [] } }).then(() => order.push('y appended'));
     await Promise.all([fromX, fromY]);
     expect(order).toEqual(['y appended', 'x refused']);
-    // y appended and gave the turn up; x, refused in its turn, took it.
+    // y appended and passed the turn to x, first in line; x, refused in its turn, keeps it for its retry.
     expect(await probe.sendCommand(['HGET', x.keys.meta, 'rev'])).toBe('2');
+    expect(await probe.sendCommand(['EXISTS', x.keys.turnQueue])).toBe(0);
+    await x.commit({ revision: 3, ops: replace('/v', 4), touches: { writes: ['/v'], reads: [] } });
+    expect(await probe.sendCommand(['EXISTS', x.keys.turn])).toBe(0);
     await x.close();
     await y.close();
+  });
+
+  test('processes waiting for the turn are served in the order they came', async () => {
+    const key = env.key('turn-line');
+    const turnTimeout = 60_000;
+    const stores = await Promise.all([0, 1, 2, 3].map(async () => redisStorage({ client: await env.client(), key, follow: false, turnTimeout })));
+    const [holder, first, second, third] = stores as [RedisStorage, RedisStorage, RedisStorage, RedisStorage];
+    const probe = await env.client();
+    const replace = (value: number) => ({ ops: [{ op: 'replace' as const, path: '/v', value }], touches: { writes: ['/v'], reads: [] } });
+    for (const store of stores) await store.load();
+    await first.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { v: 0 } }] });
+    // holder wrote on revision 0: refused, it takes the turn.
+    expect(await refusal(holder.commit({ revision: 1, ...replace(1) }))).toBeInstanceOf(RevisionConflictError);
+    // Three others line up, one after the other (each waits until the line holds the one before it).
+    const order: string[] = [];
+    const settled: Array<Promise<unknown>> = [];
+    for (const [name, store] of [['first', first], ['second', second], ['third', third]] as const) {
+      const length = Number(await probe.sendCommand(['LLEN', holder.keys.turnQueue]));
+      settled.push(store.commit({ revision: 2, ...replace(2) }).then(() => order.push(`${name} appended`), () => order.push(`${name} refused`)));
+      await eventually(`${name} in line`, async () => Number(await probe.sendCommand(['LLEN', holder.keys.turnQueue])) === length + 1);
+    }
+    // The holder writes: the turn goes to `first`, whose change (revision 2) is now stale: refused, it keeps the turn.
+    await holder.commit({ revision: 2, ...replace(1) });
+    const orderIs = (...expected: string[]) => eventually(expected.join(', '), () => JSON.stringify(order) === JSON.stringify(expected));
+    await orderIs('first refused');
+    expect(await probe.sendCommand(['GET', holder.keys.turn])).not.toBeNull();
+    expect(order).toEqual(['first refused']);
+    await first.commit({ revision: 3, ...replace(3) });
+    // Then `second`, then `third`, each refused once and served next.
+    await orderIs('first refused', 'second refused');
+    await second.commit({ revision: 4, ...replace(4) });
+    await orderIs('first refused', 'second refused', 'third refused');
+    await third.commit({ revision: 5, ...replace(5) });
+    await Promise.all(settled);
+    expect(await probe.sendCommand(['EXISTS', holder.keys.turn])).toBe(0);
+    expect(await probe.sendCommand(['HGET', holder.keys.meta, 'rev'])).toBe('5');
+    for (const store of stores) await store.close();
   });
 
   test('a change that reads (a `test`, a precondition) does not take the turn when refused', async () => {
