@@ -166,7 +166,8 @@ async function openSized(bytes) {
   const { jsonStore, redisStorage } = await loadPackage();
   const client = await connect(redisUrl);
   const key = `${keyPrefix}:patch-cost:${bytes}`;
-  const storage = redisStorage({ client, key });
+  // A generous commandTimeout: on a busy machine one PATCH may wait longer than the default 2 s, and the run must not stop there.
+  const storage = redisStorage({ client, key, commandTimeout: 30_000 });
   const document = makeDocument(bytes);
   const store = jsonStore({ initial: document, storage, limit: '1kb' });
   await store.put('/stats/hits', 0); // the first change carries the whole starting document
