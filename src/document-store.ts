@@ -14,6 +14,7 @@ import { budgetExceeded, jsonSize, SizeMeter } from './document/size.js';
 import { DepthGuard } from './document/depth-guard.js';
 import type { PatchOperation } from './document/patch-types.js';
 import { parseUrlPath, toPath, urlPath, type Path } from './document/path.js';
+import { isRebasedCommit, mayRetryConflict, touchesOf } from './storage/rebase.js';
 import { checkWritePath, planWrite, valueAfterWrite, type WriteKind, type WritePlan } from './document/operations.js';
 import { etagOf } from './document/etag.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from './errors.js';
@@ -21,9 +22,11 @@ import type {
   Change,
   IdempotencyRecord,
   IdempotencyRetention,
+  RebasedCommit,
   StorageAdapter,
   StorageCallOptions,
   StoredDocument,
+  TouchedPaths,
   Unwatch,
 } from './storage/types.js';
 import { asIdempotencyRecord, idempotencyKeyPattern, retainedRecords } from './storage/idempotency.js';
@@ -43,8 +46,12 @@ export interface DocumentStoreOptions {
   initial: JsonValue;
   storage: StorageAdapter;
   maxDepth: number;
-  /** Shared storage: how often a write refused as stale is retried on fresh data. */
-  maxRetries: number;
+  /**
+   * Shared storage: how often a write refused as stale is retried on fresh
+   * data. `undefined`: until the request's deadline (the adapter's
+   * `requestTimeout`), or 10 times when it has none.
+   */
+  maxRetries: number | undefined;
   /** Shared storage: `strong` checks the latest revision before each read; `local` reads the local copy. */
   readConsistency: 'strong' | 'local';
   /** Most operations in one JSON Patch document. */
@@ -275,7 +282,10 @@ export class DocumentStore extends EventEmitter {
     for (;;) {
       const result = view(this.state.root);
       const last = this.pending[this.pending.length - 1];
-      if (last === undefined || (await last.settled)) return result;
+      if (last === undefined) return result;
+      // Rebased after other processes' changes: they come before it, so view again.
+      const revisionSeen = last.revision;
+      if ((await last.settled) && last.revision === revisionSeen) return result;
     }
   }
 
@@ -344,15 +354,21 @@ export class DocumentStore extends EventEmitter {
           this.checkSize(sizeBefore, sizeAfter);
           result = respond(this.state.root, planned, this.revisionNumber + 1);
           const record = idempotent === undefined ? undefined : this.recordOf(idempotent, result, this.revisionNumber + 1);
-          entry = this.commit(applied.ops, applied.undo, sizeBefore, sizeAfter, deadline, record);
+          const touches = this.adapter.capabilities?.rebase ? touchesOf(planned.ops, applied.ops, guard) : undefined;
+          entry = this.commit(applied.ops, applied.undo, sizeBefore, sizeAfter, deadline, record, touches);
         } catch (error) {
           // Nothing was handed to the adapter: the change is undone as if never made.
           applied.undo();
           throw error;
         }
         if (entry === undefined || this.pipelining) return { result, entry };
-        if (await entry.settled) return { result, entry: undefined };
-        if (entry.error instanceof RevisionConflictError && attempt < this.options.maxRetries) {
+        const plannedRevision = entry.revision;
+        if (await entry.settled) {
+          // Rebased after other processes' changes: answer as of the revision it got.
+          if (entry.revision !== plannedRevision) result = this.respondAgain(respond, planned, entry.revision, result);
+          return { result, entry: undefined };
+        }
+        if (entry.error instanceof RevisionConflictError && mayRetryConflict(this.options.maxRetries, attempt, deadline)) {
           await this.catchUp(deadline);
           continue;
         }
@@ -564,6 +580,7 @@ export class DocumentStore extends EventEmitter {
     sizeAfter: number,
     deadline: number | undefined,
     idempotency: IdempotencyRecord | undefined,
+    touches?: TouchedPaths,
   ): Pending | undefined {
     const revision = this.revisionNumber + 1;
     const carriedBase = this.base;
@@ -574,6 +591,8 @@ export class DocumentStore extends EventEmitter {
       change.idempotency = idempotency;
       change.idempotencyRetention = this.retention;
     }
+    // The starting document goes with this change: it writes everything.
+    if (touches !== undefined) change.touches = carriedBase === undefined ? touches : { writes: [''], reads: [] };
     const event: ChangeEvent = { revision, ops, origin: 'local' };
     // From here on nothing throws: the change is the adapter's to keep or refuse.
     this.revisionNumber = revision;
@@ -588,7 +607,7 @@ export class DocumentStore extends EventEmitter {
     } catch (error) {
       outcome = Promise.reject(error);
     }
-    if (!isThenable(outcome) && this.pending.length === 0) {
+    if (!isThenable(outcome) && this.pending.length === 0 && !isRebasedCommit(outcome)) {
       this.emitChange(event);
       return undefined;
     }
@@ -598,13 +617,55 @@ export class DocumentStore extends EventEmitter {
     this.pending.push(entry);
     if (idempotency !== undefined) this.keysInFlight.set(idempotency.key, entry);
     Promise.resolve(outcome).then(
-      () => {
+      (committed) => {
+        if (isRebasedCommit(committed)) this.rebase(entry, committed);
         entry.done = true;
         this.advance();
       },
       (error: unknown) => this.rollback(entry, error),
     );
     return entry;
+  }
+
+  /**
+   * Storage appended `entry` after changes this store had not seen, which
+   * touch none of its paths: replays them and then the entry, in revision
+   * order, so this copy is the one every other process rebuilds from the log
+   * (same values, same member order). Shared storage never pipelines, so
+   * `entry` is the only change in flight.
+   */
+  private rebase(entry: Pending, committed: RebasedCommit): void {
+    entry.undo();
+    this.size = entry.sizeBefore;
+    this.revisionNumber = entry.revision - 1;
+    // Their `change` events go out first, the entry's when it is published.
+    let replayed = this.applyRemote(committed.missed) && this.revisionNumber === committed.revision - 1;
+    if (replayed) {
+      const meter = new SizeMeter();
+      try {
+        applyOperations(this.state, entry.event.ops, undefined, meter);
+        this.size = meter.sizeAfter(this.size) ?? jsonSize(this.state.root);
+      } catch {
+        replayed = false;
+      }
+    }
+    entry.revision = committed.revision;
+    entry.event.revision = committed.revision;
+    this.revisionNumber = committed.revision;
+    // Cannot happen when storage checked the paths; if it does, storage has the truth.
+    if (!replayed) {
+      this.report(new StorageError(`Revision ${committed.revision} was committed after changes it could not be replayed with here; reloading the document`));
+      this.enqueue(() => this.reload()).catch((error: unknown) => this.report(error));
+    }
+  }
+
+  /** `respond` again after a rebase; the first answer stands if it throws (the change is committed either way). */
+  private respondAgain<T>(respond: (root: JsonValue, plan: WritePlan, revision: number) => T, planned: WritePlan, revision: number, first: T): T {
+    try {
+      return respond(this.state.root, planned, revision);
+    } catch {
+      return first;
+    }
   }
 
   /** Publishes the confirmed prefix of the pending changes, in order. */

@@ -28,10 +28,12 @@ export type {
   Change,
   MaybePromise,
   OutcomeUnknown,
+  RebasedCommit,
   StorageAdapter,
   StorageCallOptions,
   StorageCapabilities,
   StoredDocument,
+  TouchedPaths,
   Unwatch,
 } from './storage/types.js';
 export type { JsonValue, JsonObject, JsonArray, JsonPrimitive } from './document/json.js';

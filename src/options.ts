@@ -23,7 +23,12 @@ export interface JsonStoreOptions {
   maxDepth?: number;
   /** Refuse writes without `If-Match` or `If-None-Match` with 428. Default `false`. */
   requirePreconditions?: boolean;
-  /** Shared storage: how many times a write refused as stale is retried before 503. Default 10. */
+  /**
+   * Shared storage: how many times a write refused as stale is retried
+   * before 503. Default: no count; retried until the request's time (the
+   * storage's `requestTimeout`, Redis' `commandTimeout`) runs out, or 10
+   * times for storage without one. Set it only to make writes give up sooner.
+   */
   maxRetries?: number;
   /**
    * Shared storage: `'strong'` (default) checks the latest revision before each
@@ -70,7 +75,7 @@ export interface ResolvedOptions {
   readOnly: boolean;
   maxDepth: number;
   requirePreconditions: boolean;
-  maxRetries: number;
+  maxRetries: number | undefined;
   readConsistency: 'strong' | 'local';
   /** Normalized names (see normalizeHostName), or undefined for any host. */
   allowedHosts: ReadonlySet<string> | undefined;
@@ -135,7 +140,8 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
   const limit = checks.size('limit', options.limit, 1024 * 1024);
   const readOnly = checks.boolean('readOnly', options.readOnly, false);
   const requirePreconditions = checks.boolean('requirePreconditions', options.requirePreconditions, false);
-  const maxRetries = checks.wholeNumber('maxRetries', options.maxRetries, 10, { min: 0 });
+  // No default count: see DocumentStoreOptions.maxRetries.
+  const maxRetries = options.maxRetries === undefined ? undefined : checks.wholeNumber('maxRetries', options.maxRetries, 0, { min: 0 });
   const readConsistency = checks.oneOf('readConsistency', options.readConsistency, ['strong', 'local'] as const, 'strong');
 
   let allowedHosts: Set<string> | undefined;

@@ -6,12 +6,15 @@
  *
  * Keys (all share the hash tag `{key}`, so they live in one Cluster slot):
  *   KEYS meta        hash: rev, snapshotRev, logBytes, layout
- *   KEYS log         stream: one entry per change, ID `<revision>-0`, field `ops`
+ *   KEYS log         stream: one entry per change, ID `<revision>-0`, field `ops`,
+ *                    `paths` (the pointers it wrote, for rebasing others' changes on it)
  *                    (and `idem`: the idempotency record, for a write sent with a key)
  *   KEYS snapshot    string: the document at `snapshotRev`, as JSON
  *   KEYS compaction  string: token of the process compacting, with an expiry
  *   KEYS idempotency       hash: idempotency key -> its record (JSON), kept across compactions
  *   KEYS idempotency-times sorted set: idempotency key scored by its record's time, to forget the old ones
+ *   KEYS turn        string: token of the process whose refused change is served next, with an expiry
+ *   KEYS turn-queue  list: tokens of the processes waiting for the turn, first in line first
  *
  * Revisions cross the Lua boundary as decimal strings and are only compared
  * with `tonumber` (exact below 2^53); a stream ID is built by appending `-0`
@@ -39,38 +42,115 @@ local function wrongLayout(layout)
 end`;
 
 /**
- * Appends one change if, and only if, it is the next revision.
- * KEYS: meta, log, snapshot, compaction, idempotency, idempotency-times.
+ * Lua helpers for touched paths: the lists `encodePaths` writes
+ * (`<byte length>:<pointer>` one after the other) and the overlap rule of
+ * `src/document/touched-paths.ts`: one pointer equals the other or is a
+ * prefix of it followed by `/`.
+ */
+const pathFunctions = `
+local function decodePaths(text)
+  local out, at = {}, 1
+  while at <= #text do
+    local colon = string.find(text, ':', at, true)
+    if not colon then return nil end
+    local length = tonumber(string.sub(text, at, colon - 1))
+    if not length then return nil end
+    out[#out + 1] = string.sub(text, colon + 1, colon + length)
+    at = colon + length + 1
+  end
+  return out
+end
+local function overlap(a, b)
+  if #a == #b then return a == b end
+  if #a > #b then a, b = b, a end
+  return string.sub(b, 1, #a + 1) == a .. '/'
+end
+-- Whether any entry wrote where ours writes or reads; an entry without paths (an older version's) touched everything.
+local function conflicts(entries, ours)
+  for _, entry in ipairs(entries) do
+    local fields, written = entry[2], nil
+    for i = 1, #fields, 2 do
+      if fields[i] == 'paths' then written = decodePaths(fields[i + 1]) end
+    end
+    if not written then return true end
+    for _, done in ipairs(written) do
+      for _, path in ipairs(ours) do
+        if overlap(done, path) then return true end
+      end
+    end
+  end
+  return false
+end`;
+
+/**
+ * Appends one change at the next revision; or, made on an older revision,
+ * after the changes since then when none of them overlaps it (a rebase).
+ * KEYS: meta, log, snapshot, compaction, idempotency, idempotency-times, turn, turn-queue.
  * ARGV: revision, ops JSON, compaction min bytes ('' = never compact),
  *       compaction ratio, compaction max changes, lock token, lock ms,
  *       the most missed changes to return on a conflict,
  *       idempotency record JSON ('' = none), its key, its time (ms),
- *       the oldest time to keep, the most records to keep.
+ *       the oldest time to keep, the most records to keep,
+ *       the paths the change writes and reads, encoded ('' = never rebase),
+ *       the paths it writes, encoded (kept in the entry as `paths`),
+ *       the caller's token, '1' to take the turn when refused, turn ms.
  * A record goes into the log entry and the idempotency hash in the same
  * step as the change; each call forgets at most 100 expired or surplus
  * records, so the work per write stays bounded.
- * Returns {1, claimed}: appended, and `claimed` = 1 when this caller now holds
- * the compaction lock and should compact. Or, when the change was made on a
- * stale revision, {0, current revision, the changes the caller missed} (no
- * changes when more are missing than asked for): catching up then needs no
- * round trip of its own, so a process behind does not keep losing the race
- * to one that is not.
+ *
+ * The turn: a process whose change was refused (a real conflict) may take
+ * the turn, so that its retry is served before anyone else's change instead
+ * of racing again. While another process holds it, a change is neither
+ * appended nor refused: the reply says how long the turn has left, and a
+ * caller that would take the turn joins the line (`turn-queue`). The holder
+ * passes the turn to the first in line when it has appended, or gives it up;
+ * an unused turn expires after `turn ms`.
+ *
+ * Returns {1, claimed}: appended at the revision asked, and `claimed` = 1
+ * when this caller now holds the compaction lock and should compact.
+ * {2, claimed, revision, the changes it was appended after}: rebased.
+ * {0, current revision, the changes the caller missed} (no changes when more
+ * are missing than asked for): refused as stale; catching up then needs no
+ * round trip of its own.
+ * {3, current revision, ms the turn has left}: another process has the turn.
+ * The check for a rebase costs O(changes since x paths), and never parses JSON.
  */
 export const commitScript = luaScript(
   'commit',
   `${checkLayout}
+${pathFunctions}
 local meta = redis.call('HMGET', KEYS[1], 'rev', 'snapshotRev', 'layout')
 if meta[3] and meta[3] ~= '${LAYOUT}' then return wrongLayout(meta[3]) end
 local current = meta[1] or '0'
+local holder = redis.call('GET', KEYS[7])
+if holder and holder ~= ARGV[16] then
+  -- Wait in line: the turn goes to the first waiting process when its holder has written.
+  if ARGV[17] == '1' and not redis.call('LPOS', KEYS[8], ARGV[16]) then redis.call('RPUSH', KEYS[8], ARGV[16]) end
+  redis.call('PEXPIRE', KEYS[8], tonumber(ARGV[18]) * 20)
+  return {3, current, redis.call('PTTL', KEYS[7])}
+end
+-- Served without waiting (the turn expired): out of the line.
+if not holder and ARGV[17] == '1' then redis.call('LREM', KEYS[8], 0, ARGV[16]) end
+local rev = ARGV[1]
+local missed = {}
 if tonumber(ARGV[1]) ~= tonumber(current) + 1 then
-  local missed = tonumber(current) - tonumber(ARGV[1]) + 1
-  if missed < 1 or missed > tonumber(ARGV[8]) then return {0, current, {}} end
-  return {0, current, redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[8])}
+  local behind = tonumber(current) - tonumber(ARGV[1]) + 1
+  if behind < 1 or behind > tonumber(ARGV[8]) then return {0, current, {}} end
+  missed = redis.call('XRANGE', KEYS[2], ARGV[1] .. '-0', '+', 'COUNT', ARGV[8])
+  local first = missed[1]
+  -- The log must still hold every change since the caller's revision (compaction trims it).
+  local complete = #missed == behind and first ~= nil and first[1] == ARGV[1] .. '-0'
+  local ours = ARGV[14] ~= '' and decodePaths(ARGV[14])
+  if not (complete and ours and not conflicts(missed, ours)) then
+    if ARGV[17] == '1' then redis.call('SET', KEYS[7], ARGV[16], 'PX', ARGV[18]) end
+    return {0, current, missed}
+  end
+  rev = string.format('%d', tonumber(current) + 1)
 end
 if ARGV[9] == '' then
-  redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 'ops', ARGV[2])
+  redis.call('XADD', KEYS[2], rev .. '-0', 'ops', ARGV[2], 'paths', ARGV[15])
 else
-  redis.call('XADD', KEYS[2], ARGV[1] .. '-0', 'ops', ARGV[2], 'idem', ARGV[9])
+  redis.call('XADD', KEYS[2], rev .. '-0', 'ops', ARGV[2], 'paths', ARGV[15], 'idem', ARGV[9])
   redis.call('HSET', KEYS[5], ARGV[10], ARGV[9])
   redis.call('ZADD', KEYS[6], ARGV[11], ARGV[10])
   local forget = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', '(' .. ARGV[12], 'LIMIT', 0, 100)
@@ -84,17 +164,22 @@ else
     redis.call('ZREM', KEYS[6], key)
   end
 end
-redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'layout', '${LAYOUT}')
+if holder then
+  local waiting = redis.call('LPOP', KEYS[8])
+  if waiting then redis.call('SET', KEYS[7], waiting, 'PX', ARGV[18]) else redis.call('DEL', KEYS[7]) end
+end
+redis.call('HSET', KEYS[1], 'rev', rev, 'layout', '${LAYOUT}')
 local logBytes = redis.call('HINCRBY', KEYS[1], 'logBytes', string.len(ARGV[2]))
 local claimed = 0
 if ARGV[3] ~= '' then
-  local changes = tonumber(ARGV[1]) - tonumber(meta[2] or '0')
+  local changes = tonumber(rev) - tonumber(meta[2] or '0')
   local snapshotBytes = redis.call('STRLEN', KEYS[3])
   local bigLog = logBytes >= tonumber(ARGV[3]) and logBytes >= snapshotBytes * tonumber(ARGV[4])
   if bigLog or changes >= tonumber(ARGV[5]) then
     if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[7]) then claimed = 1 end
   end
 end
+if #missed > 0 then return {2, claimed, rev, missed} end
 return {1, claimed}`,
 );
 

@@ -50,10 +50,12 @@ import type {
   OutcomeUnknown,
   StorageAdapter,
   StorageCallOptions,
+  RebasedCommit,
   StorageCapabilities,
   StoredDocument,
   Unwatch,
 } from './types.js';
+import { encodePaths } from '../document/touched-paths.js';
 
 export type { RedisClientLike, RedisClusterLike, RedisCommandOptions } from './redis-client.js';
 
@@ -111,6 +113,15 @@ export interface RedisStorageOptions {
    * `change` events for them only then. Default `true`.
    */
   follow?: boolean;
+  /**
+   * Milliseconds a process whose change was refused keeps the turn (see
+   * docs/redis.md, "How a write works"): its retry is served before other
+   * processes' changes unless it takes longer than this. Longer is fairer on
+   * slow machines and networks; it is also how long a process that dies (or
+   * does not retry) holds up the others' writes. 0 turns the turn off.
+   * Default 50.
+   */
+  turnTimeout?: number;
   /** When to fold the log into a new snapshot; `false` never does (use `compact()`). */
   compaction?: false | RedisCompactionOptions;
   /**
@@ -134,6 +145,10 @@ export interface RedisStorageKeys {
   readonly idempotency: string;
   /** Sorted set: idempotency keys by the time of their write, to forget the old ones. */
   readonly idempotencyTimes: string;
+  /** String: held briefly, with an expiry, by the process whose refused change is served next. */
+  readonly turn: string;
+  /** List: the processes waiting for the turn, first in line first (with an expiry). */
+  readonly turnQueue: string;
 }
 
 export interface RedisStorage extends StorageAdapter {
@@ -145,7 +160,8 @@ export interface RedisStorage extends StorageAdapter {
   readonly keys: RedisStorageKeys;
   load(options?: StorageCallOptions): Promise<StoredDocument | undefined>;
   /** Rejects with `outcome: 'unknown'` when the change may have been saved although no answer came. */
-  commit(change: Change, options?: StorageCallOptions): Promise<void>;
+  /** Resolves with a `RebasedCommit` when the change was appended after others that touch none of its paths. */
+  commit(change: Change, options?: StorageCallOptions): Promise<RebasedCommit | undefined>;
   changesSince(revision: number, options?: StorageCallOptions): Promise<readonly Change[] | undefined>;
   currentRevision(options?: StorageCallOptions): Promise<number>;
   /**
@@ -163,6 +179,7 @@ interface ResolvedRedisOptions {
   prefix: string;
   commandTimeout: number;
   bulkTimeout: number;
+  turnTimeout: number;
   follow: boolean;
   compaction: Required<RedisCompactionOptions> | false;
   onError: (error: unknown) => void;
@@ -185,6 +202,14 @@ interface RebuiltDocument {
  * while the engine holds its write queue.
  */
 const catchUpLimit = 1000;
+/**
+ * How long a process whose change was refused keeps the turn: its retry
+ * normally comes within a round trip; a process that dies, or decides not to
+ * retry, holds up the others' writes at most this long.
+ */
+const defaultTurnMs = 50;
+/** How often a write waiting for another process' turn asks again. */
+const turnPollMs = 2;
 /** The compaction lock expires, so a process that died compacting does not block the next one for long. */
 const compactionLockMs = 60_000;
 /** After a failed compaction, this process waits this long before claiming another. */
@@ -222,6 +247,7 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
   // Here null has always meant the default, like undefined.
   const commandTimeout = checks.wholeNumber('commandTimeout', options.commandTimeout ?? undefined, 2000, timeoutRange);
   const bulkTimeout = checks.wholeNumber('bulkTimeout', options.bulkTimeout ?? undefined, 30_000, timeoutRange);
+  const turnTimeout = checks.wholeNumber('turnTimeout', options.turnTimeout ?? undefined, defaultTurnMs, timeoutRange);
   const follow = checks.boolean('follow', options.follow, true);
   const onError =
     options.onError === undefined
@@ -245,10 +271,29 @@ function resolveOptions(options: RedisStorageOptions): ResolvedRedisOptions {
     prefix,
     commandTimeout,
     bulkTimeout,
+    turnTimeout,
     follow,
     compaction,
     onError,
   };
+}
+
+/**
+ * The commit script's last arguments: what the change touches (for a
+ * rebase), what it writes (kept with it for later rebases), and whether a
+ * refusal takes the turn. A change without `touches` writes everything. One
+ * with an idempotency key never rebases (another process may have made the
+ * same write meanwhile, under another path), and neither takes the turn
+ * when it reads (a `test`, a precondition): refused, such a change usually
+ * fails its check on the fresh document and is not retried, which would
+ * leave the turn unused until it expires.
+ */
+function turnArgs(change: Change, token: string, ms: number): string[] {
+  const touches = change.touches;
+  const writes = encodePaths(touches === undefined ? [''] : touches.writes);
+  const rebase = touches === undefined || change.idempotency !== undefined ? '' : encodePaths([...touches.writes, ...touches.reads]);
+  const claim = ms > 0 && touches !== undefined && touches.reads.length === 0 && change.idempotency === undefined;
+  return [rebase, writes, token, claim ? '1' : '0', String(ms)];
 }
 
 /** The keys for a document name: the prefix, then the hash tag `{name}`, shared by all four. */
@@ -261,6 +306,8 @@ function redisKeys(prefix: string, key: string): RedisStorageKeys {
     compaction: `${start}:compaction`,
     idempotency: `${start}:idempotency`,
     idempotencyTimes: `${start}:idempotency-times`,
+    turn: `${start}:turn`,
+    turnQueue: `${start}:turn-queue`,
   };
 }
 
@@ -289,7 +336,7 @@ class CommitOutcomeUnknownError extends Error implements OutcomeUnknown {
 
 class RedisDocumentStorage implements RedisStorage {
   readonly name = 'redis' as const;
-  readonly capabilities: StorageCapabilities = { shared: true, persistent: true, idempotency: true };
+  readonly capabilities: StorageCapabilities = { shared: true, persistent: true, idempotency: true, rebase: true };
   readonly keys: RedisStorageKeys;
   readonly requestTimeout?: number;
   /** Absent with `follow: false`, so the engine does not wait for a feed. */
@@ -349,7 +396,7 @@ class RedisDocumentStorage implements RedisStorage {
     return stored;
   }
 
-  async commit(change: Change, options?: StorageCallOptions): Promise<void> {
+  async commit(change: Change, options?: StorageCallOptions): Promise<RebasedCommit | undefined> {
     // Serialized before the first await: the engine owns the values afterwards.
     const ops = JSON.stringify(change.ops);
     const record = change.idempotency;
@@ -370,32 +417,39 @@ class RedisDocumentStorage implements RedisStorage {
       compaction === false || this.closed || Date.now() < this.compactionPausedUntil
         ? ['', '0', '0']
         : [String(compaction.minBytes), String(compaction.ratio), String(compaction.maxChanges)];
+    const args = [
+      String(change.revision),
+      ops,
+      ...compactionArgs,
+      this.lockToken,
+      String(compactionLockMs),
+      String(catchUpLimit),
+      ...idempotencyArgs,
+      ...turnArgs(change, this.lockToken, this.options.turnTimeout),
+    ];
+    const { meta, log, snapshot, compaction: lock, idempotency, idempotencyTimes, turn, turnQueue } = this.keys;
+    const keys = [meta, log, snapshot, lock, idempotency, idempotencyTimes, turn, turnQueue];
     let reply: unknown[];
-    let appended: boolean;
-    try {
-      reply = asArray(
-        await runScript(
-          this.send,
-          commitScript,
-          [this.keys.meta, this.keys.log, this.keys.snapshot, this.keys.compaction, this.keys.idempotency, this.keys.idempotencyTimes],
-          [String(change.revision), ops, ...compactionArgs, this.lockToken, String(compactionLockMs), String(catchUpLimit), ...idempotencyArgs],
-          this.options.commandTimeout,
-          options?.deadline,
-        ),
-        'the commit script',
-      );
-      const status = asInteger(reply[0], 'the commit script');
-      if (status !== 0 && status !== 1) throw unexpected('the commit script', reply);
-      appended = status === 1;
-    } catch (error) {
-      // Sent and unanswered, or answered with something we cannot read: the
-      // script may have appended the change. Later commits stay safe (the
-      // script takes only the next revision); the engine learns which it
-      // was from the log.
-      if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, change.revision, error);
-      throw error;
+    let status: number;
+    for (;;) {
+      try {
+        reply = asArray(await runScript(this.send, commitScript, keys, args, this.options.commandTimeout, options?.deadline), 'the commit script');
+        status = asInteger(reply[0], 'the commit script');
+        if (status < 0 || status > 3) throw unexpected('the commit script', reply);
+      } catch (error) {
+        // Sent and unanswered, or answered with something we cannot read: the
+        // script may have appended the change. Later commits stay safe (the
+        // script takes only the next revision); the engine learns which it
+        // was from the log.
+        if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, change.revision, error);
+        throw error;
+      }
+      if (status !== 3) break;
+      // Another process has the turn (its change was refused and is being
+      // done again): nothing was written; ask again shortly, or when the turn expires.
+      await this.waitForTurn(asInteger(reply[2], 'the commit script'), options?.deadline);
     }
-    if (!appended) {
+    if (status === 0) {
       const current = asRevision(reply[1], 'the commit script');
       const after = change.revision - 1;
       const missed = decodeEntries(reply[2], this.keys.log);
@@ -407,6 +461,24 @@ class RedisDocumentStorage implements RedisStorage {
     }
     // The change is saved; a garbled compaction claim must not say otherwise (the lock expires).
     if (reply[1] === 1 || reply[1] === '1') this.compactInBackground();
+    if (status === 1) return undefined;
+    const revision = asRevision(reply[2], 'the commit script');
+    const missed = decodeEntries(reply[3], this.keys.log);
+    if (missed.length !== revision - change.revision || missed[0]?.revision !== change.revision) {
+      // Cannot happen with the script as written; the change is saved, so
+      // the engine is told it conflicted with nothing it can use and catches up.
+      throw new CommitOutcomeUnknownError(this.options.key, change.revision, unexpected('the commit script', reply.slice(0, 3)));
+    }
+    return { revision, missed };
+  }
+
+  /** Waits while another process has the turn: polls briefly, never past the turn's expiry or the request's deadline. */
+  private async waitForTurn(turnLeft: number, deadline: number | undefined): Promise<void> {
+    const wait = Math.min(Math.max(turnLeft, 1), turnPollMs);
+    if (deadline !== undefined && performance.now() + wait >= deadline) {
+      throw new Error(`other processes held their turn to write "${this.options.key}" until this request ran out of time`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 
   async changesSince(revision: number, options?: StorageCallOptions): Promise<readonly Change[] | undefined> {

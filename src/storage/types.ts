@@ -8,8 +8,9 @@
  */
 import type { JsonValue } from '../document/json.js';
 import type { PatchOperation } from '../document/patch-types.js';
+import type { TouchedPaths } from '../document/touched-paths.js';
 
-export type { JsonValue, PatchOperation };
+export type { JsonValue, PatchOperation, TouchedPaths };
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -80,6 +81,25 @@ export interface Change {
   readonly idempotency?: IdempotencyRecord;
   /** With `idempotency` on changes the engine commits: what the adapter keeps, and for how long. */
   readonly idempotencyRetention?: IdempotencyRetention;
+  /**
+   * Adapters with `capabilities.rebase`: the JSON Pointers this change writes
+   * and reads (its `test` operations and preconditions included; see
+   * `src/document/touched-paths.ts`), so the adapter can tell whether changes
+   * committed since its base revision overlap it.
+   */
+  readonly touches?: TouchedPaths;
+}
+
+/**
+ * What `commit` resolves with when it appended a change made on an older
+ * revision (`capabilities.rebase`): none of the changes committed since
+ * (`missed`, revisions `change.revision` to `revision - 1`, oldest first)
+ * touches what the change touches, so it was appended after them, at
+ * `revision`. The engine applies `missed` and the change again in that order.
+ */
+export interface RebasedCommit {
+  readonly revision: number;
+  readonly missed: readonly Change[];
 }
 
 /** What an adapter can do. A missing capability is never faked by the engine. */
@@ -103,6 +123,15 @@ export interface StorageCapabilities {
    * be seen only when a write of this one conflicts.
    */
   readonly shared?: boolean;
+  /**
+   * Shared adapters: `commit` may append a change made on an older revision
+   * when no change committed since overlaps its `touches` (one writes where
+   * the other writes or reads, see `src/document/touched-paths.ts`), and then
+   * resolves with a `RebasedCommit` instead of throwing
+   * `RevisionConflictError`. Never for a change without `touches` or with
+   * `idempotency`.
+   */
+  readonly rebase?: boolean;
   /** Data outlives the process (informational, e.g. for health checks and the CLI). */
   readonly persistent?: boolean;
   /**
@@ -166,9 +195,9 @@ export interface StorageAdapter {
    * error with `outcome: 'unknown'` (`OutcomeUnknown`) when the change may
    * have been made all the same. Without `pipelining`, the engine never calls
    * `commit` again before this settles, and leaves `change` untouched until
-   * then.
+   * then. With `capabilities.rebase` it may resolve with a `RebasedCommit`.
    */
-  commit(change: Change, options?: StorageCallOptions): MaybePromise<void>;
+  commit(change: Change, options?: StorageCallOptions): MaybePromise<void | RebasedCommit>;
   /**
    * Shared adapters: the changes after `revision`, oldest first, or
    * `undefined` when they are no longer kept (the engine then calls `load`).

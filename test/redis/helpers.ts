@@ -330,7 +330,8 @@ export class RedisTestEnv {
 function readiness(child: ChildProcess, pattern: RegExp, failure: (why: string) => string): Promise<string> {
   return new Promise((resolve, reject) => {
     let stdout = '';
-    const timer = setTimeout(() => reject(new Error(failure('did not start'))), 15_000);
+    // 60 s: on a 2-core machine shared with other jobs, starting four Node processes at once has taken more than 15 s.
+    const timer = setTimeout(() => reject(new Error(failure('did not start'))), 60_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       const match = pattern.exec(stdout);

@@ -38,6 +38,12 @@ const aclRules = (prefix: string) => [
   '+zcard',
   '+zrange',
   '+zrangebyscore',
+  '+pttl',
+  '+pexpire',
+  '+lpos',
+  '+rpush',
+  '+lpop',
+  '+lrem',
 ];
 
 describeRedis('redisStorage: key names', (env) => {
@@ -65,6 +71,8 @@ describeRedis('redisStorage: key names', (env) => {
       compaction: `app:{${key}}:compaction`,
       idempotency: `app:{${key}}:idempotency`,
       idempotencyTimes: `app:{${key}}:idempotency-times`,
+      turn: `app:{${key}}:turn`,
+      turnQueue: `app:{${key}}:turn-queue`,
     });
     await adapter.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { a: 1 } }] });
     expect(await adapter.compact()).toBe(true);

@@ -31,7 +31,7 @@ export const concurrencyCases: CaseDefinition[] = [
       if (adapter.capabilities?.pipelining !== true) return;
       await adapter.load();
       const document: { list: JsonObject[] } = { list: [] };
-      const pending: Array<Promise<void>> = [];
+      const pending: Array<Promise<unknown>> = [];
       for (let revision = 1; revision <= 50; revision++) {
         const value: JsonObject = { n: revision };
         const ops: PatchOperation[] = [{ op: 'add', path: `/list/${revision - 1}`, value }];

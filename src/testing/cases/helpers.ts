@@ -47,7 +47,7 @@ export function attempt<T>(call: () => T | Promise<T>): Promise<T> {
  * An adapter that forwards everything to `adapter` (called on it, so class
  * instances keep their `this`) but commits through `commit`.
  */
-export function forwardingAdapter(adapter: StorageAdapter, commit: (change: Change) => MaybePromise<void>): StorageAdapter {
+export function forwardingAdapter(adapter: StorageAdapter, commit: (change: Change) => ReturnType<StorageAdapter['commit']>): StorageAdapter {
   const { changesSince, currentRevision, watch } = adapter;
   return {
     ...(adapter.name === undefined ? {} : { name: adapter.name }),
@@ -90,12 +90,15 @@ export function scramblingAdapter(adapter: StorageAdapter): StorageAdapter {
       scramble(handed);
       return outcome;
     }
-    return Promise.resolve(outcome).then(() => scramble(handed));
+    return Promise.resolve(outcome).then((result) => {
+      scramble(handed);
+      return result;
+    });
   });
 }
 
 /** Calls `commit` right now (not in a later tick), its outcome as a promise. */
-export function commitNow(adapter: StorageAdapter, change: Change): Promise<void> {
+export function commitNow(adapter: StorageAdapter, change: Change): Promise<Awaited<ReturnType<StorageAdapter['commit']>>> {
   try {
     return Promise.resolve(adapter.commit(change));
   } catch (error) {
