@@ -59,7 +59,7 @@ function startServer(script, args, { gc = true } = {}) {
 /** Requests per second from wrk on core 1 (or autocannon in a child process on core 1). */
 function load(url, { connections = 10, duration = Number(process.env.BENCH_DURATION ?? 5) } = {}) {
   const [command, args] = hasWrk
-    ? pinned(1, 'wrk', ['-t1', `-c${connections}`, `-d${duration}s`, url])
+    ? pinned(1, 'wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--timeout', '60s', url])
     : pinned(1, process.execPath, [here('../node_modules/autocannon/autocannon.js'), '-j', '-c', String(connections), '-d', String(duration), url]);
   const out = execFileSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (hasWrk) {
@@ -197,7 +197,7 @@ export default async function run() {
       const plain = await startServer(here('./servers/scale-server.mjs'), ['plain', path]);
       row.plainStart = await untilAnswered(plain, '/meta/count');
       row.plainRss = (await json(plain.url('/__bench/stats'))).rss;
-      row.plainSubtree = load(plain.url('/parts/p0'), { connections: 2, duration: 3 });
+      row.plainSubtree = load(plain.url('/parts/p0'), { connections: 2, duration: 5 });
       if (isLargest) largest = { plainGet: await bigGet(plain) };
       await plain.stop();
 
@@ -207,7 +207,7 @@ export default async function run() {
       row.rss = loaded.rss;
       row.loadStall = loaded.loadStallMs;
       Object.assign(row, await patches(store));
-      row.subtree = load(store.url('/parts/p0'), { connections: 2, duration: 3 });
+      row.subtree = load(store.url('/parts/p0'), { connections: 2, duration: 5 });
       if (isLargest) largest.storeGet = await bigGet(store);
       await store.stop();
       rows.push(row);
