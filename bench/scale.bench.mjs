@@ -120,12 +120,17 @@ async function bigGet(server) {
   await json(server.url('/__bench/eld/start'));
   let done = false;
   const latencies = [];
+  let failures = 0;
   const leafLoop = async () => {
     while (!done) {
       const start = performance.now();
-      const response = await fetch(server.url('/meta/count'));
-      await response.arrayBuffer();
-      latencies.push(performance.now() - start);
+      try {
+        const response = await fetch(server.url('/meta/count'));
+        await response.arrayBuffer();
+        latencies.push(performance.now() - start);
+      } catch {
+        failures += 1;
+      }
     }
   };
   const loops = [leafLoop(), leafLoop(), leafLoop(), leafLoop()];
@@ -136,7 +141,7 @@ async function bigGet(server) {
   done = true;
   await Promise.all(loops);
   const { maxMs } = await json(server.url('/__bench/eld/stop'));
-  return { ms, stallMs: maxMs, leafP99: percentile(latencies, 99), leafCount: latencies.length };
+  return { ms, stallMs: maxMs, leafP99: percentile(latencies, 99), leafCount: latencies.length + (failures > 0 ? ` (${failures} failed)` : '') };
 }
 
 /** A document of about `bytes` of compact JSON: { meta, parts: { p0, p1, … } }, parts of at most 10 MB. */

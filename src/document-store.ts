@@ -300,6 +300,18 @@ export class DocumentStore extends EventEmitter {
     }
   }
 
+  /**
+   * Keeps every value in the document as it is now, for a caller that goes
+   * on reading one after its view returns (a large GET serialized in
+   * slices): from now on a write copies each container it changes
+   * (copy-on-write, see `DocumentState.owned`) instead of changing it in
+   * place. Costs nothing now; the next write to each path copies the
+   * containers on it once. Call it from a `read` view, so the values are committed ones.
+   */
+  freeze(): void {
+    this.state.owned = new WeakSet();
+  }
+
   /** The value at `path` (a copy), or `undefined` when there is none. */
   async get(path?: string | readonly string[]): Promise<JsonValue | undefined> {
     const segments = toPath(path);

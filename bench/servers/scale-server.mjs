@@ -50,6 +50,8 @@ const server = http.createServer((req, res) => {
   }
   handler(req, res);
 });
+// The big answers can keep the loop busy for seconds: idle keep-alive sockets must not be closed under the clients meanwhile.
+server.keepAliveTimeout = 120_000;
 server.listen(0, '127.0.0.1', () => {
   console.log(`listening ${server.address().port}`);
   // Loading starts once the port is known, in a later turn: the parent already polls.
@@ -71,7 +73,8 @@ async function load() {
     });
     handler = app;
   } else {
-    const { jsonStore, fileStorage, redisStorage } = await import('../../dist/index.js');
+    // SCALE_DIST: another build of the package (to measure a before and an after in the same conditions).
+    const { jsonStore, fileStorage, redisStorage } = await import(process.env.SCALE_DIST ?? '../../dist/index.js');
     const options = { limit: '200mb', maxDocumentSize: 1e10, maxWriteGrowth: 1e10 };
     let store;
     if (mode === 'store') {

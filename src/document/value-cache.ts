@@ -21,6 +21,8 @@
  */
 import { contentTag, formatEtag } from './etag.js';
 import type { JsonValue } from './json.js';
+import { serializeInSlices } from './json-slices.js';
+import { jsonSize } from './size.js';
 
 export interface CompactJson {
   /** The value's compact JSON in UTF-8. Never written to. */
@@ -63,23 +65,28 @@ function drop(entry: Entry): void {
   if (owner !== undefined && byContainer.get(owner) === entry) byContainer.delete(owner);
 }
 
+function remember(container: object, json: CompactJson): void {
+  const size = json.bytes.length;
+  if (size > largestCached) return;
+  const previous = byContainer.get(container);
+  if (previous !== undefined) drop(previous);
+  const made: Entry = { json, owner: new WeakRef(container) };
+  byContainer.set(container, made);
+  age.add(made);
+  cachedBytes += size;
+  for (const oldest of age) {
+    if (cachedBytes <= cacheBudget) break;
+    drop(oldest);
+  }
+}
+
 /** The compact JSON and tag of `value`, from the cache when it has them. */
 export function compactJsonOf(value: JsonValue): CompactJson {
   if (typeof value === 'object' && value !== null) {
     const entry = byContainer.get(value);
     if (entry !== undefined) return entry.json;
     const json = compute(value);
-    const size = json.bytes.length;
-    if (size <= largestCached) {
-      const made: Entry = { json, owner: new WeakRef(value) };
-      byContainer.set(value, made);
-      age.add(made);
-      cachedBytes += size;
-      for (const oldest of age) {
-        if (cachedBytes <= cacheBudget) break;
-        drop(oldest);
-      }
-    }
+    remember(value, json);
     return json;
   }
   if (typeof value === 'string' && value.length > longestScalar) return compute(value);
@@ -101,4 +108,42 @@ export function isCached(value: JsonValue): boolean {
 export function invalidate(container: object): void {
   const entry = byContainer.get(container);
   if (entry !== undefined) drop(entry);
+}
+
+/** Values with more JSON than this are serialized in slices, off the hot path. */
+const slicedAbove = 1024 * 1024;
+
+/** A large value's compact JSON in pieces, for values too large for the cache. */
+export interface ChunkedJson {
+  readonly chunks: readonly Buffer[];
+  readonly size: number;
+  readonly tag: string;
+  readonly etag: string;
+}
+
+/**
+ * Whether serializing `value` in one go could block the event loop: a
+ * container not cached with more than 1 MB of JSON. Measuring stops at
+ * 1 MB, so asking costs little whatever the value's size.
+ */
+export function needsSlicing(value: JsonValue): boolean {
+  if (typeof value !== 'object' || value === null || byContainer.has(value)) return false;
+  return jsonSize(value, slicedAbove) > slicedAbove;
+}
+
+/**
+ * `value`'s compact JSON made in slices (json-slices.ts), the event loop
+ * free between them; cached like `compactJsonOf` when it fits. The value
+ * must not change meanwhile (the engine freezes it). `undefined` when
+ * `aborted` said to stop.
+ */
+export async function slicedJsonOf(value: JsonValue, aborted?: () => boolean): Promise<CompactJson | ChunkedJson | undefined> {
+  const sliced = await serializeInSlices(value, aborted);
+  if (sliced === undefined) return undefined;
+  const tag = sliced.sha256.slice(0, 27);
+  const etag = formatEtag(tag);
+  if (typeof value !== 'object' || value === null || sliced.size > largestCached) return { chunks: sliced.chunks, size: sliced.size, tag, etag };
+  const json: CompactJson = { bytes: Buffer.concat(sliced.chunks, sliced.size), tag, etag };
+  remember(value, json);
+  return json;
 }
