@@ -2,8 +2,9 @@
  * Compact JSON of a large value, made a slice at a time so that serializing
  * 100 MB never blocks the event loop for long: the same text as
  * `JSON.stringify` (members in order, the same escapes), produced by a walk
- * that hands small members to `JSON.stringify` whole and descends only into
- * large containers.
+ * that hands members of at most 16 KB of JSON to `JSON.stringify` whole
+ * and descends into the others (measuring stops at 16 KB, so it costs at
+ * most about what serializing the small ones does).
  *
  * The value must not change while it is being serialized. The engine sees
  * to that (`DocumentStore.freeze`): from then on a write copies the
@@ -12,9 +13,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { JsonValue } from './json.js';
+import { jsonSize } from './size.js';
 
-/** Containers with more members than this are walked; smaller ones go to JSON.stringify whole. */
+/** Containers with more members than this are walked; so are smaller ones with more JSON than `wholeChars`. */
 const walkedMembers = 256;
+/** Most JSON handed to JSON.stringify in one call (measured, the measuring stops there). */
+const wholeBytes = 16 * 1024;
 /** Characters gathered before a piece is handed out. */
 const pieceChars = 64 * 1024;
 
@@ -24,11 +28,16 @@ interface Frame {
   next: number;
 }
 
+/** A frame to walk `node` member by member, or `undefined` when JSON.stringify may take it whole. */
 function opened(node: JsonValue): Frame | undefined {
   if (typeof node !== 'object' || node === null) return undefined;
-  if (Array.isArray(node)) return node.length > walkedMembers ? { node, keys: undefined, next: 0 } : undefined;
+  if (Array.isArray(node)) {
+    if (node.length > walkedMembers || jsonSize(node, wholeBytes) > wholeBytes) return { node, keys: undefined, next: 0 };
+    return undefined;
+  }
   const keys = Object.keys(node);
-  return keys.length > walkedMembers ? { node, keys, next: 0 } : undefined;
+  if (keys.length > walkedMembers || jsonSize(node, wholeBytes) > wholeBytes) return { node, keys, next: 0 };
+  return undefined;
 }
 
 /** Pieces of `value`'s compact JSON, about 64 KB each, in order. */
