@@ -31,6 +31,11 @@ import type {
 } from './storage/types.js';
 import { asIdempotencyRecord, idempotencyKeyPattern, retainedRecords } from './storage/idempotency.js';
 import { isThenable } from './is-thenable.js';
+import { keepsWorkingDocumentOf, withWorkingDocument } from './storage/working-document.js';
+import { inspectJson, knownSize } from './document/inspect.js';
+
+/** Deeper than this a loaded document is refused (a cycle shows as endless depth). */
+const loadedDepthLimit = 100_000;
 
 /** What the `change` event says: what changed, where, and who changed it. */
 export interface ChangeEvent {
@@ -231,6 +236,9 @@ export class DocumentStore extends EventEmitter {
   /** Keys whose change is handed to the adapter and not yet confirmed: a repeat waits for it. */
   private readonly keysInFlight = new Map<string, Pending>();
   private readonly retention: IdempotencyRetention;
+  /** The adapter keeps this working document rather than a copy (the memory adapter). */
+  private readonly keepsWorkingDocument: boolean;
+  private readonly workingDocument = (): JsonValue => this.state.root;
 
   constructor(options: DocumentStoreOptions) {
     super();
@@ -246,6 +254,7 @@ export class DocumentStore extends EventEmitter {
     // A shared adapter retries on conflicts, which needs one commit at a time.
     this.pipelining = capabilities.pipelining === true && capabilities.shared !== true;
     this.retention = { window: options.idempotencyWindow, count: options.idempotencyKeys };
+    this.keepsWorkingDocument = keepsWorkingDocumentOf(this.adapter);
     this.ensureLoaded().catch(noop);
   }
 
@@ -265,6 +274,18 @@ export class DocumentStore extends EventEmitter {
   }
 
   // ---- reads -------------------------------------------------------------
+
+  /**
+   * `view`'s result on the document now, when a read has nothing to wait
+   * for (loaded, no change in flight, no revision to check with shared
+   * storage); `undefined` when it must go through `read`. Spares the hot
+   * path a promise per request. `view` must not mutate the document.
+   */
+  readNow<T>(view: (root: JsonValue) => T): { result: T } | undefined {
+    if (!this.loaded || this.closing !== undefined || this.pending.length > 0) return undefined;
+    if (this.adapter.currentRevision && (this.options.readConsistency === 'strong' || this.unknownOutcomes > 0)) return undefined;
+    return { result: view(this.state.root) };
+  }
 
   /**
    * Runs `view` on the document and returns what it returned, once every
@@ -287,6 +308,18 @@ export class DocumentStore extends EventEmitter {
       const revisionSeen = last.revision;
       if ((await last.settled) && last.revision === revisionSeen) return result;
     }
+  }
+
+  /**
+   * Keeps every value in the document as it is now, for a caller that goes
+   * on reading one after its view returns (a large GET serialized in
+   * slices): from now on a write copies each container it changes
+   * (copy-on-write, see `DocumentState.owned`) instead of changing it in
+   * place. Costs nothing now; the next write to each path copies the
+   * containers on it once. Call it from a `read` view, so the values are committed ones.
+   */
+  freeze(): void {
+    this.state.owned = new WeakSet();
   }
 
   /** The value at `path` (a copy), or `undefined` when there is none. */
@@ -586,6 +619,7 @@ export class DocumentStore extends EventEmitter {
     const carriedBase = this.base;
     const committedOps = carriedBase === undefined ? ops : [{ op: 'replace' as const, path: '', value: carriedBase }, ...ops];
     const change: { -readonly [K in keyof Change]: Change[K] } = { revision, ops: committedOps };
+    if (this.keepsWorkingDocument) withWorkingDocument(change, this.workingDocument);
     if (this.adapter.capabilities?.wholeDocument) change.document = cloneJson(this.state.root);
     if (idempotency !== undefined) {
       change.idempotency = idempotency;
@@ -803,7 +837,9 @@ export class DocumentStore extends EventEmitter {
       throw toStorageError(error, 'load the document');
     }
     if (stored === undefined || stored === null) return undefined;
-    const reason = invalidJsonReason(stored.document);
+    // One walk checks it and measures it (install takes the size from it).
+    const inspected = inspectJson(stored.document, loadedDepthLimit);
+    const reason = inspected.reason ?? (inspected.tooDeep ? `it nests deeper than ${loadedDepthLimit} levels` : undefined);
     if (reason !== undefined || !Number.isSafeInteger(stored.revision) || stored.revision < 0) {
       throw new StorageError(`The storage returned an invalid document: ${reason ?? `revision ${String(stored.revision)} is not a non-negative integer`}`);
     }
@@ -812,16 +848,21 @@ export class DocumentStore extends EventEmitter {
 
   private install(stored: StoredDocument | undefined): void {
     if (stored === undefined) {
-      this.state.root = cloneJson(this.options.initial);
+      // Not copied: `initial` is shared copy-on-write (see DocumentState.owned), so
+      // the store never changes it and it can stand as the base as it is.
+      this.state.root = this.options.initial;
+      this.state.owned = new WeakSet();
       this.revisionNumber = 0;
-      this.base = cloneJson(this.options.initial);
+      // An adapter that keeps the working document needs no starting document.
+      this.base = this.keepsWorkingDocument ? undefined : this.options.initial;
     } else {
       this.state.root = stored.document;
+      this.state.owned = undefined;
       this.revisionNumber = stored.revision;
       this.base = undefined;
     }
-    // One walk per load; from then on each change adds and subtracts what it touched.
-    this.size = jsonSize(this.state.root);
+    // One walk per load (none for an `initial` measured by the option checks); from then on each change adds and subtracts what it touched.
+    this.size = knownSize(this.state.root) ?? jsonSize(this.state.root);
     // Storage that keeps the records is the truth about them; otherwise this process' memory is all there is.
     if (this.adapter.capabilities?.idempotency) {
       this.idempotency.clear();

@@ -2,8 +2,8 @@
  * The options of `jsonStore()`, validated once when the store is created:
  * a bad option is a `TypeError` that names it, never a failing request.
  */
-import { depthOf, invalidJsonReason, type JsonValue } from './document/json.js';
-import { jsonSize } from './document/size.js';
+import type { JsonValue } from './document/json.js';
+import { inspectJson } from './document/inspect.js';
 import { memoryStorage } from './storage/memory.js';
 import { normalizeHostName } from './http/host.js';
 import { optionChecks } from './option-checks.js';
@@ -128,9 +128,10 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
 
   // `null` is a JSON value like any other; only a missing `initial` means `{}`.
   const initial = options.initial === undefined ? {} : options.initial;
-  const reason = invalidJsonReason(initial);
-  if (reason !== undefined) fail(`option "initial" must be a JSON value: ${reason}`);
-  if (depthOf(initial, maxDepth) > maxDepth) fail(`option "initial" nests deeper than maxDepth (${maxDepth})`);
+  // One walk: plain JSON, depth and size (the store takes the size from it, and does not copy `initial`).
+  const inspected = inspectJson(initial, maxDepth);
+  if (inspected.reason !== undefined) fail(`option "initial" must be a JSON value: ${inspected.reason}`);
+  if (inspected.tooDeep) fail(`option "initial" nests deeper than maxDepth (${maxDepth})`);
 
   const storage = options.storage === undefined ? memoryStorage() : options.storage;
   if (typeof storage !== 'object' || storage === null || typeof storage.load !== 'function' || typeof storage.commit !== 'function') {
@@ -164,8 +165,7 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
   const maxWriteGrowth = checks.size('maxWriteGrowth', options.maxWriteGrowth, growthPerLimitByte * limit);
   const maxDocumentSize = checks.size('maxDocumentSize', options.maxDocumentSize, defaultMaxDocumentSize);
   // Checked once here, like maxDepth; a stored document over the limit still loads (only growing writes are refused).
-  const initialSize = jsonSize(initial, maxDocumentSize);
-  if (initialSize > maxDocumentSize) {
+  if (inspected.size > maxDocumentSize) {
     fail(`option "initial" is larger than maxDocumentSize (${maxDocumentSize} bytes of JSON)`);
   }
 

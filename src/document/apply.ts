@@ -8,10 +8,19 @@ import { JsonStoreError } from '../errors.js';
 import { cloneJson, describeType, getMember, hasMember, isObject, jsonEqual, setMember, type JsonObject, type JsonValue } from './json.js';
 import type { PatchOperation } from './patch-types.js';
 import { displayPath, isArrayIndex, parsePointer, toPointer } from './path.js';
+import { invalidate } from './value-cache.js';
 
 /** Holder for the document, so that replacing the root is an ordinary write. */
 export interface DocumentState {
   root: JsonValue;
+  /**
+   * Copy-on-write: when set, the document shares containers with someone
+   * else (the caller's `initial`), which must never change. Only the
+   * containers in this set are the store's own; any other container on a
+   * step's path is copied (shallowly: its members stay shared) and the copy
+   * put in its place before the step changes it.
+   */
+  owned?: WeakSet<object>;
 }
 
 /**
@@ -142,11 +151,17 @@ export function applyOperations(
 ): AppliedChange {
   const undo = new UndoLog();
   const applied: PatchOperation[] = [];
-  const rollback = () => undo.run();
+  // Containers whose JSON the change alters: their cached JSON is dropped
+  // before each step and again after an undo (a read may have cached the changed state).
+  const touched: object[] = [];
+  const rollback = () => {
+    undo.run();
+    for (const container of touched) invalidate(container);
+  };
   try {
     ops.forEach((op, index) => {
       const where = describe ? describe(index) : `Operation ${index} (${op.op} ${op.path})`;
-      applyOne(state, op, where, undo, applied, observer);
+      applyOne(state, op, where, undo, applied, observer, touched);
     });
   } catch (error) {
     rollback();
@@ -155,8 +170,67 @@ export function applyOperations(
   return { ops: applied, undo: rollback };
 }
 
-function applyOne(state: DocumentState, op: PatchOperation, where: string, undo: UndoLog, applied: PatchOperation[], observer?: ApplyObserver): void {
+/** A shallow copy: same members in the same order (`__proto__` stays an own key). */
+function shallowCopy(container: JsonValue[] | JsonObject): JsonValue[] | JsonObject {
+  if (Array.isArray(container)) return container.slice();
+  const copy: JsonObject = {};
+  for (const key of Object.keys(container)) setMember(copy, key, container[key] as JsonValue);
+  return copy;
+}
+
+/**
+ * Before a step at `path`: drops the cached JSON of the containers from the
+ * root down to the target's parent (the values the step changes), and under
+ * copy-on-write makes each of them the store's own first. A copy has the
+ * same JSON as what it replaces, so nothing needs undoing.
+ */
+function touchPath(state: DocumentState, path: readonly string[], touched: object[]): void {
+  let node = state.root;
+  if (typeof node !== 'object' || node === null) return;
+  const owned = state.owned;
+  if (owned !== undefined && !owned.has(node)) {
+    node = shallowCopy(node);
+    owned.add(node);
+    state.root = node;
+  }
+  invalidate(node);
+  touched.push(node);
+  for (let i = 0; i < path.length - 1; i++) {
+    const segment = path[i] as string;
+    let child: JsonValue | undefined;
+    if (Array.isArray(node)) child = isArrayIndex(segment) ? node[Number(segment)] : undefined;
+    else child = getMember(node as JsonObject, segment);
+    if (typeof child !== 'object' || child === null) return;
+    if (owned !== undefined && !owned.has(child)) {
+      child = shallowCopy(child);
+      owned.add(child);
+      if (Array.isArray(node)) node[Number(segment)] = child;
+      else setMember(node as JsonObject, segment, child);
+    }
+    invalidate(child);
+    touched.push(child);
+    node = child;
+  }
+}
+
+/** A copy the document gets of a value put in: the store's own under copy-on-write. */
+function ownCopy(state: DocumentState, value: JsonValue): JsonValue {
+  const copy = cloneJson(value);
+  if (state.owned !== undefined && typeof copy === 'object' && copy !== null) state.owned.add(copy);
+  return copy;
+}
+
+function applyOne(
+  state: DocumentState,
+  op: PatchOperation,
+  where: string,
+  undo: UndoLog,
+  applied: PatchOperation[],
+  observer: ApplyObserver | undefined,
+  touched: object[],
+): void {
   const path = parsePointer(op.path);
+  if (op.op !== 'test') touchPath(state, path, touched);
   switch (op.op) {
     case 'test': {
       const actual = valueAt(state.root, path);
@@ -168,7 +242,7 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       observer?.adding(state.root, path, op.value, 'patch', where);
       // The document gets its own copy: `op.value` travels with the change to
       // storage and listeners, and later operations mutate the document in place.
-      const pointer = insert(state, path, cloneJson(op.value), where, undo);
+      const pointer = insert(state, path, ownCopy(state, op.value), where, undo);
       applied.push({ op: 'add', path: pointer, value: op.value });
       return;
     }
@@ -180,7 +254,7 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
     }
     case 'replace': {
       observer?.replacing(state.root, path, op.value, where);
-      replace(state, path, cloneJson(op.value), where, undo);
+      replace(state, path, ownCopy(state, op.value), where, undo);
       applied.push(op);
       return;
     }
@@ -191,6 +265,7 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       // "from" must exist even when the move is onto itself (RFC 6902 4.4).
       if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
       if (op.from === op.path) return;
+      touchPath(state, from, touched);
       observer?.removing(state.root, from, 'move', where);
       remove(state, from, where, undo);
       observer?.adding(state.root, path, value, 'move', where);
@@ -204,7 +279,7 @@ function applyOne(state: DocumentState, op: PatchOperation, where: string, undo:
       if (value === undefined) throw conflict(where, `${displayPath(from)} does not exist`);
       // Told before the copy is made: a budget can refuse it before memory is spent.
       observer?.adding(state.root, path, value, 'copy', where);
-      const pointer = insert(state, path, cloneJson(value), where, undo);
+      const pointer = insert(state, path, ownCopy(state, value), where, undo);
       applied.push({ op: 'copy', from: op.from, path: pointer });
       return;
     }

@@ -48,7 +48,7 @@ export function stringSize(text: string): number {
   return size;
 }
 
-function scalarSize(value: null | boolean | number | string): number {
+export function scalarSize(value: null | boolean | number | string): number {
   if (typeof value === 'string') return stringSize(value);
   if (typeof value === 'number') return Number.isFinite(value) ? String(value).length : 4; // JSON.stringify writes null
   if (value === null || value === true) return 4;

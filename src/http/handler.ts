@@ -9,6 +9,8 @@ import { JsonStoreError, StorageError } from '../errors.js';
 import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
+import { compactJsonOf, needsSlicing, slicedJsonOf } from '../document/value-cache.js';
+import { isChunked, sendChunks } from './chunked-body.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
 import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite, type Precondition } from '../document-store.js';
@@ -33,8 +35,10 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 interface ReadOutcome {
   value: JsonValue | undefined;
-  body: string | undefined;
+  body: string | Buffer | readonly Buffer[] | undefined;
   etag: string | undefined;
+  /** Too large to serialize in one go: serialized in slices once the read returns (the store is frozen for it). */
+  sliced?: boolean;
 }
 
 interface WriteOutcome {
@@ -92,7 +96,7 @@ function prefersMinimal(req: IncomingMessage): boolean {
   return prefer !== undefined && /(?:^|[,;\s])return\s*=\s*"?minimal"?/i.test(prefer);
 }
 
-function send(res: ServerResponse, status: number, body: string | undefined, headers: Record<string, string | undefined>, head: boolean): void {
+function send(res: ServerResponse, status: number, body: string | Buffer | readonly Buffer[] | undefined, headers: Record<string, string | undefined>, head: boolean): void {
   res.statusCode = status;
   for (const name in headers) {
     const value = headers[name];
@@ -103,6 +107,10 @@ function send(res: ServerResponse, status: number, body: string | undefined, hea
     return;
   }
   res.setHeader('Content-Type', JSON_TYPE);
+  if (isChunked(body)) {
+    sendChunks(res, body, head);
+    return;
+  }
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(head ? undefined : body);
 }
@@ -115,14 +123,30 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     }
     const preconditions = preconditionsOf(req.headers);
     const representation = ((shallow ? 'shallow' : '') + (shallow && pretty ? '-' : '') + (pretty ? 'pretty' : '')) as Representation;
-    const outcome = await store.read<ReadOutcome>((root) => {
+    const view = (root: JsonValue): ReadOutcome => {
       const value = valueAt(root, path);
       if (value === undefined) return { value, body: undefined, etag: undefined };
+      if (representation === '') {
+        if (needsSlicing(value)) {
+          store.freeze();
+          return { value, body: undefined, etag: undefined, sliced: true };
+        }
+        // Cached per value, dropped along the path of each write (value-cache.ts).
+        const json = compactJsonOf(value);
+        return { value, body: json.bytes, etag: json.etag };
+      }
       const shown = shallow ? shallowOf(value) : value;
       const compact = JSON.stringify(shown);
       const body = pretty ? serialize(shown, true) : compact;
       return { value, body, etag: formatEtag(contentTag(compact), representation) };
-    });
+    };
+    // Synchronously when nothing is in flight: no promise on the hot path.
+    let outcome = store.readNow(view)?.result ?? (await store.read(view));
+    if (outcome.sliced === true) {
+      const json = await slicedJsonOf(outcome.value as JsonValue, () => res.destroyed);
+      if (json === undefined) return;
+      outcome = { value: outcome.value, body: 'bytes' in json ? json.bytes : json.chunks, etag: json.etag };
+    }
     // Preconditions only apply to what would otherwise be a 2xx (RFC 9110 section 13.2.1).
     if (outcome.value === undefined || outcome.etag === undefined) {
       const detail = await store.read((root) => describeMissing(root, path));

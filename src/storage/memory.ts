@@ -1,7 +1,15 @@
 /**
- * The default adapter: keeps the document in this process only. It applies
- * each change's operations to its own copy, so a store reopened on the same
- * adapter (or a second store after `close()`) sees what the first one wrote.
+ * The default adapter: keeps the document in this process only, so that a
+ * store reopened on the same adapter (or a second store after `close()`)
+ * sees what the first one wrote.
+ *
+ * It keeps no copy of its own: a store committing to it hands it a way to
+ * read the store's working document (`working-document.ts`), which, since
+ * this adapter confirms every commit at once, is exactly the committed
+ * document. The last store to commit is the one read; a store loading later
+ * gets a copy. A change without that reader (an adapter wrapping this one)
+ * is applied to a copy of its own, as before.
+ *
  * It remembers the last few changes (`history`), so that `changesSince` can
  * tell a reconnecting live client what it missed.
  */
@@ -9,6 +17,7 @@ import { applyOperations } from '../document/apply.js';
 import { cloneJson, type JsonValue } from '../document/json.js';
 import { optionChecks } from '../option-checks.js';
 import type { Change, StorageAdapter, StoredDocument } from './types.js';
+import { markKeepsWorkingDocument, workingDocumentReader } from './working-document.js';
 
 export interface MemoryStorageOptions {
   /** How many recent changes `changesSince` can list; 0 keeps none. Default 1000. */
@@ -26,37 +35,48 @@ const checks = optionChecks('memoryStorage()');
 export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
   const given = options === undefined ? {} : checks.knownOptions(options, ['history']);
   const historyLimit = checks.wholeNumber('history', given['history'], 1000, { min: 0, max: 1_000_000 });
-  let stored: { root: JsonValue; revision: number } | undefined;
+  /** The committed document: the committing store's working document, or a copy kept here. */
+  let stored: { read: () => JsonValue; revision: number } | undefined;
   /**
    * The last `historyLimit` changes, oldest first, as JSON text: a copy (the
    * engine may change the values later) that is cheaper to make on every
    * commit than a structured clone, and parsed only when asked for.
    */
   let history: Array<{ revision: number; ops: string }> = [];
-  return {
+  const remember = (change: Change): void => {
+    if (historyLimit === 0) return;
+    history.push({ revision: change.revision, ops: JSON.stringify(change.ops) });
+    // Trimmed in steps, not on every commit.
+    if (history.length >= historyLimit * 2) history = history.slice(-historyLimit);
+  };
+  return markKeepsWorkingDocument({
     name: 'memory',
     capabilities: { persistent: false },
     load(): StoredDocument | undefined {
-      return stored && { document: cloneJson(stored.root), revision: stored.revision };
+      return stored && { document: cloneJson(stored.read()), revision: stored.revision };
     },
     commit(change: Change): void {
-      const state = stored ?? { root: {}, revision: 0 };
       if (stored === undefined && change.revision !== 1) {
         throw new Error(`memory storage holds no document, so it cannot take revision ${change.revision}`);
       }
       if (stored !== undefined && change.revision !== stored.revision + 1) {
         throw new Error(`memory storage is at revision ${stored.revision} and cannot take revision ${change.revision}`);
       }
+      const read = workingDocumentReader(change);
+      if (read !== undefined) {
+        stored = { read, revision: change.revision };
+        remember(change);
+        return;
+      }
       // applyOperations puts copies of the values it adds or replaces into the
       // document, so this copy shares nothing with the engine's.
+      const state = { root: stored === undefined ? ({} as JsonValue) : stored.read() };
+      // A copy of the engine's document, when it was kept before: never change that in place.
+      if (stored !== undefined && !ownsCopy.has(stored)) state.root = cloneJson(state.root);
       applyOperations(state, change.ops);
-      state.revision = change.revision;
-      stored = state;
-      if (historyLimit > 0) {
-        history.push({ revision: change.revision, ops: JSON.stringify(change.ops) });
-        // Trimmed in steps, not on every commit.
-        if (history.length >= historyLimit * 2) history = history.slice(-historyLimit);
-      }
+      stored = { read: () => state.root, revision: change.revision };
+      ownsCopy.add(stored);
+      remember(change);
     },
     changesSince(revision: number): readonly Change[] | undefined {
       const latest = stored?.revision ?? 0;
@@ -66,5 +86,8 @@ export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
       if (first === undefined || revision < first.revision - 1 || revision > latest) return undefined;
       return kept.slice(revision - first.revision + 1).map((entry) => ({ revision: entry.revision, ops: JSON.parse(entry.ops) as Change['ops'] }));
     },
-  };
+  });
 }
+
+/** Stored entries whose document this adapter made itself (so it may change it in place). */
+const ownsCopy = new WeakSet<object>();

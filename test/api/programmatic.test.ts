@@ -105,12 +105,18 @@ describe('reads', () => {
     expect(await store.get('/sniffles')).toEqual(sniffles.sniffles);
   });
 
-  test('initial is copied: changing the object afterwards does not change the store', async () => {
-    const initial = { a: { b: 1 } };
-    const store = jsonStore({ initial });
-    await store.ready();
-    initial.a.b = 2;
-    expect(await store.get('/a/b')).toBe(1);
+  test('initial is not copied but never changed: writes copy what they change, and two stores on one initial stay apart', async () => {
+    const initial = { a: { b: 1, c: [1, 2] }, d: { e: 1 } };
+    const before = structuredClone(initial);
+    const one = jsonStore({ initial });
+    const two = jsonStore({ initial });
+    await one.patch('/a', { b: 2 });
+    await one.post('/a/c', 3);
+    await one.delete('/d/e');
+    await one.patch('/', [{ op: 'move', from: '/a/c', path: '/d/c' }], { type: 'json-patch' });
+    expect(initial).toEqual(before);
+    expect(await one.get()).toEqual({ a: { b: 2 }, d: { c: [1, 2, 3] } });
+    expect(await two.get()).toEqual(before);
   });
 
   test('a path that is neither a string nor an array of strings is a TypeError', async () => {

@@ -1,0 +1,149 @@
+/**
+ * Compact JSON bytes and content tags of values, cached per value so that a
+ * read of an unchanged value neither serializes nor hashes it again.
+ *
+ * Containers are keyed by the object itself (a WeakMap), and the document is
+ * changed in place, so an entry is only right while its object is unchanged.
+ * `apply.ts` keeps that true: before each step of a change it drops the
+ * entries of every container on the step's path (the root down to the
+ * parent of the target), because those are exactly the values whose JSON
+ * the step changes; a value elsewhere keeps its entry. Undoing a change drops
+ * the same entries again, since a read may have cached the changed state
+ * meanwhile. Values a step puts in are fresh copies with no entry; a moved
+ * value is the same object with the same JSON.
+ *
+ * Scalars need no invalidation at all: equal scalars have equal JSON, so
+ * they are cached by value.
+ *
+ * Entries are immutable (a Buffer nobody writes to), so an answer being sent
+ * keeps its bytes whatever later writes do. The cache is bounded in bytes;
+ * the oldest entries go first, and values too large for it are not cached.
+ */
+import { contentTag, formatEtag } from './etag.js';
+import type { JsonValue } from './json.js';
+import { serializeInSlices } from './json-slices.js';
+import { jsonSize } from './size.js';
+
+export interface CompactJson {
+  /** The value's compact JSON in UTF-8. Never written to. */
+  readonly bytes: Buffer;
+  /** The opaque part of its strong ETag (`contentTag`). */
+  readonly tag: string;
+  /** Its strong ETag, quoted (`formatEtag(tag)`). */
+  readonly etag: string;
+}
+
+/** Most bytes of JSON the container cache holds. */
+const cacheBudget = 64 * 1024 * 1024;
+/** Larger values are not cached (they would evict everything else). */
+const largestCached = 16 * 1024 * 1024;
+/** Most scalars cached, and the longest string cached. */
+const scalarEntries = 4096;
+const longestScalar = 1024;
+
+interface Entry {
+  readonly json: CompactJson;
+  readonly owner: WeakRef<object>;
+}
+
+const byContainer = new WeakMap<object, Entry>();
+/** Entries in the order they were made, for eviction. */
+const age = new Set<Entry>();
+let cachedBytes = 0;
+const byScalar = new Map<string | number | boolean | null, CompactJson>();
+
+function compute(value: JsonValue): CompactJson {
+  const text = JSON.stringify(value);
+  const tag = contentTag(text);
+  return { bytes: Buffer.from(text, 'utf8'), tag, etag: formatEtag(tag) };
+}
+
+function drop(entry: Entry): void {
+  age.delete(entry);
+  cachedBytes -= entry.json.bytes.length;
+  const owner = entry.owner.deref();
+  if (owner !== undefined && byContainer.get(owner) === entry) byContainer.delete(owner);
+}
+
+function remember(container: object, json: CompactJson): void {
+  const size = json.bytes.length;
+  if (size > largestCached) return;
+  const previous = byContainer.get(container);
+  if (previous !== undefined) drop(previous);
+  const made: Entry = { json, owner: new WeakRef(container) };
+  byContainer.set(container, made);
+  age.add(made);
+  cachedBytes += size;
+  for (const oldest of age) {
+    if (cachedBytes <= cacheBudget) break;
+    drop(oldest);
+  }
+}
+
+/** The compact JSON and tag of `value`, from the cache when it has them. */
+export function compactJsonOf(value: JsonValue): CompactJson {
+  if (typeof value === 'object' && value !== null) {
+    const entry = byContainer.get(value);
+    if (entry !== undefined) return entry.json;
+    const json = compute(value);
+    remember(value, json);
+    return json;
+  }
+  if (typeof value === 'string' && value.length > longestScalar) return compute(value);
+  let json = byScalar.get(value);
+  if (json === undefined) {
+    json = compute(value);
+    if (byScalar.size >= scalarEntries) byScalar.clear();
+    byScalar.set(value, json);
+  }
+  return json;
+}
+
+/** Whether `value`'s JSON is cached (for tests and benchmarks). */
+export function isCached(value: JsonValue): boolean {
+  return typeof value === 'object' && value !== null ? byContainer.has(value) : byScalar.has(value);
+}
+
+/** Forgets the JSON of a container about to change (or just changed back). */
+export function invalidate(container: object): void {
+  const entry = byContainer.get(container);
+  if (entry !== undefined) drop(entry);
+}
+
+/** Values with more JSON than this are serialized in slices, off the hot path. */
+const slicedAbove = 1024 * 1024;
+
+/** A large value's compact JSON in pieces, for values too large for the cache. */
+export interface ChunkedJson {
+  readonly chunks: readonly Buffer[];
+  readonly size: number;
+  readonly tag: string;
+  readonly etag: string;
+}
+
+/**
+ * Whether serializing `value` in one go could block the event loop: a
+ * container not cached with more than 1 MB of JSON. Measuring stops at
+ * 1 MB, so asking costs little whatever the value's size.
+ */
+export function needsSlicing(value: JsonValue): boolean {
+  if (typeof value !== 'object' || value === null || byContainer.has(value)) return false;
+  return jsonSize(value, slicedAbove) > slicedAbove;
+}
+
+/**
+ * `value`'s compact JSON made in slices (json-slices.ts), the event loop
+ * free between them; cached like `compactJsonOf` when it fits. The value
+ * must not change meanwhile (the engine freezes it). `undefined` when
+ * `aborted` said to stop.
+ */
+export async function slicedJsonOf(value: JsonValue, aborted?: () => boolean): Promise<CompactJson | ChunkedJson | undefined> {
+  const sliced = await serializeInSlices(value, aborted);
+  if (sliced === undefined) return undefined;
+  const tag = sliced.sha256.slice(0, 27);
+  const etag = formatEtag(tag);
+  if (typeof value !== 'object' || value === null || sliced.size > largestCached) return { chunks: sliced.chunks, size: sliced.size, tag, etag };
+  const json: CompactJson = { bytes: Buffer.concat(sliced.chunks, sliced.size), tag, etag };
+  remember(value, json);
+  return json;
+}

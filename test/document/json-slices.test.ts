@@ -1,0 +1,45 @@
+import { expect, test } from 'vitest';
+import { jsonPieces, serializeInSlices } from '../../src/document/json-slices.js';
+import type { JsonValue } from '../../src/document/json.js';
+import { contentTag } from '../../src/document/etag.js';
+import { randomSource } from '../support/random.js';
+
+function big(random: () => number, members: number, depth: number): JsonValue {
+  const pick = () => {
+    const r = random();
+    if (depth > 0 && r < 0.02) return big(random, 300 + Math.floor(random() * 50), depth - 1);
+    if (r < 0.3) return { a: 'x"\\\u0001\u2028é😀', b: [1, -0, 1e21, 0.1], __proto__k: null };
+    if (r < 0.5) return ['\ud800', true, false, null, { c: {} }, []];
+    return Math.floor(random() * 1e6) / 7;
+  };
+  if (random() < 0.5) return Array.from({ length: members }, pick);
+  const object: Record<string, JsonValue> = {};
+  for (let i = 0; i < members; i++) object[i % 7 === 0 ? `k"${i}` : `k${i}`] = pick();
+  Object.defineProperty(object, '__proto__', { value: { p: 1 }, enumerable: true, writable: true, configurable: true });
+  return object;
+}
+
+test('the pieces join to exactly JSON.stringify, for small and large values alike', () => {
+  const random = randomSource(7);
+  for (let round = 0; round < 8; round++) {
+    const value = big(random, Math.floor(random() * 1000), 2);
+    expect([...jsonPieces(value)].join('')).toBe(JSON.stringify(value));
+  }
+  for (const value of [null, 1, 'a"b', [], {}, [[]], { a: [] }] as JsonValue[]) expect([...jsonPieces(value)].join('')).toBe(JSON.stringify(value));
+}, 60_000);
+
+test('serialized in slices: the same bytes, and the hash the ETag is taken from', async () => {
+  // A root of two members, one of them large: walked into, not serialized whole.
+  const value = { meta: 1, parts: big(randomSource(8), 5_000, 1) } as JsonValue;
+  const sliced = await serializeInSlices(value, () => false, 1);
+  const text = JSON.stringify(value);
+  expect(Buffer.concat(sliced!.chunks).toString('utf8')).toBe(text);
+  expect(sliced!.size).toBe(Buffer.byteLength(text));
+  expect(sliced!.sha256.slice(0, 27)).toBe(contentTag(text));
+  expect(sliced!.chunks.length).toBeGreaterThan(1);
+}, 60_000);
+
+test('a serialization told to stop stops', async () => {
+  const value = big(randomSource(9), 20_000, 1);
+  expect(await serializeInSlices(value, () => true, 0)).toBeUndefined();
+}, 60_000);
