@@ -1,22 +1,24 @@
 // Legacy gateway apps mounted next to the JSON store, in one Express 5 app:
-// the talk's WSGI hello_world, a CGI script run per request, a JSONStore
+// the talk's WSGI hello_world (in JavaScript and in Python), a Flask app, a CGI script run per request, a JSONStore
 // written as a WSGI callable, a fetch-style handler, a PHP page (php-cgi via
 // cgi(), and php-fpm via fastcgi() when FPM_SOCKET is set) and git over HTTP
 // (git http-backend via cgi()).
 //   npm run build && node examples/legacy/server.mjs
 //   curl localhost:3000/hello
 //   curl 'localhost:3000/cgi-bin/info/some/path?q=1'
+//   curl localhost:3000/py/hello
+//   curl localhost:3000/flask/ -d text=hello
 //   curl localhost:3000/php/
 //   git clone http://localhost:3000/git/demo.git
 // See README.md beside this file for more.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { jsonStore } from '../../dist/index.js';
-import { cgi, fastcgi, fetchHandler, wsgi } from '../../dist/gateway.js';
+import { cgi, fastcgi, fetchHandler, pythonWsgi, wsgi } from '../../dist/gateway.js';
 import { helloWorld } from './apps/hello-world.mjs';
 import { createJsonStoreApp } from './apps/json-store-wsgi.mjs';
 
@@ -53,15 +55,27 @@ app.get('/edge/native', (_req, res) => {
   res.json({ servedBy: 'a native Express route, after the fetch handler passed' });
 });
 
-// Python WSGI apps run by a pool of Python workers (the talk's hello_world in
-// Python, a Flask app) are mounted here with the Python pool:
-//   app.use('/py/hello', pythonWsgi(...)); app.use('/flask', pythonWsgi(...));
+// Python WSGI apps, each run by a pool of preforked Python workers that import
+// the app once (like gunicorn's sync workers): the talk's hello_world in
+// Python, and a Flask app when Debian's python3-flask is installed.
+const pythonDir = fileURLToPath(new URL('./python', import.meta.url));
+const pools = [];
+const mounted = ['/store', '/hello', '/cgi-bin/info', '/wsgi-store', '/edge/echo', '/edge/native'];
+if (existsSync('/usr/bin/python3')) {
+  pools.push(pythonWsgi('hello:hello_world', { cwd: pythonDir, workers: 2 }));
+  app.use('/py/hello', pools.at(-1));
+  mounted.push('/py/hello');
+  if (spawnSync('/usr/bin/python3', ['-c', 'import flask']).status === 0) {
+    pools.push(pythonWsgi('notes:app', { cwd: pythonDir, workers: 2 }));
+    app.use('/flask', pools.at(-1));
+    mounted.push('/flask/');
+  }
+}
 
 // PHP: php-cgi mounted as the CGI program, with the front controller as
 // SCRIPT_FILENAME, so every path under /php reaches index.php (REQUEST_URI
 // routing). Only when php-cgi is installed.
 const frontController = fileURLToPath(new URL('./php/index.php', import.meta.url));
-const mounted = ['/store', '/hello', '/cgi-bin/info', '/wsgi-store', '/edge/echo', '/edge/native'];
 if (existsSync('/usr/bin/php-cgi')) {
   app.use('/php', cgi('/usr/bin/php-cgi', { cwd: dirname(frontController), env: () => ({ SCRIPT_FILENAME: frontController }) }));
   mounted.push('/php/');
@@ -97,6 +111,7 @@ const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
 function shutdown() {
   server.close();
   void fpm?.close();
+  for (const pool of pools) void pool.close();
   if (repositories) rmSync(repositories, { recursive: true, force: true });
 }
 process.on('SIGTERM', shutdown);

@@ -63,7 +63,7 @@ describe('examples', () => {
     expect((await fetch(`${origin}/nowhere`)).status).toBe(404);
   });
 
-  test('legacy: WSGI hello_world, a CGI script, a WSGI-style store, PHP and git beside jsonStore()', async () => {
+  test('legacy: WSGI hello_world in JavaScript and Python, Flask, a CGI script, a WSGI-style store, PHP and git beside jsonStore()', async () => {
     const first = await start('examples/legacy/server.mjs');
     const origin = new URL(first).origin;
     const hello = await fetch(`${origin}/hello`);
@@ -81,6 +81,11 @@ describe('examples', () => {
     const php = await fetch(`${origin}/php/`, { method: 'POST', body: new URLSearchParams({ name: 'Ada' }) });
     expect(await php.text()).toContain('<h1>Hello, Ada!</h1>');
     expect(await (await fetch(`${origin}/php/server.json`)).json()).toMatchObject({ REQUEST_URI: '/php/server.json', PATH_INFO: '/server.json' });
+    // Python, in pools of Python workers: the talk's hello_world and a Flask app.
+    expect(await (await fetch(`${origin}/py/hello`)).text()).toBe('Hello world!\n');
+    const added = await fetch(`${origin}/flask/`, { method: 'POST', body: new URLSearchParams({ text: 'hello' }) });
+    expect({ status: added.status, body: await added.json() }).toEqual({ status: 201, body: { added: 0 } });
+    expect(await (await fetch(`${origin}/flask/0`)).json()).toEqual({ text: 'hello' });
     const refs = await fetch(`${origin}/git/demo.git/info/refs?service=git-upload-pack`);
     expect(refs.headers.get('content-type')).toBe('application/x-git-upload-pack-advertisement');
   });
