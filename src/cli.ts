@@ -351,6 +351,7 @@ async function main(): Promise<void> {
   }
   const storeOptions: JsonStoreOptions = {
     readOnly: cli.readOnly,
+    explorer: cli.explorer,
     limit: cli.limit,
     ...(initial === undefined ? {} : { initial }),
     ...(cli.allowedHosts === undefined ? {} : { allowedHosts: cli.allowedHosts }),

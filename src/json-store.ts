@@ -7,6 +7,7 @@ import type { JsonValue } from './document/json.js';
 import { createRequestHandler, type NextFunction } from './http/handler.js';
 import { resolveOptions, type JsonStoreOptions } from './options.js';
 import { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult } from './document-store.js';
+import { withExplorer } from './explorer/middleware.js';
 
 type PathArgument = string | readonly string[] | undefined;
 
@@ -64,7 +65,7 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
     }
     console.error('express-jsonstore:', error);
   });
-  const middleware = ((req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
+  const middleware = (resolved.explorer ? withExplorer(store, resolved, handler) : (req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
   Object.defineProperty(middleware, 'store', { value: store, enumerable: true });
   Object.assign(middleware, {
     ready: () => store.ready(),
