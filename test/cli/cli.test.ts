@@ -509,3 +509,18 @@ describe('jsonstore command: watching the file', () => {
     await stop(second.child);
   });
 });
+
+describe('jsonstore command: explorer', () => {
+  const browser = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' };
+  test('browsers get the explorer page by default, API clients JSON; --no-explorer turns it off', async () => {
+    const on = await serve(['--memory']);
+    const page = await fetch(`${on.base}/`, { headers: browser });
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toMatch(/<details|<main id="tree"/);
+    expect((await fetch(`${on.base}/`, { headers: { accept: '*/*' } })).headers.get('content-type')).toBe('application/json; charset=utf-8');
+    await stop(on.child);
+    const off = await serve(['--memory', '--no-explorer']);
+    expect((await fetch(`${off.base}/`, { headers: browser })).headers.get('content-type')).toBe('application/json; charset=utf-8');
+    await stop(off.child);
+  });
+});
