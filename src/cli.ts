@@ -25,8 +25,9 @@ const usage = `Usage: jsonstore [options]
 Serves one JSON document over HTTP: GET, PUT, POST, PATCH and DELETE any path.
 
 Options:
-  --port <n>       port to listen on (default 3000; 0 picks a free one)
-  --host <addr>    address to listen on (default 127.0.0.1)
+  -p, --port <n>   port to listen on (default 3000; 0 picks a free one)
+  -H, --host <addr>
+                   address to listen on (default 127.0.0.1)
   --allowed-host <name>
                    also answer requests for this host name (repeatable);
                    by default only localhost, 127.0.0.1, [::1] and the --host
@@ -46,7 +47,8 @@ Options:
                    none (with --memory: on every start)
   --no-watch       with a file: do not pick up edits of the file made while
                    the server runs (picked up within a second by default)
-  --static <dir>   also serve the files in this folder (json-server's public/):
+  -s, --static <dir>
+                   also serve the files in this folder (json-server's public/):
                    a GET or HEAD naming a file there gets the file, every
                    other request goes to the store
   --cors [origins] let web pages on other origins use the store: any origin,
@@ -54,7 +56,7 @@ Options:
                    https://a.example,http://localhost:5173)
   --no-explorer    do not answer browsers (Accept: text/html) with the
                    explorer page
-  --quiet          do not log a line per request
+  -q, --quiet      do not log a line per request
   --limit <size>   largest request body, e.g. 1mb or 500kb (default 1mb)
   --max-document-size <size>
                    largest document a write may leave (default 100mb)
@@ -131,8 +133,9 @@ export function parseCli(argv: string[]): CliOptions | 'help' | 'version' {
       strict: true,
       allowPositionals: false,
       options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
+        // The short names are json-server's.
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string', short: 'H' },
         'allowed-host': { type: 'string', multiple: true },
         memory: { type: 'boolean' },
         file: { type: 'string' },
@@ -147,10 +150,10 @@ export function parseCli(argv: string[]): CliOptions | 'help' | 'version' {
         'max-patch-operations': { type: 'string' },
         initial: { type: 'string' },
         watch: { type: 'boolean' },
-        static: { type: 'string' },
+        static: { type: 'string', short: 's' },
         cors: { type: 'string' },
         explorer: { type: 'boolean' },
-        quiet: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
         version: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -318,7 +318,8 @@ describe('jsonstore command: polish', () => {
     expect(output()).toMatch(/PUT \/a\/b\?x=1 201 \d+\.\d ms/);
     await stop(child);
 
-    const quiet = await serve(['--memory', '--quiet']);
+    // json-server's short names: -q, -p, -H.
+    const quiet = await serve(['--memory', '-q', '-p', '0', '-H', '127.0.0.1']);
     expect((await fetch(`${quiet.base}/missing`)).status).toBe(404);
     expect(await stop(quiet.child)).toBe(0);
     expect(quiet.output()).not.toMatch(/GET \/missing/);
