@@ -44,6 +44,8 @@ export async function serveExplorer(store: DocumentStore, options: ExplorerOptio
     }
   }
   const target = splitTarget(req.url);
+  // A query (?pretty, collection queries) asks for data: the page is for a plain path.
+  if (target.query !== '') return false;
   let path: string[];
   try {
     path = parseUrlPath(target.path);

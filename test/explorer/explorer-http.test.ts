@@ -62,6 +62,9 @@ describe('the middleware option', () => {
     expect(data.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(data.headers['vary']).toMatch(/Accept/);
     await request(app).head('/store/').set('Accept', browserAccept).expect(200).expect('Content-Type', 'text/html; charset=utf-8');
+    // A query asks for data: "this path as JSON" (?pretty) is JSON in the browser too.
+    const pretty = await request(app).get('/store/list?pretty').set('Accept', browserAccept).expect(200);
+    expect(pretty.headers['content-type']).toBe('application/json; charset=utf-8');
   });
 
   test('everything from the document is escaped', async () => {
