@@ -233,6 +233,16 @@ function sameIdentity(a: FileIdentity, b: FileIdentity | undefined): boolean {
   return b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 }
 
+/** Why bytes are not JSON, in JSON.parse's words; undefined when they parse. */
+function jsonSyntaxReason(bytes: Uint8Array): string | undefined {
+  try {
+    JSON.parse(Buffer.from(bytes).toString('utf8'));
+    return undefined;
+  } catch (error) {
+    return `not valid JSON (${(error as Error).message})`;
+  }
+}
+
 const noSnapshot: SnapshotState = { exists: false, revision: 0, sha256: '', size: 0 };
 const noop = () => {};
 
@@ -306,6 +316,8 @@ class FileStorageAdapter implements FileStorage {
   private seenSnapshot: FileIdentity | undefined;
   private idleCompaction: ReturnType<typeof setTimeout> | undefined;
   private refusedEdit: string | undefined;
+  /** The hash of invalid bytes seen once: reported only if they are still there at the next check. */
+  private unsettledEdit: string | undefined;
 
   constructor(path: string, settings: ResolvedFileStorageOptions) {
     this.path = path;
@@ -910,9 +922,14 @@ class FileStorageAdapter implements FileStorage {
       try {
         document = parseSnapshot(bytes, this.path);
       } catch (error) {
+        // An editor may be half-way through writing the file: only the same invalid bytes seen twice count.
+        if (this.unsettledEdit !== sha256) {
+          this.unsettledEdit = sha256;
+          return;
+        }
         this.refusedEdit = sha256;
         this.seenSnapshot = seen;
-        process.emitWarning(`ignored an edit of ${this.path}: ${reasonOf(error)}. The store goes on serving the document it has; save the file again as valid JSON`, {
+        process.emitWarning(`ignored an edit of ${this.path}: ${jsonSyntaxReason(bytes) ?? reasonOf(error)}. The store goes on serving the document it has; save the file again as valid JSON`, {
           type: 'JsonStoreWarning',
           code: 'JSONSTORE_EDIT_IGNORED',
         });

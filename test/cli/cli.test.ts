@@ -106,7 +106,7 @@ describe('jsonstore command', () => {
     [['--port', '0x2B0C'], /--port must be a whole number from 0 to 65535 \(0 picks a free port\), got "0x2B0C"/],
     [['--port', ''], /--port must be a whole number from 0 to 65535 \(0 picks a free port\), got ""/],
     [['--port', '1e3'], /--port must be a whole number/],
-    [['--port'], /Option '--port <value>' argument missing/],
+    [['--port'], /Option '(?:-p, )?--port <value>' argument missing/],
     [['--port', '--memory'], /Option '--port' argument is ambiguous/],
     [['--cors', 'ftp://a.example'], /--cors "ftp:\/\/a.example" is not an origin/],
     [['--cors', 'https://a.example/path'], /--cors "https:\/\/a.example\/path" is not an origin/],
