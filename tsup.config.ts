@@ -1,7 +1,8 @@
 import { cp } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
 
-const shared = { target: 'node20', platform: 'node', sourcemap: false, shims: false } as const;
+// Source maps (with the sources inside) so stack traces point at src/ lines; src/ itself is not shipped.
+const shared = { target: 'node20', platform: 'node', sourcemap: true, shims: false } as const;
 
 export default defineConfig([
   {

@@ -10,6 +10,7 @@ import { DocumentStore, type ChangeEvent, type WriteOptions, type WriteResult } 
 import { LiveHub, type LiveStats } from './live/hub.js';
 import type { LiveMessage } from './live/events.js';
 import { resolveLiveOptions } from './live/options.js';
+import { withExplorer } from './explorer/middleware.js';
 
 type PathArgument = string | readonly string[] | undefined;
 
@@ -78,7 +79,7 @@ export function jsonStore(options?: JsonStoreOptions): JsonStore {
     console.error('express-jsonstore:', error);
   };
   const handler = createRequestHandler(store, resolved, reportError, resolved.live && live);
-  const middleware = ((req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
+  const middleware = (resolved.explorer ? withExplorer(store, resolved, handler) : (req: IncomingMessage, res: ServerResponse) => handler(req, res)) as JsonStore;
   Object.defineProperty(middleware, 'store', { value: store, enumerable: true });
   Object.defineProperty(middleware, 'live', { get: () => live.stats, enumerable: true });
   Object.assign(middleware, {

@@ -19,6 +19,11 @@ export interface JsonStoreOptions {
   limit?: number | string;
   /** Answer every write with 405. Default `false`. */
   readOnly?: boolean;
+  /**
+   * Answer browsers (a GET whose Accept prefers text/html) with the explorer
+   * page: the value as a tree, editable through this API. Default `false`.
+   */
+  explorer?: boolean;
   /** Deepest nesting a write may create (path plus value), and a body may have. Default 100, at most 1000. */
   maxDepth?: number;
   /** Refuse writes without `If-Match` or `If-None-Match` with 428. Default `false`. */
@@ -73,6 +78,7 @@ export interface ResolvedOptions {
   storage: StorageAdapter;
   limit: number;
   readOnly: boolean;
+  explorer: boolean;
   maxDepth: number;
   requirePreconditions: boolean;
   maxRetries: number | undefined;
@@ -93,6 +99,7 @@ const known = [
   'storage',
   'limit',
   'readOnly',
+  'explorer',
   'maxDepth',
   'requirePreconditions',
   'maxRetries',
@@ -140,6 +147,7 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
 
   const limit = checks.size('limit', options.limit, 1024 * 1024);
   const readOnly = checks.boolean('readOnly', options.readOnly, false);
+  const explorer = checks.boolean('explorer', options.explorer, false);
   const requirePreconditions = checks.boolean('requirePreconditions', options.requirePreconditions, false);
   // No default count: see DocumentStoreOptions.maxRetries.
   const maxRetries = options.maxRetries === undefined ? undefined : checks.wholeNumber('maxRetries', options.maxRetries, 0, { min: 0 });
@@ -181,6 +189,7 @@ export function resolveOptions(options: JsonStoreOptions | undefined): ResolvedO
     storage,
     limit,
     readOnly,
+    explorer,
     maxDepth,
     requirePreconditions,
     maxRetries,

@@ -15,10 +15,12 @@
  * - a journal whose marker names the snapshot (a compaction that stopped
  *   after renaming the new snapshot, before replacing the journal): the
  *   changes after the marker's revision are replayed and the journal continued;
- * - a snapshot edited by hand after a clean stop (the journal names another
- *   snapshot and holds no change): the edit counts as one change, and a new
- *   journal is started before the next append; with changes in the journal
- *   it is refused, since they were made to the previous version;
+ * - a snapshot edited by hand (the journal names another snapshot): the edit
+ *   counts as one change, and a new journal is started before the next
+ *   append. Changes the journal holds were made to the previous version, so
+ *   they cannot be replayed onto the edit: the edit wins, and the journal is
+ *   set aside (`supersededJournal`) rather than refusing to start, since the
+ *   person who edited the file meant the file to be the document;
  * - a damaged journal or snapshot, or a change that does not apply: refused.
  */
 import { applyOperations, type DocumentState } from '../document/apply.js';
@@ -58,6 +60,12 @@ export interface SnapshotPlan {
   journal: { appendAt: number; cutTornTail: boolean; holdsChanges: boolean } | undefined;
   /** The idempotency records found (the header's, then the changes'), in order: the later record of a key wins. */
   idempotency: IdempotencyRecord[];
+  /**
+   * The snapshot was edited while the journal held changes made to its
+   * previous version: they are not replayed, and the adapter moves the
+   * journal aside (to keep them for whoever wants them back).
+   */
+  supersededJournal?: { changes: number; lastRevision: number };
 }
 
 export type RecoveryPlan = InitialPlan | SnapshotPlan;
@@ -91,7 +99,7 @@ export function planRecovery(snapshot: Uint8Array | undefined, journal: Uint8Arr
 
   const sha256 = sha256Hex(snapshot);
   const state: DocumentState = { root: parseSnapshot(snapshot, snapshotPath) };
-  const { base, continueJournal } = baseOf(sha256, parsed, changes, context);
+  const { base, continueJournal } = baseOf(sha256, parsed);
   let revision = base;
   for (const change of changes) {
     if (change.revision <= base) continue;
@@ -108,8 +116,10 @@ export function planRecovery(snapshot: Uint8Array | undefined, journal: Uint8Arr
     revision = change.revision;
   }
 
+  const superseded = !continueJournal && changes.length > 0 && parsed !== undefined;
   return {
     kind: 'snapshot',
+    ...(superseded ? { supersededJournal: { changes: changes.length, lastRevision: parsed.lastRevision } } : {}),
     snapshot: { revision: base, sha256, size: snapshot.length },
     document: state.root,
     revision,
@@ -123,23 +133,12 @@ export function planRecovery(snapshot: Uint8Array | undefined, journal: Uint8Arr
 }
 
 /** The revision the snapshot holds, and whether the journal continues it. */
-function baseOf(
-  sha256: string,
-  journal: ParsedJournal | undefined,
-  changes: readonly ChangeRecord[],
-  context: JournalContext,
-): { base: number; continueJournal: boolean } {
+function baseOf(sha256: string, journal: ParsedJournal | undefined): { base: number; continueJournal: boolean } {
   if (journal === undefined) return { base: 0, continueJournal: false };
   if (journal.header.sha256 === sha256) return { base: journal.header.revision, continueJournal: true };
   // A compaction that stopped after renaming the new snapshot left a marker naming it.
   const marker = journal.records.findLast((record): record is MarkerRecord => record.kind === 'marker' && record.snapshot.sha256 === sha256);
   if (marker !== undefined) return { base: marker.snapshot.revision, continueJournal: true };
-  // Edited by hand while the store was stopped, after a clean stop: the edit counts as one change.
-  if (changes.length === 0) return { base: journal.lastRevision + 1, continueJournal: false };
-  throw startupError(
-    `${context.snapshotPath} was changed while ${context.journalPath} holds ${countChanges(changes.length)} made to its previous version, ` +
-      `so they cannot be applied to it. The store did not start and changed no file. To keep the edit and drop those changes, delete the journal; ` +
-      `to keep the changes, undo the edit, start and stop the store once (a clean stop folds the journal into ${context.snapshotPath}), then edit again`,
-    `The snapshot was changed while the journal holds ${countChanges(changes.length)} made to its previous version`,
-  );
+  // Edited by hand (after a clean stop, after a crash, or while the store ran): the edit counts as one change.
+  return { base: journal.lastRevision + 1, continueJournal: false };
 }

@@ -19,6 +19,7 @@
  * (file-recovery.ts) decides from the files found; the file operations are in
  * file-system.ts.
  */
+import { lstat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
@@ -42,7 +43,7 @@ import { planRecovery } from './file-recovery.js';
 import { journalChangesSince } from './file-history.js';
 import { errorCode, nodeFileSystem, reasonOf, writeAll, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 import { retainedRecords } from './idempotency.js';
-import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument } from './types.js';
+import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument, Unwatch } from './types.js';
 
 export { nodeFileSystem, type FileStorageEntryKind, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 
@@ -74,6 +75,19 @@ export interface FileStorageOptions {
    * left as they are; the process umask applies as usual.
    */
   mode?: number;
+  /**
+   * Open the files for reading only: no folder, lock or journal is created
+   * and no file is changed, so a read-only folder works; every `commit` is
+   * refused. For stores served with `readOnly: true`. Default `false`.
+   */
+  readOnly?: boolean;
+  /**
+   * Pick up edits of the snapshot file made by a person (or another program)
+   * while the store runs: see docs/file-storage.md, "Editing the file while
+   * the store runs". `true` checks about every 250 ms; `{ interval }` sets
+   * the milliseconds. Default `false`.
+   */
+  watch?: boolean | { interval?: number };
   /** For tests: the file operations to use instead of `node:fs`. */
   fs?: FileStorageFileSystem;
 }
@@ -84,6 +98,9 @@ interface ResolvedFileStorageOptions {
   compactMinSize: number;
   fileMode: number;
   folderMode: number;
+  readOnly: boolean;
+  /** Milliseconds between checks of the snapshot file for edits; undefined: not watched. */
+  watchInterval: number | undefined;
   fs: FileStorageFileSystem;
 }
 
@@ -112,7 +129,7 @@ export interface FileStorage extends StorageAdapter {
   changesSince(revision: number): Promise<readonly Change[] | undefined>;
 }
 
-const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'mode', 'fs'];
+const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'mode', 'readOnly', 'watch', 'fs'];
 const fileSystemMethods = ['readFile', 'open', 'rename', 'removeFile', 'makeDirectory', 'syncDirectory', 'entryKind'] as const;
 
 const checks = optionChecks('fileStorage()');
@@ -141,8 +158,20 @@ function resolveOptions(path: unknown, options: FileStorageOptions | undefined):
   if (typeof fs !== 'object' || fs === null || fileSystemMethods.some((name) => typeof fs[name] !== 'function')) {
     fail(`option "fs" must be an object with the methods ${fileSystemMethods.join(', ')}`);
   }
-  return { fsync, compactRatio, compactMinSize, fileMode, folderMode, fs };
+  const readOnly = checks.boolean('readOnly', options.readOnly ?? undefined, false);
+  const watchInterval = watchIntervalOf(options.watch);
+  return { fsync, compactRatio, compactMinSize, fileMode, folderMode, readOnly, watchInterval, fs };
 }
+
+function watchIntervalOf(watch: FileStorageOptions['watch']): number | undefined {
+  if (watch === undefined || watch === null || watch === false) return undefined;
+  if (watch === true) return defaultWatchInterval;
+  if (typeof watch !== 'object') fail(`option "watch" must be true, false or { interval: milliseconds }, got ${shown(watch)}`);
+  checks.knownOptions(watch, ['interval'], 'in option "watch"');
+  return checks.wholeNumber('watch.interval', watch.interval ?? undefined, defaultWatchInterval, { min: 10, max: 60_000, unit: 'milliseconds' });
+}
+
+const defaultWatchInterval = 250;
 
 // ---- the adapter -------------------------------------------------------------------
 
@@ -184,6 +213,37 @@ interface OpenJournal {
 interface Compaction {
   /** Journal lines appended since: they move into the new journal. */
   tail: string[];
+}
+
+/** What tells a file changed without reading it. */
+interface FileIdentity {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+async function fileIdentity(path: string): Promise<FileIdentity | undefined> {
+  try {
+    const info = await lstat(path);
+    return { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+function sameIdentity(a: FileIdentity, b: FileIdentity | undefined): boolean {
+  return b !== undefined && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+}
+
+/** Why bytes are not JSON, in JSON.parse's words; undefined when they parse. */
+function jsonSyntaxReason(bytes: Uint8Array): string | undefined {
+  try {
+    JSON.parse(Buffer.from(bytes).toString('utf8'));
+    return undefined;
+  } catch (error) {
+    return `not valid JSON (${(error as Error).message})`;
+  }
 }
 
 const noSnapshot: SnapshotState = { exists: false, revision: 0, sha256: '', size: 0 };
@@ -255,6 +315,12 @@ class FileStorageAdapter implements FileStorage {
   private idempotency = new Map<string, IdempotencyRecord>();
   /** How long the engine keeps records, as the last change with one said; until then every loaded record is kept. */
   private retention: IdempotencyRetention | undefined;
+  /** The watch: the snapshot file's identity when last compared, and the hash of an edit refused as invalid. */
+  private seenSnapshot: FileIdentity | undefined;
+  private idleCompaction: ReturnType<typeof setTimeout> | undefined;
+  private refusedEdit: string | undefined;
+  /** The hash of invalid bytes seen once: reported only if they are still there at the next check. */
+  private unsettledEdit: string | undefined;
 
   constructor(path: string, settings: ResolvedFileStorageOptions) {
     this.path = path;
@@ -281,6 +347,7 @@ class FileStorageAdapter implements FileStorage {
   async load(): Promise<StoredDocument | undefined> {
     // Loading again starts over from the files.
     if (this.lock) await this.close();
+    if (this.settings.readOnly) return this.loadReadOnly();
     try {
       await this.fs.makeDirectory(this.directory, this.settings.folderMode);
     } catch (error) {
@@ -301,6 +368,31 @@ class FileStorageAdapter implements FileStorage {
       this.journal = undefined;
       this.lock.release();
       this.lock = undefined;
+      if (error instanceof StorageError) throw error;
+      throw startupError(`Could not read ${this.path} (${reasonOf(error)})`, `Could not read the store's files (${errorCode(error) ?? 'error'})`, error);
+    }
+  }
+
+  /**
+   * Reads the files as a restart would, changing none: no folder, lock or
+   * journal is created and a torn journal tail is only skipped.
+   */
+  private async loadReadOnly(): Promise<StoredDocument | undefined> {
+    try {
+      await this.refuseLinks();
+      const snapshotBytes = await this.fs.readFile(this.path);
+      const journalBytes = await this.fs.readFile(this.journalPath);
+      this.resetState();
+      const plan = planRecovery(snapshotBytes, journalBytes, this.context);
+      this.lock = { path: this.lockPath, release: noop };
+      this.loaded = true;
+      if (plan.kind === 'initial') return undefined;
+      this.snapshot = { exists: true, ...plan.snapshot };
+      this.acceptedRevision = plan.revision;
+      this.durableRevision = plan.revision;
+      for (const record of plan.idempotency) this.rememberKey(record);
+      return { document: plan.document, revision: plan.revision, idempotency: [...this.idempotency.values()] };
+    } catch (error) {
       if (error instanceof StorageError) throw error;
       throw startupError(`Could not read ${this.path} (${reasonOf(error)})`, `Could not read the store's files (${errorCode(error) ?? 'error'})`, error);
     }
@@ -342,6 +434,7 @@ class FileStorageAdapter implements FileStorage {
       return undefined;
     }
     this.snapshot = { exists: true, ...plan.snapshot };
+    if (plan.supersededJournal !== undefined) await this.setJournalAside(plan.supersededJournal);
     if (plan.journal !== undefined) {
       const file = await this.fs.open(this.journalPath, 'r+');
       this.journal = { file, size: plan.journal.appendAt };
@@ -357,6 +450,29 @@ class FileStorageAdapter implements FileStorage {
     for (const record of plan.idempotency) this.rememberKey(record);
     await this.removeLeftovers();
     return { document: plan.document, revision: plan.revision, idempotency: [...this.idempotency.values()] };
+  }
+
+  /**
+   * The snapshot was edited while the journal held changes made to its
+   * previous version: the edit is served, and the journal is renamed aside
+   * (not replaced by the next one) so that those changes can still be read.
+   */
+  private async setJournalAside(superseded: { changes: number; lastRevision: number }): Promise<void> {
+    const aside = `${this.journalPath}.superseded-${superseded.lastRevision}`;
+    const kind = await this.fs.entryKind(aside);
+    if (kind === 'symlink' || kind === 'other') {
+      throw startupError(
+        `${aside} is not a regular file; the store sets the journal aside there (${this.path} was edited while the journal held changes). Move it away, then start again`,
+        "Something other than a file is where the store sets its journal aside",
+      );
+    }
+    await this.fs.rename(this.journalPath, aside);
+    await this.syncDirectory();
+    process.emitWarning(
+      `${this.path} was edited while its journal held ${superseded.changes === 1 ? '1 change' : `${superseded.changes} changes`} made to the previous version; ` +
+        `the edit is served and those changes are not: the journal was moved to ${aside} (delete it once you do not need it)`,
+      { type: 'JsonStoreWarning', code: 'JSONSTORE_JOURNAL_SUPERSEDED' },
+    );
   }
 
   /** Temporary files of a write that did not finish: removed before anything is written, since new ones are created exclusively. */
@@ -409,6 +525,7 @@ class FileStorageAdapter implements FileStorage {
 
   commit(change: Change): Promise<void> {
     if (!this.loaded || this.closing) throw new Error('the file storage is not open');
+    if (this.settings.readOnly) throw new Error(`the file storage of ${this.path} was opened read-only (option readOnly)`);
     const expected = this.acceptedRevision + 1;
     if (change.revision !== expected) {
       throw new Error(`the file storage expected revision ${expected} next, not ${change.revision}`);
@@ -637,10 +754,11 @@ class FileStorageAdapter implements FileStorage {
   }
 
   /** Called after each flush, inside the I/O chain, so revision and journal size agree. */
-  private maybeCompact(): void {
+  private maybeCompact(idle = false): void {
     const journal = this.journal;
     if (this.compactionRun || this.closing || journal === undefined || !this.snapshot.exists) return;
-    if (journal.size <= this.compactThreshold() || journal.size < this.compactAgainAt) return;
+    if (!idle && this.settings.watchInterval !== undefined && this.journalHoldsChanges) this.compactWhenIdle();
+    if (idle ? !this.journalHoldsChanges || this.queue.length > 0 : journal.size <= this.compactThreshold() || journal.size < this.compactAgainAt) return;
     this.compactionRun = this.compact({ revision: this.durableRevision, offset: journal.size }).then(
       () => {
         this.compactAgainAt = 0;
@@ -658,6 +776,20 @@ class FileStorageAdapter implements FileStorage {
     void this.compactionRun.finally(() => {
       this.compactionRun = undefined;
     });
+  }
+
+  /**
+   * Watched files are meant to be read and edited by people, so the snapshot
+   * should be the whole document: once writes pause, the journal is folded
+   * into it (a whole rewrite of the file per pause, as json-server does per write).
+   */
+  private compactWhenIdle(): void {
+    clearTimeout(this.idleCompaction);
+    this.idleCompaction = setTimeout(() => {
+      if (this.closing || !this.loaded) return;
+      void this.exclusive(async () => this.maybeCompact(true));
+    }, 2 * (this.settings.watchInterval ?? defaultWatchInterval));
+    this.idleCompaction.unref();
   }
 
   /**
@@ -742,6 +874,113 @@ class FileStorageAdapter implements FileStorage {
     }
   }
 
+  // ---- edits made while the store runs ----------------------------------------------
+
+  /**
+   * With the `watch` option: checks the snapshot file every interval, and
+   * hands an edit to the engine as a change that replaces the whole document
+   * (see checkForEdit). Without it: nothing to watch.
+   */
+  watch(onChange: (change: Change) => void): Unwatch | undefined {
+    const interval = this.settings.watchInterval;
+    if (interval === undefined) return undefined;
+    let checking = false;
+    const timer = setInterval(() => {
+      if (checking || !this.loaded || this.closing) return;
+      checking = true;
+      this.checkForEdit(onChange)
+        .catch((error: unknown) => {
+          process.emitWarning(`could not pick up an edit of ${this.path}, will try again: ${reasonOf(error)}`, {
+            type: 'JsonStoreWarning',
+            code: 'JSONSTORE_EDIT_FAILED',
+          });
+        })
+        .finally(() => {
+          checking = false;
+        });
+    }, interval);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /**
+   * Picks up an edit of the snapshot file. The store's own writes are told
+   * apart by content: the SHA-256 of the bytes is that of the snapshot the
+   * store wrote (or loaded). An edit becomes the snapshot of the next
+   * revision, with a new journal naming it (so a restart loads it as it is),
+   * and then reaches the engine like another process' change: ETags and
+   * `change` listeners see it. An edit that is not valid JSON is reported
+   * once and ignored. Runs in the I/O chain, so no append or compaction of
+   * the store is in the middle of it.
+   */
+  private async checkForEdit(onChange: (change: Change) => void): Promise<void> {
+    const seen = await fileIdentity(this.path);
+    if (seen === undefined || sameIdentity(seen, this.seenSnapshot)) return;
+    await this.exclusive(async () => {
+      if (!this.loaded || this.closing) return;
+      const bytes = await this.fs.readFile(this.path);
+      if (bytes === undefined) return;
+      const sha256 = sha256Hex(bytes);
+      if (sha256 === this.snapshot.sha256 || sha256 === this.refusedEdit) {
+        this.seenSnapshot = seen;
+        return;
+      }
+      let document: JsonValue;
+      try {
+        document = parseSnapshot(bytes, this.path);
+      } catch (error) {
+        // An editor may be half-way through writing the file: only the same invalid bytes seen twice count.
+        if (this.unsettledEdit !== sha256) {
+          this.unsettledEdit = sha256;
+          return;
+        }
+        this.refusedEdit = sha256;
+        this.seenSnapshot = seen;
+        process.emitWarning(`ignored an edit of ${this.path}: ${jsonSyntaxReason(bytes) ?? reasonOf(error)}. The store goes on serving the document it has; save the file again as valid JSON`, {
+          type: 'JsonStoreWarning',
+          code: 'JSONSTORE_EDIT_IGNORED',
+        });
+        return;
+      }
+      // Changes not yet durable were built on the document before the edit: try again once they are.
+      if (this.queue.length > 0 || this.acceptedRevision !== this.durableRevision || this.repair !== undefined) return;
+      const revision = this.durableRevision + 1;
+      // Taken at once: a change the engine sends for this revision now was built on the old document, and is refused.
+      this.acceptedRevision = revision;
+      const before = { snapshot: this.snapshot, journal: this.journal, holdsChanges: this.journalHoldsChanges };
+      this.snapshot = { exists: true, revision, sha256, size: bytes.length };
+      if (!this.settings.readOnly) {
+        try {
+          await this.createJournal();
+        } catch (error) {
+          this.snapshot = before.snapshot;
+          this.journal = before.journal;
+          this.journalHoldsChanges = before.holdsChanges;
+          this.acceptedRevision = this.durableRevision;
+          throw error;
+        }
+        await before.journal?.file.close().catch(noop);
+      }
+      this.durableRevision = revision;
+      this.seenSnapshot = seen;
+      this.refusedEdit = undefined;
+      onChange({ revision, ops: [{ op: 'replace', path: '', value: document }] });
+    });
+  }
+
+  /** Whether the snapshot file holds something other than what the store wrote or loaded. */
+  private async snapshotEditedOnDisk(): Promise<boolean> {
+    if (!this.snapshot.exists) return false;
+    const bytes = await this.fs.readFile(this.path).catch(() => undefined);
+    if (bytes !== undefined && sha256Hex(bytes) === this.snapshot.sha256) return false;
+    process.emitWarning(
+      `${this.path} was ${bytes === undefined ? 'removed' : 'edited'} while the store had it open, so the journal was not folded into it. ` +
+        `The next start ${bytes === undefined ? 'refuses until the snapshot is restored' : 'serves the edit and moves the journal aside'}`,
+      { type: 'JsonStoreWarning', code: 'JSONSTORE_COMPACTION_FAILED' },
+    );
+    return true;
+  }
+
   // ---- closing ----------------------------------------------------------------------
 
   /** Waits until no flush or compaction is running and nothing is queued. */
@@ -763,10 +1002,11 @@ class FileStorageAdapter implements FileStorage {
     const lock = this.lock;
     if (lock === undefined) return;
     this.closing = true;
+    clearTimeout(this.idleCompaction);
     try {
       await this.settle();
       await this.repairJournal().catch(noop);
-      if (this.repair === undefined && this.journal !== undefined && this.journalHoldsChanges) {
+      if (this.repair === undefined && this.journal !== undefined && this.journalHoldsChanges && !(await this.snapshotEditedOnDisk())) {
         try {
           await this.compact({ revision: this.durableRevision, offset: this.journal.size });
         } catch (error) {

@@ -6,6 +6,7 @@
 import { caseDefinitions, type CaseDefinition } from './cases/index.js';
 import { CaseContext } from './context.js';
 import { checkOptions, checkSetup, type ConformanceOptions, type ConformanceSetup } from './options.js';
+import type { StorageAdapter } from '../storage/types.js';
 
 /** One case, ready to run: what `storageConformance` hands to `test`. */
 export interface ConformanceCase {
@@ -52,7 +53,7 @@ async function runCase(setup: ConformanceSetup, definition: CaseDefinition): Pro
  * them under a runner `storageConformance` does not fit, or to check that a
  * broken adapter fails one.
  */
-export function conformanceCases(setup: ConformanceSetup): ConformanceCase[] {
+export function conformanceCases<Adapter extends StorageAdapter>(setup: ConformanceSetup<Adapter>): ConformanceCase[] {
   // `test` is allowed (and unused) so one options object serves both functions.
   const checked = checkSetup(setup, 'conformanceCases()', ['test']);
   const prefix = checked.name ? `${checked.name}: ` : '';
@@ -76,7 +77,7 @@ export function conformanceCases(setup: ConformanceSetup): ConformanceCase[] {
  *
  * Options are checked now: a bad one throws a `TypeError` that names it.
  */
-export function storageConformance(options: ConformanceOptions): void {
+export function storageConformance<Adapter extends StorageAdapter>(options: ConformanceOptions<Adapter>): void {
   const { test, ...setup } = checkOptions(options, 'storageConformance()');
   for (const conformanceCase of conformanceCases(setup)) {
     test(conformanceCase.name, () => conformanceCase.run());

@@ -7,26 +7,30 @@ import type { StorageAdapter } from '../storage/types.js';
 
 type MaybePromise<T> = T | Promise<T>;
 
-/** What every case needs to open, reopen and clean up storage. */
-export interface ConformanceSetup {
+/**
+ * What every case needs to open, reopen and clean up storage. `Adapter` is
+ * what `factory` returns, so `reopen`, `peer` and `cleanup` see its own
+ * properties (such as a `path`) without a cast.
+ */
+export interface ConformanceSetup<Adapter extends StorageAdapter = StorageAdapter> {
   /** Prefix for test names, e.g. 'file storage'. */
   name?: string;
   /** A new adapter on fresh, empty storage (each call independent). */
-  factory: () => MaybePromise<StorageAdapter>;
+  factory: () => MaybePromise<Adapter>;
   /**
    * A new adapter on the same stored data as `closed`, which the suite has
    * closed (close() awaited). Omit for storage that does not outlive its
    * adapter; persistence cases are then reported as skipped via a test whose
    * name says so.
    */
-  reopen?: (closed: StorageAdapter) => MaybePromise<StorageAdapter>;
+  reopen?: (closed: Adapter) => MaybePromise<Adapter>;
   /** Shared adapters only: a second adapter on the same data, open at the same time (another process's view). */
-  peer?: (adapter: StorageAdapter) => MaybePromise<StorageAdapter>;
+  peer?: (adapter: Adapter) => MaybePromise<Adapter>;
   /** Called after each case with every adapter the case opened (already closed), to delete files/keys. */
-  cleanup?: (adapters: StorageAdapter[]) => MaybePromise<void>;
+  cleanup?: (adapters: Adapter[]) => MaybePromise<void>;
 }
 
-export interface ConformanceOptions extends ConformanceSetup {
+export interface ConformanceOptions<Adapter extends StorageAdapter = StorageAdapter> extends ConformanceSetup<Adapter> {
   /** The runner's test function: vitest/bun `test`, node:test `test`, mocha `it`. */
   test: (name: string, fn: () => void | Promise<void>) => unknown;
 }

@@ -4,13 +4,15 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { sendExpectingContinue } from '../http/expect-client.js';
+import { eventually } from '../support/wait.js';
 
 const cli = resolve(import.meta.dirname, '../../dist/cli.js');
 const run = promisify(execFile);
@@ -28,8 +30,8 @@ afterAll(async () => {
 });
 
 /** Starts the CLI on a free port; resolves with its base URL once it serves. */
-function serve(args: string[], cwd = dir): Promise<{ base: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [cli, '--port', '0', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+function serve(args: string[], cwd = dir, as: { uid?: number; gid?: number } = {}): Promise<{ base: string; child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, [cli, '--port', '0', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], ...as });
   children.push(child);
   let out = '';
   child.stdout!.on('data', (c) => (out += c));
@@ -101,6 +103,16 @@ describe('jsonstore command', () => {
     [['--bogus'], /Unknown option '--bogus'/],
     [['--port', 'abc'], /--port must be a whole number/],
     [['--port', '70000'], /--port must be a whole number/],
+    [['--port', '0x2B0C'], /--port must be a whole number from 0 to 65535 \(0 picks a free port\), got "0x2B0C"/],
+    [['--port', ''], /--port must be a whole number from 0 to 65535 \(0 picks a free port\), got ""/],
+    [['--port', '1e3'], /--port must be a whole number/],
+    [['--port'], /Option '(?:-p, )?--port <value>' argument missing/],
+    [['--port', '--memory'], /Option '--port' argument is ambiguous/],
+    [['--cors', 'ftp://a.example'], /--cors "ftp:\/\/a.example" is not an origin/],
+    [['--cors', 'https://a.example/path'], /--cors "https:\/\/a.example\/path" is not an origin/],
+    [['--memory', '--no-watch'], /--watch and --no-watch go with file storage/],
+    [['--memory', '--initial', 'no-such-file.json'], /--initial no-such-file.json: no such file/],
+    [['--memory', '--static', 'no-such-folder'], /--static no-such-folder: no such folder/],
     [['--memory', '--file', 'x.json'], /choose one storage: --memory or --file/],
     [['--key', 'doc'], /--key goes with --redis/],
     [['--redis', 'localhost:6379'], /--redis needs a URL such as redis:\/\//],
@@ -289,5 +301,227 @@ describe('jsonstore command', () => {
       if (keys.length > 0) await probe.del(keys);
       await probe.close();
     }
+  });
+});
+
+describe('jsonstore command: polish', () => {
+  test('--version and -v print the package version', async () => {
+    const { version } = JSON.parse(await readFile(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) expect((await run(process.execPath, [cli, flag])).stdout).toBe(`${version}\n`);
+  });
+
+  test('logs one line per request (method, path, status, ms); --quiet logs none', async () => {
+    const { base, child, output } = await serve(['--memory']);
+    await fetch(`${base}/a/b?x=1`, { method: 'PUT', headers: json, body: '1' });
+    await fetch(`${base}/missing`);
+    await eventually('both log lines', () => /GET \/missing 404 \d+\.\d ms/.test(output()));
+    expect(output()).toMatch(/PUT \/a\/b\?x=1 201 \d+\.\d ms/);
+    await stop(child);
+
+    // json-server's short names: -q, -p, -H.
+    const quiet = await serve(['--memory', '-q', '-p', '0', '-H', '127.0.0.1']);
+    expect((await fetch(`${quiet.base}/missing`)).status).toBe(404);
+    expect(await stop(quiet.child)).toBe(0);
+    expect(quiet.output()).not.toMatch(/GET \/missing/);
+  });
+
+  test('--initial FILE seeds a memory store, on every start', async () => {
+    const work = await mkdtemp(join(dir, 'initial-'));
+    await writeFile(join(work, 'db.json'), JSON.stringify({ posts: [{ id: 1, title: 'hello' }] }));
+    for (let start = 0; start < 2; start++) {
+      const { base, child } = await serve(['--memory', '--initial', 'db.json'], work);
+      expect(await (await fetch(`${base}/posts/0/title`)).json()).toBe('hello');
+      expect((await fetch(`${base}/posts/0/title`, { method: 'PUT', headers: json, body: '"changed"' })).status).toBe(200);
+      await stop(child);
+    }
+    await writeFile(join(work, 'broken.json'), '{"posts": [');
+    const { code, stderr } = await failureIn(work, ['--memory', '--initial', 'broken.json']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--initial broken.json is not valid JSON/);
+  });
+
+  test('--static DIR serves files for GET/HEAD; other paths and methods go to the store; nothing outside the folder', async () => {
+    const work = await mkdtemp(join(dir, 'static-'));
+    await mkdir(join(work, 'public/css'), { recursive: true });
+    await writeFile(join(work, 'public/index.html'), '<h1>app</h1>');
+    await writeFile(join(work, 'public/css/site.css'), 'h1{}');
+    await writeFile(join(work, 'secret.json'), '{"secret":true}');
+    const { base, child } = await serve(['--memory', '--static', 'public'], work);
+    const index = await fetch(`${base}/`);
+    expect(index.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await index.text()).toBe('<h1>app</h1>');
+    const css = await fetch(`${base}/css/site.css`);
+    expect([css.status, css.headers.get('content-type'), await css.text()]).toEqual([200, 'text/css; charset=utf-8', 'h1{}']);
+    expect((await fetch(`${base}/posts`, { method: 'PUT', headers: json, body: '[1]' })).status).toBe(201);
+    expect(await (await fetch(`${base}/posts`)).json()).toEqual([1]);
+    // A write to a file's path is the store's: files are read-only.
+    expect((await fetch(`${base}/index.html`, { method: 'PUT', headers: json, body: '2' })).status).toBe(201);
+    for (const escape of ['/../secret.json', '/%2e%2e/secret.json', '/css/..%2f..%2fsecret.json']) {
+      const reply = await withHost(base, 'GET', escape, 'localhost');
+      expect(reply.text).not.toContain('"secret":true');
+    }
+    await stop(child);
+  });
+
+  test('a port in use: one clear message, exit 1, and no ./data folder created', async () => {
+    const work = await mkdtemp(join(dir, 'in-use-'));
+    const blocker = http.createServer();
+    await new Promise<void>((done) => blocker.listen(0, '127.0.0.1', done));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const { stdout, stderr } = await run(process.execPath, [cli, '--port', String(port)], { cwd: work, timeout: 20_000 }).then(
+        () => ({ stdout: 'exited 0', stderr: '' }),
+        (error: { code: number; stdout: string; stderr: string }) => {
+          expect(error.code).toBe(1);
+          return error;
+        },
+      );
+      expect(stdout).toBe('');
+      expect(stderr).toBe(`jsonstore: port ${port} is in use on 127.0.0.1 (another jsonstore or server?); stop it, or choose another port with --port N (--port 0 picks a free one)\n`);
+      await expect(readFile(join(work, 'data/store.json'))).rejects.toThrow(/ENOENT/);
+      expect(existsSync(join(work, 'data'))).toBe(false);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a start-up error is printed once', async () => {
+    const work = await mkdtemp(join(dir, 'once-'));
+    await mkdir(join(work, 'data'));
+    await writeFile(join(work, 'data/store.json'), '{"oops": ');
+    const { code, stderr } = await failureIn(work, []);
+    expect(code).toBe(1);
+    expect(stderr.match(/is not valid JSON/g)).toHaveLength(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('--readonly serves a file store from a folder it cannot write to: no lock file, writes 405', async () => {
+    const work = await mkdtemp(join(dir, 'readonly-'));
+    const folder = join(work, 'data');
+    await mkdir(folder);
+    await writeFile(join(folder, 'store.json'), '{"posts":[{"id":1}]}', { mode: 0o644 });
+    // As root, permissions do not stop writes: run the command as nobody instead.
+    const asRoot = process.getuid?.() === 0;
+    for (const reachable of [dir, work]) await chmod(reachable, 0o755);
+    await chmod(folder, 0o555);
+    try {
+      const { base, child } = await serve(['--readonly', '--file', 'data/store.json'], work, asRoot ? { uid: 65534, gid: 65534 } : {});
+      expect(await (await fetch(`${base}/posts/0/id`)).json()).toBe(1);
+      expect((await fetch(`${base}/posts`, { method: 'POST', headers: json, body: '{}' })).status).toBe(405);
+      expect(readdirSync(folder)).toEqual(['store.json']);
+      expect(await stop(child)).toBe(0);
+      expect(readdirSync(folder)).toEqual(['store.json']);
+    } finally {
+      await chmod(folder, 0o755);
+    }
+  });
+});
+
+describe('jsonstore command: CORS', () => {
+  const origin = 'https://app.example';
+  const preflight = (base: string, from: string, method: string, headers: string) =>
+    fetch(`${base}/posts/1`, { method: 'OPTIONS', headers: { origin: from, 'access-control-request-method': method, 'access-control-request-headers': headers } });
+
+  test('without --cors: no CORS headers, a preflight is not granted', async () => {
+    const { base, child } = await serve(['--memory']);
+    const reply = await preflight(base, origin, 'PATCH', 'content-type');
+    expect(reply.headers.get('access-control-allow-origin')).toBeNull();
+    expect((await fetch(`${base}/`, { headers: { origin } })).headers.get('access-control-allow-origin')).toBeNull();
+    await stop(child);
+  });
+
+  test('--cors: any origin, preflight for PATCH with the JSON media types and precondition headers; ETag, Location, Link exposed', async () => {
+    const { base, child } = await serve(['--memory', '--cors']);
+    const reply = await preflight(base, origin, 'PATCH', 'content-type,if-match,idempotency-key');
+    expect(reply.status).toBe(204);
+    expect(reply.headers.get('access-control-allow-origin')).toBe('*');
+    expect(reply.headers.get('access-control-allow-methods')).toMatch(/\bPATCH\b/);
+    const allowedHeaders = reply.headers.get('access-control-allow-headers')!.toLowerCase();
+    for (const name of ['content-type', 'if-match', 'if-none-match', 'idempotency-key']) expect(allowedHeaders).toContain(name);
+    const created = await fetch(`${base}/`, { method: 'POST', headers: { ...json, origin }, body: '{"title":"a"}' });
+    expect(created.status).toBe(201);
+    expect(created.headers.get('access-control-allow-origin')).toBe('*');
+    const exposed = created.headers.get('access-control-expose-headers')!.toLowerCase();
+    for (const name of ['etag', 'location', 'link']) expect(exposed).toContain(name);
+    const patch = await fetch(`${base}${created.headers.get('location')}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/merge-patch+json', origin, 'if-match': created.headers.get('etag')! },
+      body: '{"title":"b"}',
+    });
+    expect(patch.status).toBe(200);
+    await stop(child);
+  });
+
+  test('--cors ORIGINS: only those origins, with Vary: Origin; others get no CORS headers', async () => {
+    const { base, child } = await serve(['--memory', '--cors', `${origin},http://localhost:5173`]);
+    const granted = await preflight(base, 'http://localhost:5173', 'PUT', 'content-type');
+    expect([granted.status, granted.headers.get('access-control-allow-origin')]).toEqual([204, 'http://localhost:5173']);
+    const read = await fetch(`${base}/`, { headers: { origin } });
+    expect(read.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(read.headers.get('vary')).toMatch(/Origin/);
+    const refused = await preflight(base, 'https://evil.example', 'PUT', 'content-type');
+    expect(refused.headers.get('access-control-allow-origin')).toBeNull();
+    expect((await fetch(`${base}/`, { headers: { origin: 'https://evil.example' } })).headers.get('access-control-allow-origin')).toBeNull();
+    await stop(child);
+  });
+});
+
+describe('jsonstore command: watching the file', () => {
+  test('an edit of the file while the server runs is served within about a second; an invalid one is logged and ignored; the next start loads the edit', async () => {
+    const work = await mkdtemp(join(dir, 'watch-'));
+    const file = join(work, 'data/store.json');
+    const first = await serve([], work);
+    expect((await fetch(`${first.base}/posts`, { method: 'PUT', headers: json, body: '[{"id":1}]' })).status).toBe(201);
+    const before = (await fetch(`${first.base}/`)).headers.get('etag');
+    // The store folds its journal into the file once writes pause, so a person sees the whole document.
+    await eventually('the file to hold the write', async () => JSON.parse(await readFile(file, 'utf8')).posts?.length === 1);
+    await writeFile(file, JSON.stringify({ posts: [{ id: 1 }, { id: 2, by: 'hand' }] }, null, 4));
+    const edited = await eventually('the edit to be served', async () => {
+      const reply = await fetch(`${first.base}/posts/1/by`);
+      return reply.status === 200 ? reply : undefined;
+    });
+    expect(await edited.json()).toBe('hand');
+    expect((await fetch(`${first.base}/`)).headers.get('etag')).not.toBe(before);
+    await writeFile(file, '{"posts": [');
+    await eventually('the invalid edit to be reported', () => /ignored an edit of .*store\.json/.test(first.output()));
+    expect(await (await fetch(`${first.base}/posts/1/by`)).json()).toBe('hand');
+    await writeFile(file, JSON.stringify({ posts: [], again: true }));
+    await eventually('the next valid edit to be served', async () => (await (await fetch(`${first.base}/again`)).status) === 200);
+    expect(await stop(first.child)).toBe(0);
+    expect(first.output()).not.toMatch(/JSONSTORE_COMPACTION_FAILED|could not fold/);
+
+    const second = await serve([], work);
+    expect(await (await fetch(`${second.base}/`)).json()).toEqual({ posts: [], again: true });
+    await stop(second.child);
+  });
+
+  test('--no-watch: an edit made while the server runs is served after the restart, and the start does not refuse', async () => {
+    const work = await mkdtemp(join(dir, 'nowatch-'));
+    const file = join(work, 'data/store.json');
+    const first = await serve(['--no-watch'], work);
+    await fetch(`${first.base}/n`, { method: 'PUT', headers: json, body: '1' });
+    await fetch(`${first.base}/n`, { method: 'PUT', headers: json, body: '2' });
+    await writeFile(file, JSON.stringify({ n: 'by hand' }));
+    await fetch(`${first.base}/n`, { method: 'PUT', headers: json, body: '3' });
+    expect(await stop(first.child)).toBe(0);
+    const second = await serve(['--no-watch'], work);
+    expect(await (await fetch(`${second.base}/n`)).json()).toBe('by hand');
+    expect(second.output()).toMatch(/the journal was moved to .*store\.json\.journal\.superseded-\d+/);
+    await stop(second.child);
+  });
+});
+
+describe('jsonstore command: explorer', () => {
+  const browser = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' };
+  test('browsers get the explorer page by default, API clients JSON; --no-explorer turns it off', async () => {
+    const on = await serve(['--memory']);
+    const page = await fetch(`${on.base}/`, { headers: browser });
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await page.text()).toMatch(/<details|<main id="tree"/);
+    expect((await fetch(`${on.base}/`, { headers: { accept: '*/*' } })).headers.get('content-type')).toBe('application/json; charset=utf-8');
+    await stop(on.child);
+    const off = await serve(['--memory', '--no-explorer']);
+    expect((await fetch(`${off.base}/`, { headers: browser })).headers.get('content-type')).toBe('application/json; charset=utf-8');
+    await stop(off.child);
   });
 });

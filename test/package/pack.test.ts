@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,6 +50,8 @@ describe('the published package', () => {
     expect(files).toContain('dist/index.cjs');
     expect(files).toContain('dist/index.d.ts');
     expect(files).toContain('dist/cli.js');
+    // Source maps, with the sources inside them (src/ itself is not shipped).
+    for (const map of ['dist/index.js.map', 'dist/index.cjs.map', 'dist/testing.js.map', 'dist/gateway.js.map', 'dist/cli.js.map']) expect(files).toContain(map);
     expect(files).toContain('README.md');
     expect(files).toContain('LICENSE');
     // pythonWsgi()'s worker runner, found next to the bundles at run time.
@@ -172,6 +174,49 @@ export const ready: Promise<void> = store.ready();
     );
     await rm(join(scratch, 'misuse.ts'));
     expect(failed).toMatch(/misuse\.ts\(2,\d+\): error TS2322: Type 'true' is not assignable/);
+  });
+
+  test('source maps carry their sources', async () => {
+    // The entry files re-export shared chunks: look through every map.
+    const dist = join(scratch, 'node_modules/express-jsonstore/dist');
+    const maps = await Promise.all(
+      (await readdir(dist)).filter((name) => name.endsWith('.js.map')).map(async (name) => JSON.parse(await readFile(join(dist, name), 'utf8')) as { sources: string[]; sourcesContent?: string[] }),
+    );
+    expect(maps.some((map) => map.sources.some((source) => source.endsWith('src/json-store.ts')))).toBe(true);
+    for (const map of maps) expect(map.sourcesContent?.length).toBe(map.sources.length);
+  });
+
+  // Older setups (moduleResolution node10, i.e. "node") ignore "exports": typesVersions points them at the subpaths' types.
+  test('the subpaths have types under moduleResolution node10 too', { timeout: 240_000 }, async () => {
+    const legacy = join(scratch, 'node10');
+    await mkdir(legacy, { recursive: true });
+    await writeFile(
+      join(legacy, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, module: 'CommonJS', moduleResolution: 'node10', target: 'ES2022', noEmit: true, types: ['node'], typeRoots: ['../node_modules/@types'] }, include: ['*.ts'] }),
+    );
+    await writeFile(
+      join(legacy, 'consumer.ts'),
+      `import { jsonStore, type StorageAdapter } from 'express-jsonstore';
+import { storageConformance, type ConformanceOptions } from 'express-jsonstore/testing';
+import { wsgi, type WsgiApplication } from 'express-jsonstore/gateway';
+const app: WsgiApplication = (_environ, startResponse) => {
+  startResponse('200 OK', [['Content-Type', 'text/plain']]);
+  return ['hi'];
+};
+export const legacy = wsgi(app);
+export const store = jsonStore();
+export const options: ConformanceOptions<StorageAdapter & { path: string }> | undefined = undefined;
+export const suite: typeof storageConformance = storageConformance;
+`,
+    );
+    await run(join(scratch, 'node_modules/.bin/tsc'), ['-p', legacy], { cwd: legacy });
+    // The check can fail: a name the subpath does not export is an error.
+    await writeFile(join(legacy, 'misuse.ts'), `import { notExported } from 'express-jsonstore/testing';\nexport { notExported };\n`);
+    const failed = await run(join(scratch, 'node_modules/.bin/tsc'), ['-p', legacy], { cwd: legacy }).then(
+      () => undefined,
+      (error: { stdout: string }) => error.stdout,
+    );
+    expect(failed).toMatch(/misuse\.ts\(1,\d+\): error TS2305: Module '"express-jsonstore\/testing"' has no exported member 'notExported'/);
   });
 
   test('the jsonstore command runs from the installed package', async () => {

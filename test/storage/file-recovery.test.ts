@@ -225,18 +225,18 @@ describe('a snapshot edited by hand while the store was stopped', () => {
     });
   });
 
-  test('with unsaved changes in the journal, made to its previous version: refused', () => {
+  test('with unsaved changes in the journal, made to its previous version: the edit wins, and the journal is to be set aside', () => {
     const edited = snapshotFile({ todos: ['edited'] });
     const journal = encodeHeader({ revision: 7, sha256: v1.sha256 }) + encodeChange(8, add('/todos/-', 'b')) + encodeChange(9, add('/todos/-', 'c'));
-    const error = refusal(edited.bytes, bytes(journal));
-    expect(error.message).toBe(
-      '/srv/data/store.json was changed while /srv/data/store.json.journal holds 2 changes made to its previous version, ' +
-        'so they cannot be applied to it. The store did not start and changed no file. To keep the edit and drop those changes, delete the journal; ' +
-        'to keep the changes, undo the edit, start and stop the store once (a clean stop folds the journal into /srv/data/store.json), then edit again',
-    );
-    expect(error.detail).toBe(
-      "The snapshot was changed while the journal holds 2 changes made to its previous version; the store did not start (the server's log says what to do)",
-    );
+    expect(planRecovery(edited.bytes, bytes(journal), context)).toEqual({
+      kind: 'snapshot',
+      supersededJournal: { changes: 2, lastRevision: 9 },
+      snapshot: holding(edited, 10),
+      document: { todos: ['edited'] },
+      revision: 10,
+      journal: undefined,
+      idempotency: [],
+    });
   });
 });
 

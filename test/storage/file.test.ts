@@ -3,7 +3,7 @@
  * journals, compaction. Through real HTTP on real files.
  */
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { jsonStore } from '../../src/index.js';
 import { fileStorage, nodeFileSystem, type FileStorageFileSystem } from '../../src/storage/file.js';
@@ -306,7 +306,7 @@ describe('hand edits', () => {
     await third.close();
   });
 
-  test('a snapshot edited while the journal holds changes is refused with what to do, and no file changes', async () => {
+  test('a snapshot edited while the journal holds changes (after a crash): the edit is served, the journal is set aside with a warning', async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const served = await serve(file, {}, { n: 0 });
@@ -317,49 +317,57 @@ describe('hand edits', () => {
     await served.close();
 
     writeFileSync(image, JSON.stringify({ n: 100 }, null, 2));
-    const before = { snapshot: readFileSync(image), journal: readFileSync(filesOf(image).journal) };
-    const refused = await serve(image);
-    expectProblem(await refused.http.get('/store/n'), 503, 'The snapshot was changed while the journal holds 2 changes');
-    await expect(refused.store.ready()).rejects.toThrow(`${image} was changed while ${filesOf(image).journal} holds 2 changes`);
-    await expect(refused.store.ready()).rejects.toThrow(/To keep the edit and drop those changes, delete the journal/);
-    await refused.close();
-    expect(readFileSync(image)).toEqual(before.snapshot);
-    expect(readFileSync(filesOf(image).journal)).toEqual(before.journal);
-    expect(existsSync(filesOf(image).lock)).toBe(false);
-
-    // Doing what the message says: keep the edit, drop the journal.
-    rmSync(filesOf(image).journal);
-    const kept = await serve(image);
-    expect(await documentOf(kept)).toEqual({ n: 100 });
-    await kept.close();
+    const journalBefore = readFileSync(filesOf(image).journal);
+    const warnings = await collectWarnings(async () => {
+      const restarted = await serve(image);
+      expect(await documentOf(restarted)).toEqual({ n: 100 });
+      await restarted.http.put('/store/n').type('json').send('101').expect(200);
+      await restarted.close();
+    });
+    const aside = readdirSync(dirname(image)).filter((name) => name.startsWith(`${basename(image)}.journal.superseded-`));
+    expect(aside).toHaveLength(1);
+    expect(readFileSync(join(dirname(image), aside[0]!))).toEqual(journalBefore);
+    expect(warnings.join('\n')).toMatch(/was edited while its journal held 2 changes made to the previous version; the edit is served and those changes are not: the journal was moved to .*\.journal\.superseded-/);
+    const again = await serve(image);
+    expect(await documentOf(again)).toEqual({ n: 101 });
+    await again.close();
   });
-  test('editing the snapshot while the store runs is not lost silently: writes go on, the journal is kept, restart asks what to do', async () => {
+  test('editing the snapshot while the store runs (not watched): writes go on, close warns, and the next start serves the edit', async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
-    const warnings: string[] = [];
-    const emitWarning = process.emitWarning;
-    process.emitWarning = ((warning: string | Error) => {
-      warnings.push(String(warning));
-    }) as typeof process.emitWarning;
-    try {
+    const warnings = await collectWarnings(async () => {
       const served = await serve(file, { compactMinSize: 0, compactRatio: 0.1 }, { n: 0 });
       await served.http.put('/store/n').type('json').send('1').expect(200);
       writeFileSync(file, JSON.stringify({ n: 'edited while running' }));
       for (let i = 2; i <= 10; i++) await served.http.put('/store/n').type('json').send(String(i)).expect(200);
       expect(served.storage.stats.compactions).toBe(0);
       await served.close();
-      expect(warnings.some((warning) => warning.includes('was changed or removed by something else'))).toBe(true);
-      // Neither the edit nor the changes were dropped.
-      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ n: 'edited while running' });
-      expect(journalLines(file).length).toBeGreaterThan(9);
-      const restarted = await serve(file);
-      expectProblem(await restarted.http.get('/store/'), 503, /The snapshot was changed while the journal holds \d+ changes/);
-      await restarted.close();
-    } finally {
-      process.emitWarning = emitWarning;
-    }
+    });
+    expect(warnings.some((warning) => warning.includes('was edited while the store had it open, so the journal was not folded into it'))).toBe(true);
+    // Neither the edit nor the changes were dropped.
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ n: 'edited while running' });
+    expect(journalLines(file).length).toBeGreaterThan(9);
+    const restarted = await serve(file);
+    expect(await documentOf(restarted)).toEqual({ n: 'edited while running' });
+    await restarted.close();
+    expect(readdirSync(dir).some((name) => name.startsWith('store.json.journal.superseded-'))).toBe(true);
   });
 });
+
+/** Runs `task` and returns the warnings emitted meanwhile. */
+async function collectWarnings(task: () => Promise<void>): Promise<string[]> {
+  const warnings: string[] = [];
+  const emitWarning = process.emitWarning;
+  process.emitWarning = ((warning: string | Error) => {
+    warnings.push(String(warning));
+  }) as typeof process.emitWarning;
+  try {
+    await task();
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  return warnings;
+}
 
 describe('damaged files', () => {
   /** A store with a few changes in its journal, left as a crash would leave it. */
