@@ -312,10 +312,12 @@ describe('jsonstore command: polish', () => {
 
   test('logs one line per request (method, path, status, ms); --quiet logs none', async () => {
     const { base, child, output } = await serve(['--memory']);
-    await fetch(`${base}/a/b?x=1`, { method: 'PUT', headers: json, body: '1' });
+    await fetch(`${base}/a/b`, { method: 'PUT', headers: json, body: '1' });
+    await fetch(`${base}/a?pretty`);
     await fetch(`${base}/missing`);
-    await eventually('both log lines', () => /GET \/missing 404 \d+\.\d ms/.test(output()));
-    expect(output()).toMatch(/PUT \/a\/b\?x=1 201 \d+\.\d ms/);
+    await eventually('the log lines', () => /GET \/missing 404 \d+\.\d ms/.test(output()));
+    expect(output()).toMatch(/PUT \/a\/b 201 \d+\.\d ms/);
+    expect(output()).toMatch(/GET \/a\?pretty 200 \d+\.\d ms/);
     await stop(child);
 
     // json-server's short names: -q, -p, -H.
