@@ -5,9 +5,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -406,6 +406,18 @@ describe('jsonstore command: polish', () => {
     const asRoot = process.getuid?.() === 0;
     for (const reachable of [dir, work]) await chmod(reachable, 0o755);
     await chmod(folder, 0o555);
+    // nobody must reach the checkout's dist/ and node_modules/: a clone made
+    // in a `mktemp -d` folder (mode 0700) would stop it. Restored afterwards.
+    const opened: Array<{ path: string; mode: number }> = [];
+    if (asRoot) {
+      for (let path = dirname(cli); path !== dirname(path); path = dirname(path)) {
+        const { mode } = await stat(path);
+        if ((mode & 0o005) !== 0o005) {
+          opened.push({ path, mode: mode & 0o7777 });
+          await chmod(path, (mode & 0o7777) | 0o005);
+        }
+      }
+    }
     try {
       const { base, child } = await serve(['--readonly', '--file', 'data/store.json'], work, asRoot ? { uid: 65534, gid: 65534 } : {});
       expect(await (await fetch(`${base}/posts/0/id`)).json()).toBe(1);
@@ -415,6 +427,7 @@ describe('jsonstore command: polish', () => {
       expect(readdirSync(folder)).toEqual(['store.json']);
     } finally {
       await chmod(folder, 0o755);
+      for (const { path, mode } of opened) await chmod(path, mode);
     }
   });
 });
