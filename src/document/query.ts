@@ -10,7 +10,8 @@
  * candidate is a reused scratch slot).
  */
 import { JsonStoreError } from '../errors.js';
-import { describeType, getMember, isObject, type JsonPrimitive, type JsonValue } from './json.js';
+import { valueAt } from './apply.js';
+import { describeType, type JsonPrimitive, type JsonValue } from './json.js';
 import type { CollectionQuery, FieldFilter, FirebaseQuery, JsonServerQuery } from './query-parse.js';
 
 /** Page numbers for RFC 8288 `Link` (json-server's `_page`), as json-server 0.17 gives them. */
@@ -45,23 +46,6 @@ type Compare = (a: Candidate, b: Candidate) => number;
 
 function newCandidate(fields: number): Candidate {
   return { key: '', position: 0, value: null, sortValue: undefined, sortValues: new Array<JsonValue | undefined>(fields).fill(undefined) };
-}
-
-/** The value at a path inside a member (own members and array indexes only), or undefined. */
-export function memberValueAt(value: JsonValue | undefined, path: readonly string[]): JsonValue | undefined {
-  let node = value;
-  for (const segment of path) {
-    if (Array.isArray(node)) {
-      if (!/^(?:0|[1-9][0-9]*)$/.test(segment)) return undefined;
-      node = node[Number(segment)];
-    } else if (isObject(node)) {
-      node = getMember(node, segment);
-    } else {
-      return undefined;
-    }
-    if (node === undefined) return undefined;
-  }
-  return node;
 }
 
 // ---- Firebase ordering ----------------------------------------------------------
@@ -140,7 +124,7 @@ export function compareLodash(value: JsonValue | undefined, other: JsonValue | u
 
 /** json-server's field filters: missing and null never match; values compare as strings, ranges as JavaScript does. */
 function matchesFilter(member: JsonValue, filter: FieldFilter): boolean {
-  const found = memberValueAt(member, filter.path);
+  const found = valueAt(member, filter.path);
   if (found === undefined || found === null) return false;
   const { values } = filter;
   switch (filter.operator) {
@@ -274,7 +258,7 @@ function firebasePlan(query: FirebaseQuery, isArray: boolean): Plan {
     fields: 0,
     prepare:
       orderBy.by === 'child'
-        ? (c) => (c.sortValue = memberValueAt(c.value, orderBy.path))
+        ? (c) => (c.sortValue = valueAt(c.value, orderBy.path))
         : orderBy.by === 'value'
           ? (c) => (c.sortValue = c.value)
           : () => undefined,
@@ -306,7 +290,7 @@ function jsonServerPlan(query: JsonServerQuery): Plan {
   return {
     fields: sort.length,
     prepare: (c) => {
-      for (let i = 0; i < sort.length; i++) c.sortValues[i] = memberValueAt(c.value, (sort[i] as { path: string[] }).path);
+      for (let i = 0; i < sort.length; i++) c.sortValues[i] = valueAt(c.value, (sort[i] as { path: string[] }).path);
     },
     accept: (c) => filters.every((filter) => matchesFilter(c.value, filter)) && (text === undefined || matchesText(c.value, text)),
     compare,

@@ -14,10 +14,9 @@ import { basename, dirname, resolve } from 'node:path';
 import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, originalTarget, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
-import { consumedBody, hasRequestBody } from './input.js';
-import { spoolRequestBody, type SpooledBody } from './spool.js';
+import { describeRequest, receiveBody, type ProgramInput } from './request-body.js';
 import { LineLogStream } from './log-stream.js';
-import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, reportEscaped, resolveCommonOptions, safeLog } from './options.js';
+import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
@@ -145,7 +144,6 @@ function checkDirectory(name: string, value: unknown): string {
 }
 
 /** What goes to the script's stdin. */
-type ScriptInput = { kind: 'none' } | { kind: 'stream' } | SpooledBody;
 
 /** Mounts an executable as a CGI/1.1 script: `app.use('/cgi-bin/info', cgi('./info.sh'))`. */
 export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware {
@@ -184,10 +182,10 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
   const scriptLabel = basename(script);
 
   /** The request as the log names it. */
-  const described = (req: IncomingMessage): string => `${req.method ?? 'GET'} ${originalTarget(req)}`;
+  const bodyLimits = { where: where, logger: common.logger, maxBodySize, spoolThreshold, tempDir };
 
   /** Runs the script for one request, with `input` as its stdin. */
-  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, input: ScriptInput): void {
+  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, input: ProgramInput): void {
     const target = requestTarget(req);
     const variables = cgiVariables(req, target, {
       trustProxy: common.trustProxy,
@@ -271,11 +269,11 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     const deadline = setTimeout(() => {
       timedOut = true;
       if (phase === 'head' || (phase === 'body' && !writer.headersSent)) {
-        failWith(new GatewayError('gateway-timeout', `The CGI script ${scriptLabel} did not answer ${described(req)} within ${timeout} ms.`));
+        failWith(new GatewayError('gateway-timeout', `The CGI script ${scriptLabel} did not answer ${describeRequest(req)} within ${timeout} ms.`));
         return;
       }
       if (phase === 'body') {
-        safeLog(common.logger, `${where}: ${scriptLabel} overran its ${timeout} ms timeout mid-response to ${described(req)}; connection cut`);
+        safeLog(common.logger, `${where}: ${scriptLabel} overran its ${timeout} ms timeout mid-response to ${describeRequest(req)}; connection cut`);
         phase = 'done';
         writer.abort();
       }
@@ -393,10 +391,10 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
         // The script ended on its own after writing all it meant to: the
         // response is whole. A status is the script's business (php-cgi
         // exits 255 after its own 500 page, `exit(3)` after a full page).
-        if (code !== 0) safeLog(common.logger, `${where}: ${scriptLabel} ${how} after its response to ${described(req)}`);
+        if (code !== 0) safeLog(common.logger, `${where}: ${scriptLabel} ${how} after its response to ${describeRequest(req)}`);
         writer.end();
       } else if (writer.headersSent) {
-        safeLog(common.logger, `${where}: ${scriptLabel} ${how} mid-response to ${described(req)}; connection cut`);
+        safeLog(common.logger, `${where}: ${scriptLabel} ${how} mid-response to ${describeRequest(req)}; connection cut`);
         writer.abort();
       } else writer.fail(new GatewayError('bad-gateway', `The CGI script ${how} before sending a response body.`), where);
     };
@@ -404,37 +402,10 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     child.once('close', (code, signal) => settle(code, signal));
   }
 
-  const tooLarge = (req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, why: string): void => {
-    safeLog(common.logger, `${where}: 413 for ${described(req)}: ${why}`);
-    // The rest of the body stays unread: close the connection after answering.
-    res.setHeader('Connection', 'close');
-    writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
-  };
-
   return function cgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: 'cgi: no response head' });
     try {
-      const consumed = consumedBody(req);
-      const declared = req.headers['content-length'];
-      if (!hasRequestBody(req)) {
-        run(req, res, writer, { kind: 'none' });
-      } else if (consumed !== undefined) {
-        run(req, res, writer, { kind: 'memory', data: consumed });
-      } else if (declared !== undefined) {
-        if (Number(declared) > maxBodySize) tooLarge(req, res, writer, `Content-Length ${declared} is over maxBodySize (${maxBodySize})`);
-        else run(req, res, writer, { kind: 'stream' });
-      } else {
-        spoolRequestBody(req, { memoryLimit: spoolThreshold, maxSize: maxBodySize, directory: tempDir })
-          .then((body) => {
-            if (body.kind === 'gone') return;
-            if (body.kind === 'too-large') tooLarge(req, res, writer, `the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`);
-            else if (body.kind === 'failed') writer.fail(body.error, where);
-            else if (writer.clientGone) {
-              if (body.kind === 'file') void body.file.close();
-            } else run(req, res, writer, body);
-          })
-          .catch((error: unknown) => reportEscaped(common.logger, where, error));
-      }
+      receiveBody(req, res, writer, bodyLimits, (input) => run(req, res, writer, input));
     } catch (error) {
       writer.fail(error, where);
     }

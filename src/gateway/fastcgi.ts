@@ -29,12 +29,11 @@ import {
   RecordType,
   type FastCgiRecord,
 } from './fastcgi-protocol.js';
-import { consumedBody, hasRequestBody } from './input.js';
 import { LineLogStream } from './log-stream.js';
-import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, reportEscaped, resolveCommonOptions, safeLog } from './options.js';
+import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
-import { spoolRequestBody, type SpooledBody } from './spool.js';
+import { describeRequest, receiveBody, type ProgramInput } from './request-body.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 type Params = Readonly<Record<string, string>>;
@@ -289,7 +288,6 @@ function checkAddress(raw: Record<string, unknown>): Address {
 }
 
 /** What goes to the server's STDIN. */
-type RequestInput = { kind: 'none' } | { kind: 'stream' } | SpooledBody;
 
 /**
  * Mounts a FastCGI responder: `app.use('/blog', fastcgi({ socket: '/run/php/php8.2-fpm.sock', root: '/srv/blog', script: 'index.php' }))`.
@@ -342,10 +340,10 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
           return () => fixed;
         })();
   const pool = new ConnectionPool(address, maxConnections, idleTimeout);
-  const described = (req: IncomingMessage): string => `${req.method ?? 'GET'} ${originalTarget(req)}`;
+  const bodyLimits = { where: bridge, logger: common.logger, maxBodySize, spoolThreshold, tempDir };
 
   /** The params of one request; a JsonStoreError (404) for a path that leaves `root`. */
-  function paramsFor(req: IncomingMessage, input: RequestInput): Array<[string, string]> {
+  function paramsFor(req: IncomingMessage, input: ProgramInput): Array<[string, string]> {
     const target = requestTarget(req);
     const contentLength = input.kind === 'memory' ? String(input.data.length) : input.kind === 'file' ? String(input.size) : undefined;
     const variables = cgiVariables(req, target, { trustProxy: common.trustProxy, omitEmptyContent: true, contentLength }) as unknown as Record<string, string>;
@@ -376,7 +374,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     return Object.entries(all);
   }
 
-  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, input: RequestInput): void {
+  function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, input: ProgramInput): void {
     let params: Array<[string, string]>;
     try {
       params = paramsFor(req, input);
@@ -419,7 +417,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     const deadline = setTimeout(() => {
       if (phase === 'done') return;
       if (writer.headersSent) {
-        safeLog(common.logger, `${bridge}: no complete answer to ${described(req)} within ${timeout} ms; connection cut`);
+        safeLog(common.logger, `${bridge}: no complete answer to ${describeRequest(req)} within ${timeout} ms; connection cut`);
         finish(false);
         writer.abort();
         return;
@@ -456,7 +454,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
       try {
         read = headReader.push(content);
       } catch (error) {
-        failWith(withoutScriptOutput(error, common.logger, `${bridge}: ${described(req)}`, 'The FastCGI application'));
+        failWith(withoutScriptOutput(error, common.logger, `${bridge}: ${describeRequest(req)}`, 'The FastCGI application'));
         return;
       }
       if (read === undefined) return;
@@ -498,7 +496,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
               failWith(new GatewayError('bad-gateway', `The FastCGI application ended (status ${end.appStatus}) without a complete header block.`));
               return;
             }
-            if (end.appStatus !== 0) safeLog(common.logger, `${bridge}: the application exited with status ${end.appStatus} after its response to ${described(req)}`);
+            if (end.appStatus !== 0) safeLog(common.logger, `${bridge}: the application exited with status ${end.appStatus} after its response to ${describeRequest(req)}`);
             finish(true);
             writer.end();
             return;
@@ -523,12 +521,12 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
           return;
         }
         if (writer.headersSent) {
-          safeLog(common.logger, `${bridge}: the FastCGI server ${why} mid-response to ${described(req)}; connection cut`);
+          safeLog(common.logger, `${bridge}: the FastCGI server ${why} mid-response to ${describeRequest(req)}; connection cut`);
           finish(false);
           writer.abort();
           return;
         }
-        safeLog(common.logger, `${bridge}: the FastCGI server ${why} before answering ${described(req)}`);
+        safeLog(common.logger, `${bridge}: the FastCGI server ${why} before answering ${describeRequest(req)}`);
         failWith(new GatewayError('bad-gateway', 'The FastCGI server closed the connection before answering.'));
       },
     };
@@ -579,40 +577,16 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
 
     const unreachable = (error: Error): void => {
       if (phase === 'done') return;
-      safeLog(common.logger, `${bridge}: cannot reach the FastCGI server for ${described(req)}: ${error.message}`);
+      safeLog(common.logger, `${bridge}: cannot reach the FastCGI server for ${describeRequest(req)}: ${error.message}`);
       failWith(new GatewayError('bad-gateway', 'The FastCGI server could not be reached.'));
     };
     pool.acquire().then(start, unreachable);
   }
 
-  const tooLarge = (req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, why: string): void => {
-    safeLog(common.logger, `${bridge}: 413 for ${described(req)}: ${why}`);
-    res.setHeader('Connection', 'close');
-    writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), bridge);
-  };
-
   const middleware = function fastcgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: 'fastcgi: no response head' });
     try {
-      const consumed = consumedBody(req);
-      const declared = req.headers['content-length'];
-      if (!hasRequestBody(req)) run(req, res, writer, { kind: 'none' });
-      else if (consumed !== undefined) run(req, res, writer, { kind: 'memory', data: consumed });
-      else if (declared !== undefined) {
-        if (Number(declared) > maxBodySize) tooLarge(req, res, writer, `Content-Length ${declared} is over maxBodySize (${maxBodySize})`);
-        else run(req, res, writer, { kind: 'stream' });
-      } else {
-        spoolRequestBody(req, { memoryLimit: spoolThreshold, maxSize: maxBodySize, directory: tempDir })
-          .then((body) => {
-            if (body.kind === 'gone') return;
-            if (body.kind === 'too-large') tooLarge(req, res, writer, `the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`);
-            else if (body.kind === 'failed') writer.fail(body.error, bridge);
-            else if (writer.clientGone) {
-              if (body.kind === 'file') void body.file.close();
-            } else run(req, res, writer, body);
-          })
-          .catch((error: unknown) => reportEscaped(common.logger, bridge, error));
-      }
+      receiveBody(req, res, writer, bodyLimits, (input) => run(req, res, writer, input));
     } catch (error) {
       writer.fail(error, bridge);
     }

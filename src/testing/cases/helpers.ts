@@ -4,7 +4,7 @@ import type { JsonValue } from '../../document/json.js';
 import type { PatchOperation } from '../../document/patch-types.js';
 import { RevisionConflictError } from '../../errors.js';
 import type { JsonStore } from '../../json-store.js';
-import type { Change, MaybePromise, StorageAdapter, StoredDocument } from '../../storage/types.js';
+import type { Change, StorageAdapter, StoredDocument } from '../../storage/types.js';
 import { assertSameJson } from '../assert-json.js';
 import type { CaseContext } from '../context.js';
 import { isThenable } from '../../is-thenable.js';

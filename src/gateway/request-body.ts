@@ -1,0 +1,68 @@
+/**
+ * How the bridges that hand a body to another program (CGI, FastCGI) receive
+ * it: none, already read by a parser, streamed when its length is declared, or
+ * spooled (memory, then an unlinked file) when it comes chunked, so the program
+ * still gets a CONTENT_LENGTH. Past `maxBodySize` the answer is 413, logged with
+ * the reason, and the connection closes (the rest stays unread).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { originalTarget } from './environ.js';
+import { GatewayError } from './errors.js';
+import { consumedBody, hasRequestBody } from './input.js';
+import { reportEscaped, safeLog } from './options.js';
+import type { ResponseWriter } from './response-writer.js';
+import { spoolRequestBody, type SpooledBody } from './spool.js';
+import type { GatewayLogger } from './types.js';
+
+/** A request body as a program gets it. `stream`: read from the request as it arrives, its length declared. */
+export type ProgramInput = { kind: 'none' } | { kind: 'stream' } | SpooledBody;
+
+export interface BodyLimits {
+  /** The bridge's name in logs and problems (`cgi`, `fastcgi`). */
+  readonly where: string;
+  readonly logger: GatewayLogger;
+  readonly maxBodySize: number;
+  readonly spoolThreshold: number;
+  readonly tempDir: string;
+}
+
+/** `METHOD /target` of a request, for log lines. */
+export function describeRequest(req: IncomingMessage): string {
+  return `${req.method ?? 'GET'} ${originalTarget(req)}`;
+}
+
+/** Calls `run` with the body once it can be handed over, or answers 413 or the failure. */
+export function receiveBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  writer: ResponseWriter,
+  limits: BodyLimits,
+  run: (input: ProgramInput) => void,
+): void {
+  const { where, maxBodySize } = limits;
+  const tooLarge = (why: string): void => {
+    safeLog(limits.logger, `${where}: 413 for ${describeRequest(req)}: ${why}`);
+    // The rest of the body stays unread: close the connection after answering.
+    res.setHeader('Connection', 'close');
+    writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
+  };
+  const consumed = consumedBody(req);
+  const declared = req.headers['content-length'];
+  if (!hasRequestBody(req)) run({ kind: 'none' });
+  else if (consumed !== undefined) run({ kind: 'memory', data: consumed });
+  else if (declared !== undefined) {
+    if (Number(declared) > maxBodySize) tooLarge(`Content-Length ${declared} is over maxBodySize (${maxBodySize})`);
+    else run({ kind: 'stream' });
+  } else {
+    spoolRequestBody(req, { memoryLimit: limits.spoolThreshold, maxSize: maxBodySize, directory: limits.tempDir })
+      .then((body) => {
+        if (body.kind === 'gone') return;
+        if (body.kind === 'too-large') tooLarge(`the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`);
+        else if (body.kind === 'failed') writer.fail(body.error, where);
+        else if (writer.clientGone) {
+          if (body.kind === 'file') void body.file.close();
+        } else run(body);
+      })
+      .catch((error: unknown) => reportEscaped(limits.logger, where, error));
+  }
+}
