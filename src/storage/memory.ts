@@ -22,6 +22,12 @@ import { markKeepsWorkingDocument, workingDocumentReader } from './working-docum
 export interface MemoryStorageOptions {
   /** How many recent changes `changesSince` can list; 0 keeps none. Default 1000. */
   history?: number;
+  /**
+   * The most bytes of those changes' operations (as JSON) kept; the oldest go
+   * first, so one large change cannot hold up to `history` large copies.
+   * Default 16 MiB.
+   */
+  historyBytes?: number;
 }
 
 export interface MemoryStorage extends StorageAdapter {
@@ -33,8 +39,9 @@ export interface MemoryStorage extends StorageAdapter {
 const checks = optionChecks('memoryStorage()');
 
 export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
-  const given = options === undefined ? {} : checks.knownOptions(options, ['history']);
+  const given = options === undefined ? {} : checks.knownOptions(options, ['history', 'historyBytes']);
   const historyLimit = checks.wholeNumber('history', given['history'], 1000, { min: 0, max: 1_000_000 });
+  const historyBytes = checks.wholeNumber('historyBytes', given['historyBytes'], 16 * 1024 * 1024, { min: 0, max: Number.MAX_SAFE_INTEGER });
   /** The committed document: the committing store's working document, or a copy kept here. */
   let stored: { read: () => JsonValue; revision: number } | undefined;
   /**
@@ -43,11 +50,23 @@ export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
    * commit than a structured clone, and parsed only when asked for.
    */
   let history: Array<{ revision: number; ops: string }> = [];
+  /** Where the kept history starts in `history`, and the length of the kept entries' JSON. */
+  let first = 0;
+  let keptBytes = 0;
   const remember = (change: Change): void => {
     if (historyLimit === 0) return;
-    history.push({ revision: change.revision, ops: JSON.stringify(change.ops) });
-    // Trimmed in steps, not on every commit.
-    if (history.length >= historyLimit * 2) history = history.slice(-historyLimit);
+    const ops = JSON.stringify(change.ops);
+    history.push({ revision: change.revision, ops });
+    keptBytes += ops.length;
+    while (first < history.length && (history.length - first > historyLimit || keptBytes > historyBytes)) {
+      keptBytes -= (history[first] as { ops: string }).ops.length;
+      first++;
+    }
+    // The dropped entries are let go in steps, not on every commit.
+    if (first >= historyLimit || first * 2 > history.length) {
+      history = history.slice(first);
+      first = 0;
+    }
   };
   return markKeepsWorkingDocument({
     name: 'memory',
@@ -81,10 +100,9 @@ export function memoryStorage(options?: MemoryStorageOptions): MemoryStorage {
     changesSince(revision: number): readonly Change[] | undefined {
       const latest = stored?.revision ?? 0;
       if (revision === latest) return [];
-      const kept = history.length > historyLimit ? history.slice(-historyLimit) : history;
-      const first = kept[0];
-      if (first === undefined || revision < first.revision - 1 || revision > latest) return undefined;
-      return kept.slice(revision - first.revision + 1).map((entry) => ({ revision: entry.revision, ops: JSON.parse(entry.ops) as Change['ops'] }));
+      const oldest = history[first];
+      if (oldest === undefined || revision < oldest.revision - 1 || revision > latest) return undefined;
+      return history.slice(first + revision - oldest.revision + 1).map((entry) => ({ revision: entry.revision, ops: JSON.parse(entry.ops) as Change['ops'] }));
     },
   });
 }

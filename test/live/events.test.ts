@@ -110,6 +110,26 @@ describe('the live options', () => {
     expect(() => jsonStore({ live: false })).not.toThrow();
     expect(() => memoryStorage({ history: -1 })).toThrow(/memoryStorage\(\): option "history"/);
   });
+  test('memory storage keeps its change history within historyBytes: large changes push older ones out', async () => {
+    expect(() => memoryStorage({ historyBytes: -1 })).toThrow(/memoryStorage\(\): option "historyBytes"/);
+    const storage = memoryStorage({ history: 100, historyBytes: 1000 });
+    const store = jsonStore({ storage });
+    for (let i = 1; i <= 5; i++) await store.put(`/k${i}`, i);
+    const revisions = (since: number) => storage.changesSince(since)?.map((change) => change.revision);
+    expect(revisions(1)).toEqual([2, 3, 4, 5]);
+    // 988 bytes of JSON: kept, but it pushes out every older one to stay within 1 000.
+    await store.put('/big', 'x'.repeat(950));
+    expect(revisions(5)).toEqual([6]);
+    expect(revisions(1)).toBeUndefined();
+    // Larger than the whole budget: not kept, and nothing before it can be listed.
+    await store.put('/huge', 'y'.repeat(3000));
+    expect(revisions(6)).toBeUndefined();
+    expect(revisions(7)).toEqual([]);
+    await store.put('/after', true);
+    expect(revisions(7)).toEqual([8]);
+    expect(storage.changesSince(7)?.[0]?.ops).toEqual([{ op: 'add', path: '/after', value: true }]);
+    await store.close();
+  });
   test('live: false turns streams off: Accept text/event-stream gets plain JSON', async () => {
     const store = jsonStore({ live: false, initial: { a: 1 } });
     const { createServer } = await import('node:http');
