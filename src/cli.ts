@@ -428,10 +428,16 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stdout.write(`jsonstore: ${signal}, finishing pending writes\n`);
-    server.close();
-    server.closeAllConnections?.();
+    // Closing the store first ends live streams with `cancel` (and lets
+    // pending writes finish); only then are the remaining connections cut.
+    const closed = new Promise<void>((resolveClosed) => server.close(() => resolveClosed()));
     store
       .close()
+      .then(() => {
+        server.closeIdleConnections?.();
+        const grace = setTimeout(() => server.closeAllConnections?.(), 1000);
+        return closed.finally(() => clearTimeout(grace));
+      })
       .then(() => opened.release?.())
       .then(
         () => process.exit(0),

@@ -540,3 +540,26 @@ describe('jsonstore command: explorer', () => {
     await stop(off.child);
   });
 });
+
+describe('jsonstore command: live streams at shutdown', () => {
+  test('SIGTERM ends an open stream with event: cancel before the connection closes, and exits 0', async () => {
+    const { base, child } = await serve(['--memory']);
+    const { hostname, port } = new URL(base);
+    let received = '';
+    const ended = new Promise<void>((resolveEnd, reject) => {
+      const req = http.get({ host: hostname, port: Number(port), path: '/', headers: { accept: 'text/event-stream' }, agent: false }, (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (received += chunk));
+        res.on('end', () => resolveEnd());
+        res.on('error', reject);
+        res.on('aborted', () => reject(new Error(`stream cut without an end; received: ${received}`)));
+      });
+      req.on('error', reject);
+    });
+    await eventually('the first event', () => received.includes('event: put'));
+    const code = await stop(child);
+    await ended;
+    expect(received).toMatch(/event: cancel\ndata: "?the store is closing/);
+    expect(code).toBe(0);
+  });
+});
