@@ -8,6 +8,8 @@
 //   REDIS_CPU_ROUNDS=3 BENCH_DURATION=3 node bench/redis-cpu.bench.mjs
 //   REDIS_CPU_DIST=/tmp/before/index.js,dist/index.js node bench/redis-cpu.bench.mjs   (two builds, alternating)
 //   REDIS_CPU_ONLY=2 REDIS_CPU_PROF=/tmp/prof ...   (only 2 processes; CPU profiles of the servers)
+//   REDIS_CPU_CONNECTIONS=8 (default 32), REDIS_CPU_FOLLOW=0 (no follower),
+//   REDIS_CPU_FULL=1 (all 1024 leaves exist from the start): to see what each costs.
 //
 // Linux only (/proc). Servers are not pinned (BENCH_PIN does not apply):
 // they, Redis and the load generator share the cores; the load generator's
@@ -45,7 +47,8 @@ function cpuSeconds(pid) {
 async function serveWorker() {
   const { jsonStore, redisStorage } = await import(dist);
   const client = await connect();
-  const storage = redisStorage({ client, key: process.env.BENCH_KEY });
+  // REDIS_CPU_FOLLOW=0: no follower (other processes' changes arrive only with this process' commits), to see what following costs.
+  const storage = redisStorage({ client, key: process.env.BENCH_KEY, follow: process.env.REDIS_CPU_FOLLOW !== '0' });
   const counts = { commits: 0, rebased: 0, refused: 0, remote: 0, local: 0 };
   const commit = storage.commit.bind(storage);
   storage.commit = async (change, options) => {
@@ -112,14 +115,16 @@ async function round(processes, duration, port, redisPid) {
   const { jsonStore, redisStorage } = await import(dist);
   const key = `jsonstore-redis-cpu:${process.pid}:${processes}:${Date.now()}`;
   const seed = await connect();
-  const writer = jsonStore({ initial: { leaves: {} }, storage: redisStorage({ client: seed, key }) });
+  // REDIS_CPU_FULL=1: every leaf exists from the start, so the run only replaces values.
+  const leaves = process.env.REDIS_CPU_FULL === '1' ? Object.fromEntries(Array.from({ length: 1024 }, (_, i) => [`k${i}`, 0])) : {};
+  const writer = jsonStore({ initial: { leaves }, storage: redisStorage({ client: seed, key }) });
   await writer.put('/leaves/k0', 0);
   await writer.close();
   const workers = await startWorkers(processes, { BENCH_KEY: key, BENCH_PORT: String(port), BENCH_DIST: dist });
   let m = 0;
   const options = {
     url: `http://127.0.0.1:${port}/leaves`,
-    connections: 32,
+    connections: Number(process.env.REDIS_CPU_CONNECTIONS ?? 32),
     requests: [{ method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, setupRequest: (r) => ({ ...r, body: JSON.stringify({ [`k${++m % 1024}`]: m }) }) }],
   };
   await autocannon({ ...options, duration: 1 });
