@@ -162,6 +162,8 @@ export interface RedisStorage extends StorageAdapter {
   /** Rejects with `outcome: 'unknown'` when the change may have been saved although no answer came. */
   /** Resolves with a `RebasedCommit` when the change was appended after others that touch none of its paths. */
   commit(change: Change, options?: StorageCallOptions): Promise<RebasedCommit | undefined>;
+  /** Several consecutive changes in one script call, all or none (group commit; see `StorageAdapter.commitBatch`). */
+  commitBatch(changes: readonly Change[], options?: StorageCallOptions): Promise<RebasedCommit | undefined>;
   changesSince(revision: number, options?: StorageCallOptions): Promise<readonly Change[] | undefined>;
   currentRevision(options?: StorageCallOptions): Promise<number>;
   /**
