@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { expect, test } from 'vitest';
 import { jsonStore, type JsonStore } from '../../src/json-store.js';
 import { contentTag, formatEtag } from '../../src/document/etag.js';
+import { planPut } from '../../src/document/operations.js';
 import { redisStorage, type RedisStorage } from '../../src/storage/redis.js';
 import type { Change } from '../../src/storage/types.js';
 import { describeRedis, eventually, fetchJson, type RedisTestEnv } from './helpers.js';
@@ -195,5 +196,34 @@ describeRedis('redisStorage: group commit', (env) => {
     await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual(expected) ?? true);
     // More calls than groups: the refused group went again.
     expect(a.groups.length).toBeGreaterThan(calls + 2);
+  });
+  test('in one group, a write whose answer throws after its change was applied is undone alone; the others commit', async () => {
+    const key = env.key('group-respond');
+    const a = await serve(env, key, { leaves: {} });
+    await patch(`${a.url}/leaves`, { start: true });
+    const calls = a.groups.length;
+    const revision = a.store.store.revision;
+    // Written together through the engine, so they are planned in one group.
+    const writes = [0, 1, 2, 3].map((i) =>
+      a.store.store.write(
+        (root) => planPut(root, ['leaves', `z${i}`], i),
+        (_root, _plan, at) => {
+          if (i === 2) throw new Error('injected: respond');
+          return at;
+        },
+      ),
+    );
+    const outcomes = await Promise.allSettled(writes);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).toContain('injected: respond');
+    // One call with the three changes left, at the next three revisions.
+    expect(a.groups.slice(calls)).toEqual([3]);
+    expect(outcomes.filter((o) => o.status === 'fulfilled').map((o) => (o as PromiseFulfilledResult<unknown>).value)).toEqual([revision + 1, revision + 2, revision + 3]);
+    const expected = { start: true, z0: 0, z1: 1, z3: 3 };
+    const served = await fetchJson(`${a.url}/leaves`);
+    expect(served.body).toEqual(expected);
+    const fresh = jsonStore({ storage: redisStorage({ client: await env.client(), key, follow: false }) });
+    env.defer(() => fresh.close());
+    expect(await fresh.get('/leaves')).toEqual(expected);
   });
 });
