@@ -148,9 +148,30 @@ interface Pending {
   idempotency: IdempotencyRecord | undefined;
   settled: Promise<boolean>;
   resolve: (ok: boolean) => void;
+  /** Group commit: the change handed to storage, and the write's answer computed again after a rebase. */
+  change?: Change;
+  replay?: () => unknown;
+  rebasedResult?: unknown;
 }
 
 const noop = () => {};
+
+/**
+ * A write waiting for group commit (see `drainWrites`): planned when its
+ * batch is formed, on the document as the writes before it left it.
+ */
+interface WriteJob {
+  plan: (root: JsonValue) => WritePlan;
+  respond: (root: JsonValue, plan: WritePlan, revision: number) => unknown;
+  guard: WriteGuard | undefined;
+  deadline: number | undefined;
+  attempt: number;
+  resolve: (result: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The most writes one group commit sends to storage in one call. */
+const maxBatchWrites = 64;
 
 
 /** What a client is told when storage cannot say whether a write was saved. */
@@ -239,6 +260,13 @@ export class DocumentStore extends EventEmitter {
   /** The adapter keeps this working document rather than a copy (the memory adapter). */
   private readonly keepsWorkingDocument: boolean;
   private readonly workingDocument = (): JsonValue => this.state.root;
+  /** Writes waiting for the next group commit, oldest first. */
+  private jobs: WriteJob[] = [];
+  private drainQueued = false;
+  /** A batch was refused as stale: the next one catches up first. */
+  private behindAfterConflict = false;
+  /** Other processes' changes heard from the feed, applied by one queued task. */
+  private inbox: Change[] = [];
 
   constructor(options: DocumentStoreOptions) {
     super();
@@ -356,6 +384,12 @@ export class DocumentStore extends EventEmitter {
     }
     this.assertOpen();
     const deadline = this.deadline();
+    if (idempotent === undefined && this.groupCommits()) {
+      return new Promise<T>((resolve, reject) => {
+        this.jobs.push({ plan: planner, respond, guard, deadline, attempt: 0, resolve: resolve as (result: unknown) => void, reject });
+        this.queueDrain();
+      });
+    }
     // Queued at once (no await before), so a close() called after this write
     // started waits for it instead of refusing it.
     const outcome = await this.enqueue(async () => {
@@ -411,6 +445,196 @@ export class DocumentStore extends EventEmitter {
     // Pipelined commits (and no-op writes behind them) settle outside the queue.
     if (outcome.entry !== undefined && !(await outcome.entry.settled)) throw this.failure(outcome.entry.error);
     return outcome.result;
+  }
+
+  // ---- group commit (shared storage with commitBatch) ---------------------------
+
+  /**
+   * Writes to shared storage that can append several changes in one call
+   * (`commitBatch`) are committed in groups: the writes that arrive while a
+   * group is with storage wait, then go together in the next call, so each
+   * costs a fraction of a round trip. Writes with an idempotency key go
+   * alone (the usual path).
+   */
+  private groupCommits(): boolean {
+    const capabilities = this.adapter.capabilities;
+    return (
+      typeof this.adapter.commitBatch === 'function' &&
+      capabilities?.shared === true &&
+      capabilities.rebase === true &&
+      capabilities.wholeDocument !== true &&
+      !this.keepsWorkingDocument &&
+      !this.pipelining
+    );
+  }
+
+  private queueDrain(): void {
+    if (this.drainQueued) return;
+    this.drainQueued = true;
+    this.enqueue(() => this.drainWrites()).catch((error: unknown) => this.report(error));
+  }
+
+  /**
+   * Plans the waiting writes one after the other on the document (each sees
+   * the ones before it; one whose precondition or plan fails is answered
+   * alone and the others go on), commits their changes in one call, and
+   * answers each as of the revision its change got. A group refused as stale
+   * is undone whole and its writes planned again in the next group, after a
+   * catch-up. Runs in the queue.
+   */
+  private async drainWrites(): Promise<void> {
+    this.drainQueued = false;
+    // The first write after a load of empty storage carries the starting document: alone.
+    const jobs = this.jobs.splice(0, this.base === undefined ? maxBatchWrites : 1);
+    if (this.jobs.length > 0) this.queueDrain();
+    if (jobs.length === 0) return;
+    const deadline = earliest(jobs.map((job) => job.deadline));
+    try {
+      await this.whenLoaded(deadline);
+      if (this.behindAfterConflict) {
+        this.behindAfterConflict = false;
+        await this.catchUp(deadline);
+      }
+    } catch (error) {
+      for (const job of jobs) job.reject(error);
+      return;
+    }
+    const planned: { job: WriteJob; plan: WritePlan; result: unknown; entry: Pending | undefined }[] = [];
+    for (const job of jobs) {
+      if (job.deadline !== undefined && performance.now() >= job.deadline) {
+        job.reject(outOfTime('The storage did not finish the requests before this one in time', this.requestTimeout as number));
+        continue;
+      }
+      try {
+        planned.push({ job, ...this.planJob(job) });
+      } catch (error) {
+        // Nothing of it is left applied: the writes before and after it are unaffected.
+        job.reject(error);
+      }
+    }
+    const entries = planned.flatMap((item) => (item.entry === undefined ? [] : [item.entry]));
+    let failure: unknown;
+    if (entries.length > 0) {
+      let rebased = false;
+      try {
+        const committed = await this.adapter.commitBatch?.(entries.map((entry) => entry.change as Change), callOptions(deadline));
+        if (isRebasedCommit(committed)) {
+          this.rebaseBatch(entries, committed);
+          rebased = true;
+        }
+        for (const entry of entries) entry.done = true;
+        this.advance();
+      } catch (error) {
+        failure = error;
+        this.rollback(entries[0] as Pending, error);
+      }
+      // Rebased after other processes' changes: answers as of the revisions the changes got.
+      if (rebased) {
+        for (const item of planned) {
+          if (item.entry !== undefined) item.result = item.entry.rebasedResult ?? item.result;
+          else item.result = this.respondAgain(item.job.respond, item.plan, this.revisionNumber, item.result);
+        }
+      }
+    }
+    const retried: WriteJob[] = [];
+    for (const { job, result } of planned) {
+      if (failure === undefined) job.resolve(result);
+      else if (failure instanceof RevisionConflictError && mayRetryConflict(this.options.maxRetries, job.attempt, job.deadline)) {
+        job.attempt += 1;
+        retried.push(job);
+      } else job.reject(this.failure(failure));
+    }
+    if (retried.length > 0) {
+      this.behindAfterConflict = true;
+      // Ahead of the writes that came meanwhile, in their first order.
+      this.jobs.unshift(...retried);
+      this.queueDrain();
+    }
+  }
+
+  /** Plans and applies one job of a group; its pending entry, or none when it changes nothing. Throws with nothing applied. */
+  private planJob(job: WriteJob): { plan: WritePlan; result: unknown; entry: Pending | undefined } {
+    const plan = (job.guard === undefined ? job.plan : this.guarded(job.guard, job.plan))(this.state.root);
+    if (plan.ops.length === 0) return { plan, result: job.respond(this.state.root, plan, this.revisionNumber), entry: undefined };
+    const meter = new SizeMeter(this.options.maxWriteGrowth, plan.describe !== undefined);
+    const applied = applyOperations(this.state, plan.ops, plan.describe, new DepthGuard(this.options.maxDepth, meter));
+    try {
+      if (applied.ops.length === 0) return { plan, result: job.respond(this.state.root, plan, this.revisionNumber), entry: undefined };
+      const sizeBefore = this.size;
+      const sizeAfter = meter.sizeAfter(sizeBefore) ?? jsonSize(this.state.root);
+      this.checkSize(sizeBefore, sizeAfter);
+      const result = job.respond(this.state.root, plan, this.revisionNumber + 1);
+      const revision = this.revisionNumber + 1;
+      // After a load of empty storage the first change carries the starting document, and then writes everything.
+      const carriedBase = this.base;
+      const change: Change =
+        carriedBase === undefined
+          ? { revision, ops: applied.ops, touches: touchesOf(plan.ops, applied.ops, job.guard) }
+          : { revision, ops: [{ op: 'replace', path: '', value: carriedBase }, ...applied.ops], touches: { writes: [''], reads: [] } };
+      let resolve: (ok: boolean) => void = noop;
+      const settled = new Promise<boolean>((r) => (resolve = r));
+      const entry: Pending = {
+        revision,
+        undo: applied.undo,
+        sizeBefore,
+        event: { revision, ops: applied.ops, origin: 'local' },
+        carriedBase,
+        done: false,
+        error: undefined,
+        idempotency: undefined,
+        settled,
+        resolve,
+        change,
+        replay: () => job.respond(this.state.root, plan, entry.revision),
+      };
+      this.revisionNumber = revision;
+      this.base = undefined;
+      this.size = sizeAfter;
+      this.pending.push(entry);
+      return { plan, result, entry };
+    } catch (error) {
+      applied.undo();
+      throw error;
+    }
+  }
+
+  /**
+   * Storage appended the group after changes this store had not seen, none
+   * touching its paths: replays those, then the group in order, answering
+   * each write again right after its change (the document is then at its revision).
+   */
+  private rebaseBatch(entries: Pending[], committed: RebasedCommit): void {
+    for (let i = entries.length - 1; i >= 0; i--) (entries[i] as Pending).undo();
+    const first = entries[0] as Pending;
+    this.size = first.sizeBefore;
+    this.revisionNumber = first.revision - 1;
+    let replayed = this.applyRemote(committed.missed) && this.revisionNumber === committed.revision - 1;
+    for (const entry of entries) {
+      entry.sizeBefore = this.size;
+      if (replayed) {
+        try {
+          const meter = new SizeMeter();
+          entry.undo = applyOperations(this.state, entry.event.ops, undefined, meter).undo;
+          this.size = meter.sizeAfter(this.size) ?? jsonSize(this.state.root);
+        } catch {
+          replayed = false;
+        }
+      }
+      this.revisionNumber += 1;
+      entry.revision = this.revisionNumber;
+      entry.event.revision = this.revisionNumber;
+      if (replayed && entry.replay !== undefined) {
+        try {
+          entry.rebasedResult = entry.replay();
+        } catch {
+          // The first answer stands (the change is committed either way).
+        }
+      }
+    }
+    if (!replayed) {
+      this.report(new StorageError(`Revisions ${committed.revision} to ${this.revisionNumber} were committed after changes they could not be replayed with here; reloading the document`));
+      this.enqueue(() => this.reload()).catch((error: unknown) => this.report(error));
+    }
   }
 
   // ---- idempotency keys ---------------------------------------------------------
@@ -815,9 +1039,14 @@ export class DocumentStore extends EventEmitter {
     this.emitChange({ revision: this.revisionNumber, ops: [{ op: 'replace', path: '', value: this.state.root }], origin: 'remote' });
   }
 
+  /** One queued task applies every change heard until it runs (not one task per change). */
   private onRemoteChange = (change: Change): void => {
+    this.inbox.push(change);
+    if (this.inbox.length > 1) return;
     this.enqueue(async () => {
-      if (!this.applyRemote([change])) await this.catchUp();
+      const changes = this.inbox;
+      this.inbox = [];
+      if (!this.applyRemote(changes)) await this.catchUp();
     }).catch((error: unknown) => this.report(error));
   };
 
@@ -954,7 +1183,9 @@ export class DocumentStore extends EventEmitter {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.queue;
+      // A group commit may queue another for writes it retries.
+      do await this.queue;
+      while (this.queued > 0);
       const last = this.pending[this.pending.length - 1];
       if (last) await last.settled;
       if (this.loading) await this.loading.catch(noop);
@@ -963,6 +1194,13 @@ export class DocumentStore extends EventEmitter {
     })();
     return this.closing;
   }
+}
+
+/** The earliest of some deadlines (`undefined`: none). */
+function earliest(deadlines: readonly (number | undefined)[]): number | undefined {
+  let first: number | undefined;
+  for (const deadline of deadlines) if (deadline !== undefined && (first === undefined || deadline < first)) first = deadline;
+  return first;
 }
 
 /** The options for an adapter call made for a request: none without a deadline. */

@@ -184,6 +184,78 @@ return {1, claimed}`,
 );
 
 /**
+ * Appends several changes of one process at once (group commit), all or
+ * none: at the next revisions, or after the changes since the first one's
+ * base when none of those overlaps any of them (a rebase, as in `commit`).
+ * KEYS: meta, log, snapshot, compaction, turn, turn-queue.
+ * ARGV: the first change's revision, compaction min bytes ('' = never),
+ *       ratio, max changes, lock token, lock ms, the most missed changes to
+ *       return, the caller's token, '1' to take the turn when refused, turn
+ *       ms; then per change: ops JSON, the paths it writes and reads
+ *       (encoded; '' = never rebase), the paths it writes.
+ * Returns as `commit` does, with the revision of the first change in a
+ * rebase: {1, claimed}, {2, claimed, first revision, missed},
+ * {0, current, missed}, {3, current, ms the turn has left}.
+ */
+export const commitBatchScript = luaScript(
+  'commit-batch',
+  `${checkLayout}
+${pathFunctions}
+local meta = redis.call('HMGET', KEYS[1], 'rev', 'snapshotRev', 'layout')
+if meta[3] and meta[3] ~= '${LAYOUT}' then return wrongLayout(meta[3]) end
+local current = meta[1] or '0'
+local holder = redis.call('GET', KEYS[5])
+if holder and holder ~= ARGV[8] then
+  if ARGV[9] == '1' and not redis.call('LPOS', KEYS[6], ARGV[8]) then redis.call('RPUSH', KEYS[6], ARGV[8]) end
+  redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[10]) * 20)
+  return {3, current, redis.call('PTTL', KEYS[5])}
+end
+if not holder and ARGV[9] == '1' then redis.call('LREM', KEYS[6], 0, ARGV[8]) end
+local first = ARGV[1]
+local missed = {}
+if tonumber(first) ~= tonumber(current) + 1 then
+  local behind = tonumber(current) - tonumber(first) + 1
+  if behind < 1 or behind > tonumber(ARGV[7]) then return {0, current, {}} end
+  missed = redis.call('XRANGE', KEYS[2], first .. '-0', '+', 'COUNT', ARGV[7])
+  local head = missed[1]
+  local ok = #missed == behind and head ~= nil and head[1] == first .. '-0'
+  for i = 12, #ARGV, 3 do
+    if not ok then break end
+    local ours = ARGV[i] ~= '' and decodePaths(ARGV[i])
+    ok = ours and not conflicts(missed, ours)
+  end
+  if not ok then
+    if ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[8], 'PX', ARGV[10]) end
+    return {0, current, missed}
+  end
+end
+local rev = tonumber(current)
+local bytes = 0
+for i = 11, #ARGV, 3 do
+  rev = rev + 1
+  redis.call('XADD', KEYS[2], string.format('%d', rev) .. '-0', 'ops', ARGV[i], 'paths', ARGV[i + 2])
+  bytes = bytes + string.len(ARGV[i])
+end
+if holder then
+  local waiting = redis.call('LPOP', KEYS[6])
+  if waiting then redis.call('SET', KEYS[5], waiting, 'PX', ARGV[10]) else redis.call('DEL', KEYS[5]) end
+end
+redis.call('HSET', KEYS[1], 'rev', string.format('%d', rev), 'layout', '${LAYOUT}')
+local logBytes = redis.call('HINCRBY', KEYS[1], 'logBytes', bytes)
+local claimed = 0
+if ARGV[2] ~= '' then
+  local changes = rev - tonumber(meta[2] or '0')
+  local snapshotBytes = redis.call('STRLEN', KEYS[3])
+  local bigLog = logBytes >= tonumber(ARGV[2]) and logBytes >= snapshotBytes * tonumber(ARGV[3])
+  if bigLog or changes >= tonumber(ARGV[4]) then
+    if redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', ARGV[6]) then claimed = 1 end
+  end
+end
+if #missed > 0 then return {2, claimed, string.format('%d', tonumber(current) + 1), missed} end
+return {1, claimed}`,
+);
+
+/**
  * Everything needed to rebuild the latest document, read atomically.
  * KEYS: meta, log, snapshot, idempotency.
  * Returns {} when nothing is stored, else

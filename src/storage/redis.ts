@@ -21,7 +21,7 @@ import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
 import { RevisionConflictError } from '../errors.js';
 import { optionChecks, shown } from '../option-checks.js';
-import { changesScript, commitScript, compactScript, loadScript, unlockScript } from './redis-scripts.js';
+import { changesScript, commitBatchScript, commitScript, compactScript, loadScript, unlockScript } from './redis-scripts.js';
 import { encodeIdempotencyRecord } from './idempotency.js';
 import {
   asArray,
@@ -162,6 +162,8 @@ export interface RedisStorage extends StorageAdapter {
   /** Rejects with `outcome: 'unknown'` when the change may have been saved although no answer came. */
   /** Resolves with a `RebasedCommit` when the change was appended after others that touch none of its paths. */
   commit(change: Change, options?: StorageCallOptions): Promise<RebasedCommit | undefined>;
+  /** Several consecutive changes in one script call, all or none (group commit; see `StorageAdapter.commitBatch`). */
+  commitBatch(changes: readonly Change[], options?: StorageCallOptions): Promise<RebasedCommit | undefined>;
   changesSince(revision: number, options?: StorageCallOptions): Promise<readonly Change[] | undefined>;
   currentRevision(options?: StorageCallOptions): Promise<number>;
   /**
@@ -449,27 +451,86 @@ class RedisDocumentStorage implements RedisStorage {
       // done again): nothing was written; ask again shortly, or when the turn expires.
       await this.waitForTurn(asInteger(reply[2], 'the commit script'), options?.deadline);
     }
+    return this.commitOutcome(status, reply, change.revision);
+  }
+
+  /** What a commit script's reply means for changes from `revision` on: conflict (thrown), appended, or rebased. */
+  private commitOutcome(status: number, reply: unknown[], revision: number): RebasedCommit | undefined {
     if (status === 0) {
       const current = asRevision(reply[1], 'the commit script');
-      const after = change.revision - 1;
+      const after = revision - 1;
       const missed = decodeEntries(reply[2], this.keys.log);
       if (missed.length > 0 && missed.length === current - after && missed[0]?.revision === after + 1) this.missed = { after, changes: missed };
       throw new RevisionConflictError(
-        `Redis holds revision ${current} of "${this.options.key}", so revision ${change.revision} was made on a stale copy`,
+        `Redis holds revision ${current} of "${this.options.key}", so revision ${revision} was made on a stale copy`,
         current,
       );
     }
     // The change is saved; a garbled compaction claim must not say otherwise (the lock expires).
     if (reply[1] === 1 || reply[1] === '1') this.compactInBackground();
     if (status === 1) return undefined;
-    const revision = asRevision(reply[2], 'the commit script');
+    const landed = asRevision(reply[2], 'the commit script');
     const missed = decodeEntries(reply[3], this.keys.log);
-    if (missed.length !== revision - change.revision || missed[0]?.revision !== change.revision) {
+    if (missed.length !== landed - revision || missed[0]?.revision !== revision) {
       // Cannot happen with the script as written; the change is saved, so
       // the engine is told it conflicted with nothing it can use and catches up.
-      throw new CommitOutcomeUnknownError(this.options.key, change.revision, unexpected('the commit script', reply.slice(0, 3)));
+      throw new CommitOutcomeUnknownError(this.options.key, revision, unexpected('the commit script', reply.slice(0, 3)));
     }
-    return { revision, missed };
+    return { revision: landed, missed };
+  }
+
+  /**
+   * Appends consecutive changes in one script call, all or none (group
+   * commit); one change goes through `commit`. Replies as `commit` does,
+   * the `RebasedCommit` naming the revision the first change got.
+   */
+  async commitBatch(changes: readonly Change[], options?: StorageCallOptions): Promise<RebasedCommit | undefined> {
+    const [first] = changes;
+    if (first === undefined) return undefined;
+    if (changes.length === 1) return this.commit(first, options);
+    const perChange: string[] = [];
+    let claim = this.options.turnTimeout > 0;
+    for (const change of changes) {
+      if (change.idempotency !== undefined) throw new Error('commitBatch takes no change with an idempotency key');
+      // Serialized before the first await: the engine owns the values afterwards.
+      const [rebase, writes, , claims] = turnArgs(change, this.lockToken, this.options.turnTimeout);
+      perChange.push(JSON.stringify(change.ops), rebase as string, writes as string);
+      claim &&= claims === '1';
+    }
+    this.missed = undefined;
+    const { compaction } = this.options;
+    const compactionArgs =
+      compaction === false || this.closed || Date.now() < this.compactionPausedUntil
+        ? ['', '0', '0']
+        : [String(compaction.minBytes), String(compaction.ratio), String(compaction.maxChanges)];
+    const args = [
+      String(first.revision),
+      ...compactionArgs,
+      this.lockToken,
+      String(compactionLockMs),
+      String(catchUpLimit),
+      this.lockToken,
+      claim ? '1' : '0',
+      String(this.options.turnTimeout),
+      ...perChange,
+    ];
+    const { meta, log, snapshot, compaction: lock, turn, turnQueue } = this.keys;
+    const keys = [meta, log, snapshot, lock, turn, turnQueue];
+    let reply: unknown[];
+    let status: number;
+    for (;;) {
+      try {
+        reply = asArray(await runScript(this.send, commitBatchScript, keys, args, this.options.commandTimeout, options?.deadline), 'the commit-batch script');
+        status = asInteger(reply[0], 'the commit-batch script');
+        if (status < 0 || status > 3) throw unexpected('the commit-batch script', reply);
+      } catch (error) {
+        if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, first.revision, error);
+        throw error;
+      }
+      if (status !== 3) break;
+      await this.waitForTurn(asInteger(reply[2], 'the commit-batch script'), options?.deadline);
+    }
+    return this.commitOutcome(status, reply, first.revision);
   }
 
   /** Waits while another process has the turn: polls briefly, never past the turn's expiry or the request's deadline. */

@@ -199,6 +199,18 @@ export interface StorageAdapter {
    */
   commit(change: Change, options?: StorageCallOptions): MaybePromise<void | RebasedCommit>;
   /**
+   * Shared adapters with `capabilities.rebase` (optional): makes several
+   * changes durable in one step, all or none. `changes` are consecutive
+   * (revisions `n` to `n + k - 1`, each made on the one before), none with
+   * `idempotency`; only the first may carry the starting document. Like
+   * `commit`: throws `RevisionConflictError` when storage is past `n - 1` and
+   * a change since overlaps any of them; resolves with a `RebasedCommit`
+   * (`revision`: the one the first change got) when it appended them after
+   * such changes. The engine then commits writes that arrive while a call
+   * is in flight together in the next one (group commit).
+   */
+  commitBatch?(changes: readonly Change[], options?: StorageCallOptions): MaybePromise<void | RebasedCommit>;
+  /**
    * Shared adapters: the changes after `revision`, oldest first, or
    * `undefined` when they are no longer kept (the engine then calls `load`).
    */
