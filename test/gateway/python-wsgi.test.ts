@@ -285,6 +285,19 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       await eventually('the log line', () => probe.lines.find((line) => line.includes("'Connection' is a hop-by-hop header")));
     });
 
+    it('keeps Latin-1, empty and repeated header values and the reason phrase', async () => {
+      const response = await rawRequest(server.port, 'GET /app/headers HTTP/1.1\nHost: x');
+      expect([response.status, response.reason]).toEqual([299, 'Fine Indeed']);
+      expect(response.headerLines).toEqual(expect.arrayContaining([['X-Latin', 'caf\u00e9'], ['X-Empty', ''], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']]));
+      expect(response.body.toString()).toBe('ok');
+    });
+
+    it('a NUL in a header value from the app is refused with a 500 naming the header', async () => {
+      const response = await request(server.server).get('/app/nul-header');
+      expectProblemAnswer({ status: response.status, contentType: response.headers['content-type'], text: response.text }, 500);
+      await eventually('the log line', () => probe.lines.find((line) => line.includes("value of header 'X-Bad' contains NUL")));
+    });
+
     it("calls the body's close(), and stops a generator when the client leaves", async () => {
       await request(server.server).get('/app/stream?3').expect(200);
       await eventually('close() after a full body', () => probe.lines.includes('wsgi.errors: body closed after 3'));
@@ -381,6 +394,23 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       const next = await pidOf(`${url}/app`);
       expect(next).not.toBe(slow);
       expect(probe.workerPids).toEqual([next]);
+    });
+
+    it('a request still queued at the timeout: 504, and so is the one holding the worker', async () => {
+      const probe = pool('probe:app', { workers: 1, timeout: 1500 });
+      const { url } = await serve(probe);
+      const gate = blocker();
+      const blocked = fetch(`${url}/app/block?${gate.query}`);
+      await eventually('the worker blocked', gate.started);
+      const queued = fetch(`${url}/app/pid`);
+      await eventually('one request queued', () => probe.load.queued === 1);
+      const [first, second] = await Promise.all([blocked, queued]);
+      expect(first.status).toBe(504);
+      expect(second.status).toBe(504);
+      expect(((await second.json()) as { detail: string }).detail).toBe('No Python worker became free within 1500 ms.');
+      gate.release();
+      expect(await pidOf(`${url}/app`)).toBeGreaterThan(0);
+      expect(probe.load).toEqual({ busy: 0, queued: 0 });
     });
 
     it('queues requests while workers are busy, and answers 503 past maxQueue', async () => {
