@@ -31,6 +31,8 @@ export interface PythonWsgiOptions extends GatewayOptions {
   timeout?: number;
   /** Requests a worker serves before it is replaced by a fresh one (leaky apps); 0 never. Default 0. */
   maxRequests?: number;
+  /** Each worker's limit is `maxRequests` plus a random 0 to `maxRequestsJitter`, so workers started together do not all restart at once (gunicorn's `max_requests_jitter`). Default 0. */
+  maxRequestsJitter?: number;
   /** Requests that may wait when every worker is busy; past it, 503. Default 100. */
   maxQueue?: number;
   /** Milliseconds a retiring worker (recycled, or on `close()`) gets to exit after its stdin closes, before SIGKILL. Default 2000. */
@@ -52,7 +54,7 @@ export interface PythonWsgiMiddleware extends GatewayMiddleware {
 }
 
 const bridge = 'pythonWsgi';
-const optionNames = [...commonOptionNames, 'python', 'cwd', 'workers', 'timeout', 'maxRequests', 'maxQueue', 'killGrace', 'env'] as const;
+const optionNames = [...commonOptionNames, 'python', 'cwd', 'workers', 'timeout', 'maxRequests', 'maxRequestsJitter', 'maxQueue', 'killGrace', 'env'] as const;
 const appSpecPattern = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$/;
 
 interface ResolvedPythonOptions {
@@ -62,6 +64,7 @@ interface ResolvedPythonOptions {
   workers: number;
   timeout: number;
   maxRequests: number;
+  maxRequestsJitter: number;
   maxQueue: number;
   killGrace: number;
   env: Record<string, string>;
@@ -99,13 +102,19 @@ function resolveOptions(appSpec: unknown, options: unknown): ResolvedPythonOptio
       env[name] = value;
     }
   }
+  const maxRequests = checks.wholeNumber('maxRequests', raw.maxRequests, 0, { min: 0, example: '0 to never recycle' });
+  const maxRequestsJitter = checks.wholeNumber('maxRequestsJitter', raw.maxRequestsJitter, 0, { min: 0 });
+  if (maxRequestsJitter > 0 && maxRequests === 0) {
+    checks.fail('option "maxRequestsJitter" needs "maxRequests" (workers that are never recycled need no jitter); set maxRequests, or drop maxRequestsJitter');
+  }
   return {
     common: resolveCommonOptions(bridge, raw),
     python,
     cwd: resolve(cwd),
     workers: checks.wholeNumber('workers', raw.workers, 2, { max: 256, unit: 'processes' }),
     timeout: checks.positiveNumber('timeout', raw.timeout, 30_000),
-    maxRequests: checks.wholeNumber('maxRequests', raw.maxRequests, 0, { min: 0, example: '0 to never recycle' }),
+    maxRequests,
+    maxRequestsJitter,
     maxQueue: checks.wholeNumber('maxQueue', raw.maxQueue, 100, { min: 0 }),
     killGrace: checks.positiveNumber('killGrace', raw.killGrace, 2_000),
     env,
@@ -367,6 +376,7 @@ export function pythonWsgi(appSpec: string, options?: PythonWsgiOptions): Python
     env: settings.env,
     workers: settings.workers,
     maxRequests: settings.maxRequests,
+    maxRequestsJitter: settings.maxRequestsJitter,
     maxQueue: settings.maxQueue,
     killGrace: settings.killGrace,
     logger: common.logger,

@@ -445,6 +445,23 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(await pidOf(`${listening.url}/app`)).toBe(probe.workerPids[0]); // The fallen-through request freed the worker.
     });
 
+    it('maxRequestsJitter: each worker serves maxRequests plus its own 0 to jitter requests', async () => {
+      const probe = pool('probe:app', { workers: 1, maxRequests: 1, maxRequestsJitter: 3 });
+      const { url } = await serve(probe);
+      const pids: number[] = [];
+      for (let i = 0; i < 16; i++) pids.push(await pidOf(`${url}/app`));
+      const runs: number[] = [];
+      for (let i = 0; i < pids.length; i++) {
+        if (i > 0 && pids[i] === pids[i - 1]) runs[runs.length - 1]! += 1;
+        else runs.push(1);
+      }
+      const whole = runs.slice(0, -1); // The last worker may not have reached its limit yet.
+      expect(whole.every((length) => length >= 1 && length <= 4)).toBe(true);
+      expect(new Set(pids).size).toBe(runs.length); // A retired worker never comes back.
+      // Without jitter every run would be 1 long; with it, 11 runs all of length 1 have odds 4^-11.
+      expect(whole.some((length) => length > 1)).toBe(true);
+    });
+
     it('recycles a worker after maxRequests', async () => {
       const probe = pool('probe:app', { workers: 1, maxRequests: 2 });
       const { url } = await serve(probe);
@@ -541,6 +558,7 @@ createServer(pool).listen(0, '127.0.0.1', () => console.log('ready ' + JSON.stri
       expect(() => pythonWsgi('hello:app', { cwd: '/no/such/dir', python })).toThrow(/option "cwd" \("\/no\/such\/dir"\) is not a directory/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, maxQueue: -1 })).toThrow(/option "maxQueue"/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, timeout: 0 })).toThrow(/option "timeout" must be a positive number/);
+      expect(() => pythonWsgi('hello:app', { cwd: appDir, python, maxRequestsJitter: 5 })).toThrow(/"maxRequestsJitter" needs "maxRequests"/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, env: { 'A=B': 'x' } })).toThrow(/option "env" has an invalid entry "A=B"/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, wokers: 2 } as PythonWsgiOptions)).toThrow(/unknown option "wokers"/);
     });
