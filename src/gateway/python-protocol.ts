@@ -70,6 +70,7 @@ export function encodeFrame(type: number, payload?: Buffer | string): Buffer {
 }
 
 const nul = '\0';
+const emptyPayload = Buffer.alloc(0);
 
 /**
  * The frames that start a request, in one buffer: the environ (H, or J when
@@ -148,7 +149,7 @@ export class FrameDecoder {
         this.#needed = headerSize + length;
         break;
       }
-      out.push({ type: buffer[offset] as number, payload: buffer.subarray(offset + headerSize, end) });
+      out.push({ type: buffer[offset] as number, payload: length === 0 ? emptyPayload : buffer.subarray(offset + headerSize, end) });
       offset = end;
     }
     if (offset < buffer.length) {

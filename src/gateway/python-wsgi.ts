@@ -265,7 +265,7 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
         if (this.#state !== 'running') return undefined;
         if (next?.type === FromWorker.end && !writer.headersSent) {
           // A whole response in one read (the common small page): sent with a Content-Length.
-          void writer.writeAll([frame.payload]);
+          writer.endWhole(frame.payload);
           return undefined;
         }
         return writer.write(frame.payload);
