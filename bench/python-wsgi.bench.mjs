@@ -15,6 +15,8 @@
 // server's core were the only limit. Against gunicorn wrk opens a connection
 // per request (sync workers answer `Connection: close`), and part of that
 // handshake runs on wrk's core; against Node it keeps its 10 connections.
+// BENCH_CONNECTIONS (default 10) changes the connections: with few, an idle
+// virtual core's wake-up latency can bound req/s before its CPU does.
 //
 // BENCH_CASES=pool,bare-pool picks rows (gunicorn always runs: the ratios
 // need it); BENCH_GATEWAY=/path/gateway.js measures another build.
@@ -214,8 +216,8 @@ function milliseconds(text) {
   return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
 }
 
-/** Requests per second with wrk (one thread, 10 connections), after a 1 s warm-up. */
-async function measure({ url, duration, connections = 10, pid }) {
+/** Requests per second with wrk (one thread, `connections` connections), after a 1 s warm-up. */
+async function measure({ url, duration, connections, pid }) {
   const command = (seconds) =>
     canPin ? ['taskset', ['-c', loadCpu, wrk, '-t1', `-c${connections}`, `-d${seconds}s`, url]] : [wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, url]];
   await execFileAsync(...command(1));
@@ -242,6 +244,7 @@ const median = (values) => {
 export default async function run({
   duration = Number(process.env.BENCH_DURATION ?? 5),
   rounds = Number(process.env.BENCH_ROUNDS ?? 3),
+  connections = Number(process.env.BENCH_CONNECTIONS ?? 10),
 } = {}) {
   if (!existsSync(python) || !existsSync(gunicorn) || !existsSync(wrk)) {
     console.log(`  skipped: needs ${python}, ${gunicorn} and ${wrk} (apt-get install python3 gunicorn wrk)`);
@@ -270,7 +273,7 @@ export default async function run({
           target = await startExpress('proxy', upstream.port);
         }
         started.push(target);
-        runs.get(kind).push(await measure({ url: `http://127.0.0.1:${target.port}/`, duration, pid: target.pid }));
+        runs.get(kind).push(await measure({ url: `http://127.0.0.1:${target.port}/`, duration, connections, pid: target.pid }));
       } finally {
         for (const entry of started.reverse()) await entry.stop();
       }
@@ -293,7 +296,7 @@ export default async function run({
   });
   const pinning = canPin ? `servers on CPU ${serverCpu}, wrk on CPU ${loadCpu}` : 'not pinned';
   printTable(
-    `GET /, Python hello_world "Hello world!\\n" (${machine()}; ${pinning}; 10 connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
+    `GET /, Python hello_world "Hello world!\\n" (${machine()}; ${pinning}; ${connections} connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
     [
       ['server', 'req/s', 'mean latency ms', 'ratio to gunicorn', 'server CPU µs/request', 'CPU ratio', 'req/s per round'],
       ...results.map((r) => [r.label, Math.round(r.rps), r.latency.toFixed(2), r.ratio.toFixed(2), Math.round(r.cpuPerRequest), r.cpuRatio.toFixed(2), r.perRound.join(' / ')]),
