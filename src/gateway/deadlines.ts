@@ -5,6 +5,11 @@
  * of its own (setTimeout and clearTimeout on every request were a visible
  * part of a small request's cost).
  */
+import { performance } from 'node:perf_hooks';
+
+/** setTimeout's longest delay; a longer one would fire at once. A far deadline is re-armed in steps. */
+const maxTimerDelayMs = 0x7fffffff;
+
 export interface Expiring {
   /** Called once when the deadline passed before `delete`. */
   expire(): void;
@@ -21,7 +26,7 @@ export class Deadlines<T extends Expiring> {
 
   /** Starts `entry`'s clock: `timeoutMs` from now. */
   add(entry: T): void {
-    const deadline = Date.now() + this.#timeoutMs;
+    const deadline = performance.now() + this.#timeoutMs; // monotonic, as setTimeout is
     this.#entries.set(entry, deadline);
     if (this.#timer === undefined) this.#arm(deadline);
   }
@@ -39,12 +44,12 @@ export class Deadlines<T extends Expiring> {
 
   #arm(deadline: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer); // an expire() may have added an entry meanwhile
-    this.#timer = setTimeout(this.#fire, Math.max(0, deadline - Date.now()));
+    this.#timer = setTimeout(this.#fire, Math.min(maxTimerDelayMs, Math.max(0, Math.ceil(deadline - performance.now()))));
   }
 
   readonly #fire = (): void => {
     this.#timer = undefined;
-    const now = Date.now();
+    const now = performance.now();
     for (const [entry, deadline] of this.#entries) {
       if (deadline > now) {
         this.#arm(deadline);

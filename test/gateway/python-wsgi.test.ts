@@ -396,6 +396,14 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(probe.workerPids).toEqual([next]);
     });
 
+    it("a timeout past setTimeout's range (30 days) does not fire at once", async () => {
+      const probe = pool('probe:app', { workers: 1, timeout: 30 * 24 * 3600 * 1000 });
+      const { server } = await serve(probe);
+      const response = await request(server).get('/app/sleep?0.05');
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ slept: true });
+    });
+
     it('a request still queued at the timeout: 504, and so is the one holding the worker', async () => {
       const probe = pool('probe:app', { workers: 1, timeout: 1500 });
       const { url } = await serve(probe);
