@@ -4,7 +4,22 @@
 //   - Express 5 proxying to that gunicorn with http-proxy-middleware (what users do today).
 // Targets: pythonWsgi() at least 0.8× gunicorn direct, and faster than the proxy.
 // A native Express 5 handler answering the same text is measured too, as the
-// ceiling for anything mounted in Express on the machine as it is.
+// ceiling for anything mounted in Express on the machine as it is, and the
+// same two on a bare node:http server (pythonWsgi() is connect-style
+// middleware: `http.createServer((req, res) => mw(req, res, notFound))`).
+// Beside req/s, each row has the server's CPU time per request (all its
+// processes: Node and its Python workers, or gunicorn's arbiter and workers,
+// read from /proc before and after the timed run), which a busy machine
+// disturbs far less than req/s, and the "CPU ratio": gunicorn's CPU per
+// request over the row's, which is the req/s ratio both would reach if the
+// server's core were the only limit. Against gunicorn wrk opens a connection
+// per request (sync workers answer `Connection: close`), and part of that
+// handshake runs on wrk's core; against Node it keeps its 10 connections.
+// BENCH_CONNECTIONS (default 10) changes the connections: with few, an idle
+// virtual core's wake-up latency can bound req/s before its CPU does.
+//
+// BENCH_CASES=pool,bare-pool picks rows (gunicorn always runs: the ratios
+// need it); BENCH_GATEWAY=/path/gateway.js measures another build.
 //
 //   npm run bench -- python-wsgi                      (builds first)
 //   BENCH_DURATION=3 BENCH_ROUNDS=5 node bench/python-wsgi.bench.mjs
@@ -12,12 +27,12 @@
 // The load generator is wrk (Debian's wrk), not autocannon as in the other
 // benches: gunicorn's sync workers close the connection after every response,
 // and autocannon reconnects so slowly that it measured gunicorn at ~240 req/s
-// where wrk measures ~1 500 on the same machine. All three cases use wrk.
+// where wrk measures ~1 500 on the same machine. Every case uses wrk.
 // Servers are pinned to the last CPU and wrk to the first, with taskset, so
 // the load generator does not compete with the server for a core (when the
 // machine has two or more and taskset is installed).
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -50,8 +65,10 @@ function accepting(port) {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
     socket.once('connect', () => {
+      // A port in the ephemeral range can connect to itself (TCP simultaneous open) before anything listens.
+      const self = socket.localPort === socket.remotePort;
       socket.destroy();
-      resolve(true);
+      resolve(!self);
     });
     socket.once('error', () => resolve(false));
   });
@@ -60,7 +77,8 @@ function accepting(port) {
 /** Spawns `command args` on the server CPU; resolves once something accepts on `port`. */
 async function startProcess(command, args, port) {
   const [file, argv] = canPin ? ['taskset', ['-c', serverCpu, command, ...args]] : [command, args];
-  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
+  // Express reads NODE_ENV; production is how it is deployed (it only changes error pages and view caching, not this path).
+  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -73,6 +91,7 @@ async function startProcess(command, args, port) {
   }
   return {
     port,
+    pid: child.pid, // taskset execs the command: the same process
     stop: () =>
       new Promise((resolve) => {
         if (exited) return resolve();
@@ -88,13 +107,47 @@ async function startGunicorn() {
   return startProcess(gunicorn, ['-w', '2', '-k', 'sync', '--chdir', appDir, '-b', `127.0.0.1:${port}`, '--log-level', 'warning', 'hello:app'], port);
 }
 
-/** `node this-file --serve <kind> <port> [upstream]`: the Express servers. */
+const gatewayModule = process.env.BENCH_GATEWAY ?? '../dist/gateway.js';
+const notFound = (res) => {
+  res.statusCode = 404;
+  res.end();
+};
+
+/** A bare node:http server: pythonWsgi() called as connect-style middleware, or a fixed-text handler. */
+async function serveBare(kind, port) {
+  const { createServer: createHttpServer } = await import('node:http');
+  let handler;
+  let pool;
+  if (kind === 'bare-pool') {
+    const { pythonWsgi } = await import(gatewayModule);
+    pool = pythonWsgi('hello:app', { python, cwd: appDir, workers: 2 });
+    await pool.ready();
+    handler = (req, res) => pool(req, res, () => notFound(res));
+  } else {
+    const body = 'Hello world!\n';
+    handler = (req, res) => {
+      if (req.url !== '/') return notFound(res);
+      res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+      res.end(body);
+    };
+  }
+  // Node's defaults: keep-alive on (5 s idle), no per-request timer beyond the server's header/request timeouts.
+  const server = createHttpServer(handler).listen(port, '127.0.0.1');
+  process.on('SIGTERM', () => {
+    server.closeAllConnections();
+    server.close();
+    void (pool?.close() ?? Promise.resolve()).then(() => process.exit(0));
+  });
+}
+
+/** `node this-file --serve <kind> <port> [upstream]`: the Node servers. */
 async function serve(kind, port, upstream) {
+  if (kind.startsWith('bare-')) return serveBare(kind, port);
   const { default: express } = await import('express');
   const app = express();
   let pool;
   if (kind === 'pool') {
-    const { pythonWsgi } = await import('../dist/gateway.js');
+    const { pythonWsgi } = await import(gatewayModule);
     pool = pythonWsgi('hello:app', { python, cwd: appDir, workers: 2 });
     await pool.ready();
     app.use('/', pool);
@@ -120,6 +173,41 @@ async function startExpress(kind, upstream) {
 }
 
 const wrk = process.env.BENCH_WRK ?? '/usr/bin/wrk';
+const clockTicks = 100; // USER_HZ on Linux
+
+/** `pid` and all its descendants. */
+function processTree(pid) {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      for (const task of readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, 'utf8').split(' ')) if (task.trim()) pids.push(Number(task));
+    } catch {
+      // Gone, or not Linux.
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds (user + system) used so far by each process of the tree, by pid. */
+function cpuSeconds(pid) {
+  const used = new Map();
+  for (const member of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      used.set(member, (Number(fields[11]) + Number(fields[12])) / clockTicks);
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return used;
+}
+
+function cpuBetween(before, after) {
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? 0);
+  return total;
+}
 
 function milliseconds(text) {
   const match = /^([\d.]+)(us|ms|s)$/.exec(text);
@@ -128,12 +216,14 @@ function milliseconds(text) {
   return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
 }
 
-/** Requests per second with wrk (one thread, 10 connections), after a 1 s warm-up. */
-async function measure({ url, duration, connections = 10 }) {
+/** Requests per second with wrk (one thread, `connections` connections), after a 1 s warm-up. */
+async function measure({ url, duration, connections, pid }) {
   const command = (seconds) =>
     canPin ? ['taskset', ['-c', loadCpu, wrk, '-t1', `-c${connections}`, `-d${seconds}s`, url]] : [wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, url]];
   await execFileAsync(...command(1));
+  const cpuBefore = cpuSeconds(pid);
   const { stdout } = await execFileAsync(...command(duration));
+  const cpu = cpuBetween(cpuBefore, cpuSeconds(pid));
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const latency = milliseconds(/Latency\s+(\S+)/.exec(stdout)?.[1] ?? '');
   const total = Number(/(\d+) requests in/.exec(stdout)?.[1]);
@@ -142,7 +232,7 @@ async function measure({ url, duration, connections = 10 }) {
   // gunicorn closes every connection; wrk may count a read error on a socket closed under it. Timeouts and non-2xx are failures.
   const bad = non2xx + Number(socketErrors?.[4] ?? 0) + Number(socketErrors?.[1] ?? 0);
   if (bad > 0 || !Number.isFinite(rps)) throw new Error(`${url}: ${bad} failed requests out of ${total}\n${stdout}`);
-  return { rps, latency, total };
+  return { rps, latency, total, cpuPerRequest: (cpu / total) * 1e6 };
 }
 
 const median = (values) => {
@@ -154,6 +244,7 @@ const median = (values) => {
 export default async function run({
   duration = Number(process.env.BENCH_DURATION ?? 5),
   rounds = Number(process.env.BENCH_ROUNDS ?? 3),
+  connections = Number(process.env.BENCH_CONNECTIONS ?? 10),
 } = {}) {
   if (!existsSync(python) || !existsSync(gunicorn) || !existsSync(wrk)) {
     console.log(`  skipped: needs ${python}, ${gunicorn} and ${wrk} (apt-get install python3 gunicorn wrk)`);
@@ -162,10 +253,12 @@ export default async function run({
   const cases = [
     ['gunicorn -w 2 (sync), direct', 'gunicorn'],
     ['pythonWsgi(), 2 workers, in Express 5', 'pool'],
+    ['pythonWsgi(), 2 workers, bare node:http', 'bare-pool'],
     ['Express 5 + http-proxy-middleware -> gunicorn -w 2', 'proxy'],
-    // Not a target: how fast Express itself answers here, which bounds any bridge mounted in it.
+    // Not targets: how fast Express and node:http themselves answer here, which bounds any bridge mounted in them.
     ['(reference) native Express 5 handler, same text', 'native'],
-  ];
+    ['(reference) bare node:http handler, same text', 'bare-native'],
+  ].filter(([, kind]) => kind === 'gunicorn' || !process.env.BENCH_CASES || process.env.BENCH_CASES.split(',').includes(kind));
   const runs = new Map(cases.map(([, kind]) => [kind, []]));
   for (let round = 0; round < rounds; round++) {
     for (const [, kind] of cases) {
@@ -173,14 +266,14 @@ export default async function run({
       try {
         let target;
         if (kind === 'gunicorn') target = await startGunicorn();
-        else if (kind === 'pool' || kind === 'native') target = await startExpress(kind);
+        else if (kind !== 'proxy') target = await startExpress(kind);
         else {
           const upstream = await startGunicorn();
           started.push(upstream);
           target = await startExpress('proxy', upstream.port);
         }
         started.push(target);
-        runs.get(kind).push(await measure({ url: `http://127.0.0.1:${target.port}/`, duration }));
+        runs.get(kind).push(await measure({ url: `http://127.0.0.1:${target.port}/`, duration, connections, pid: target.pid }));
       } finally {
         for (const entry of started.reverse()) await entry.stop();
       }
@@ -194,26 +287,50 @@ export default async function run({
       kind,
       rps: median(own.map((r) => r.rps)),
       latency: median(own.map((r) => r.latency)),
+      cpuPerRequest: median(own.map((r) => r.cpuPerRequest)),
+      // What req/s over gunicorn would be if both were bound by the server's core: gunicorn's CPU per request over this row's.
+      cpuRatio: median(own.map((r, round) => direct[round].cpuPerRequest / r.cpuPerRequest)),
       ratio: median(own.map((r, round) => r.rps / direct[round].rps)),
       perRound: own.map((r) => Math.round(r.rps)),
     };
   });
   const pinning = canPin ? `servers on CPU ${serverCpu}, wrk on CPU ${loadCpu}` : 'not pinned';
   printTable(
-    `GET /, Python hello_world "Hello world!\\n" (${machine()}; ${pinning}; 10 connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
+    `GET /, Python hello_world "Hello world!\\n" (${machine()}; ${pinning}; ${connections} connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
     [
-      ['server', 'req/s', 'mean latency ms', 'ratio to gunicorn', 'req/s per round'],
-      ...results.map((r) => [r.label, Math.round(r.rps), r.latency.toFixed(2), r.ratio.toFixed(2), r.perRound.join(' / ')]),
+      ['server', 'req/s', 'mean latency ms', 'ratio to gunicorn', 'server CPU µs/request', 'CPU ratio', 'req/s per round'],
+      ...results.map((r) => [r.label, Math.round(r.rps), r.latency.toFixed(2), r.ratio.toFixed(2), Math.round(r.cpuPerRequest), r.cpuRatio.toFixed(2), r.perRound.join(' / ')]),
     ],
   );
-  const pool = results.find((r) => r.kind === 'pool');
-  const proxy = results.find((r) => r.kind === 'proxy');
-  const overProxy = median(runs.get('pool').map((r, round) => r.rps / runs.get('proxy')[round].rps));
+  const byKind = new Map(results.map((r) => [r.kind, r]));
+  /** Median over rounds of a's req/s over b's, when both ran. */
+  const over = (a, b) => (runs.has(a) && runs.has(b) ? median(runs.get(a).map((r, round) => r.rps / runs.get(b)[round].rps)) : undefined);
   console.log('');
-  console.log(`  pythonWsgi() / gunicorn direct: ${pool.ratio.toFixed(2)} (target >= 0.8: ${pool.ratio >= 0.8 ? 'met' : 'NOT met'})`);
-  const overNative = median(runs.get('pool').map((r, round) => r.rps / runs.get('native')[round].rps));
-  console.log(`  pythonWsgi() / native Express 5 handler: ${overNative.toFixed(2)} (no target; the ceiling for a bridge mounted in Express)`);
-  console.log(`  pythonWsgi() / Express + proxy to gunicorn: ${overProxy.toFixed(2)} (target > 1: ${overProxy > 1 ? 'met' : 'NOT met'}; proxy ${Math.round(proxy.rps)} req/s)`);
+  for (const [kind, where] of [
+    ['pool', 'in Express 5'],
+    ['bare-pool', 'on bare node:http'],
+  ]) {
+    const row = byKind.get(kind);
+    if (row) {
+      console.log(
+        `  pythonWsgi() ${where} / gunicorn direct: ${row.ratio.toFixed(2)} (target >= 0.8: ${row.ratio >= 0.8 ? 'met' : 'NOT met'}); by CPU per request ${row.cpuRatio.toFixed(2)}`,
+      );
+    }
+  }
+  const ceilings = [
+    ['pool', 'native', 'pythonWsgi() / native Express 5 handler', 'the ceiling for a bridge mounted in Express'],
+    ['bare-pool', 'bare-native', 'pythonWsgi() / bare node:http handler, both bare', 'the ceiling for a bridge on node:http'],
+    ['native', 'gunicorn', 'native Express 5 handler / gunicorn', 'Express alone'],
+    ['bare-native', 'gunicorn', 'bare node:http handler / gunicorn', 'node:http alone'],
+  ];
+  for (const [a, b, label, note] of ceilings) {
+    const ratio = over(a, b);
+    if (ratio !== undefined) console.log(`  ${label}: ${ratio.toFixed(2)} (${note})`);
+  }
+  const overProxy = over('pool', 'proxy');
+  if (overProxy !== undefined) {
+    console.log(`  pythonWsgi() / Express + proxy to gunicorn: ${overProxy.toFixed(2)} (target > 1: ${overProxy > 1 ? 'met' : 'NOT met'}; proxy ${Math.round(byKind.get('proxy').rps)} req/s)`);
+  }
   return results;
 }
 

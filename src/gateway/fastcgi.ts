@@ -38,6 +38,9 @@ import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js
 
 type Params = Readonly<Record<string, string>>;
 
+/** Debian's nginx `snippets/fastcgi-php.conf`: `fastcgi_split_path_info ^(.+?\.php)(/.*)$;` */
+const defaultSplitPathInfo = /^(.+?\.php)(\/.*)$/;
+
 export interface FastCgiOptions extends GatewayOptions {
   /** Unix socket of the FastCGI server (php-fpm's `listen = /run/php/php-fpm.sock`). Or `host` and `port`. */
   socket?: string;
@@ -56,6 +59,14 @@ export interface FastCgiOptions extends GatewayOptions {
    * runs it, with SCRIPT_NAME the mount point and PATH_INFO the rest.
    */
   script?: string;
+  /**
+   * With `root` and no `script`: splits the path below the mount into the
+   * script and PATH_INFO, as nginx's `fastcgi_split_path_info` (two capture
+   * groups). Default `/^(.+?\.php)(\/.*)$/`, Debian's `fastcgi-php.conf`:
+   * `/x.php/a/b` runs `<root>/x.php` with PATH_INFO `/a/b` (and
+   * PATH_TRANSLATED `<root>/a/b`). `false`: the whole path is the script.
+   */
+  splitPathInfo?: RegExp | false;
   /**
    * Extra FastCGI params, or a function of the request returning them (per
    * request). They may override DOCUMENT_ROOT, SCRIPT_FILENAME, REQUEST_URI,
@@ -301,6 +312,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     'port',
     'root',
     'script',
+    'splitPathInfo',
     'params',
     'timeout',
     'maxConnections',
@@ -331,6 +343,12 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     throw new TypeError('fastcgi(): option "script" must be absolute when there is no "root"');
   }
   const frontController = raw.script === undefined ? undefined : resolve(root ?? '/', raw.script);
+  const splitOption = raw.splitPathInfo === undefined ? defaultSplitPathInfo : raw.splitPathInfo;
+  if (splitOption !== false && !(splitOption instanceof RegExp)) {
+    throw new TypeError('fastcgi(): option "splitPathInfo" must be a RegExp with two groups (script, path info), such as /^(.+?\\.php)(\\/.*)$/, or false');
+  }
+  // Without g or y: exec() must not carry lastIndex from one request to the next.
+  const splitPathInfo = splitOption === false ? false : new RegExp(splitOption.source, splitOption.flags.replace(/[gy]/g, ''));
   const paramsOption = raw.params;
   const paramsOf: (req: IncomingMessage) => Record<string, string> =
     typeof paramsOption === 'function'
@@ -355,14 +373,21 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     if (root !== undefined) server.DOCUMENT_ROOT = root;
     if (frontController !== undefined) server.SCRIPT_FILENAME = frontController;
     else if (root !== undefined) {
-      // Each path is a file under root, as nginx's $document_root$fastcgi_script_name.
-      const file = resolve(root, '.' + (variables.PATH_INFO || '/'));
+      // Each path is a file under root, as nginx's $document_root$fastcgi_script_name,
+      // with what follows the script's name split off as PATH_INFO (fastcgi_split_path_info).
+      const path = variables.PATH_INFO || '/';
+      const split = splitPathInfo === false ? null : splitPathInfo.exec(path);
+      const scriptPath = split?.[1] ?? path;
+      const pathInfo = split?.[2] ?? '';
+      const file = resolve(root, '.' + scriptPath);
       if (file !== root && !file.startsWith(root + sep)) {
         throw new JsonStoreError('not-found', `No script for ${decodePath(target.pathInfo)} here.`);
       }
       server.SCRIPT_FILENAME = file;
-      variables.SCRIPT_NAME = (variables.SCRIPT_NAME ?? '') + (variables.PATH_INFO ?? '');
-      variables.PATH_INFO = '';
+      variables.SCRIPT_NAME = (variables.SCRIPT_NAME ?? '') + scriptPath;
+      variables.PATH_INFO = pathInfo;
+      // As nginx's fastcgi_param PATH_TRANSLATED $document_root$fastcgi_path_info (RFC 3875 section 4.1.6).
+      if (pathInfo !== '') server.PATH_TRANSLATED = root + pathInfo;
     }
     const all: Record<string, string> = {
       ...server,

@@ -39,6 +39,8 @@ export interface PoolSettings {
   workers: number;
   /** Requests a worker serves before it is replaced; 0: never. */
   maxRequests: number;
+  /** Up to this many more, drawn per worker, so workers do not all restart at once. */
+  maxRequestsJitter: number;
   /** Requests that may wait for a free worker; past it, 503. */
   maxQueue: number;
   /** Milliseconds a retiring worker gets to exit before SIGKILL. */
@@ -69,6 +71,8 @@ export class PythonWorker {
   readonly #pool: PythonWorkerPool;
   state: WorkerState = 'starting';
   served = 0;
+  /** Requests this worker serves before it is recycled: maxRequests plus its own jitter; 0 never. */
+  readonly requestLimit: number;
   #session: WorkerSession | undefined;
   readonly #decoder = new FrameDecoder();
   readonly #frames: Frame[] = [];
@@ -83,6 +87,8 @@ export class PythonWorker {
 
   constructor(pool: PythonWorkerPool, settings: PoolSettings) {
     this.#pool = pool;
+    const { maxRequests, maxRequestsJitter } = settings;
+    this.requestLimit = maxRequests === 0 ? 0 : maxRequests + Math.floor(Math.random() * (maxRequestsJitter + 1));
     this.#errors = new LineLogStream(settings.logger, 'wsgi.errors: ');
     this.child = spawn(settings.python, [settings.runner, settings.appSpec], {
       cwd: settings.cwd,
@@ -341,8 +347,7 @@ export class PythonWorkerPool {
   release(worker: PythonWorker): void {
     worker.served++;
     this.#failures = 0;
-    const { maxRequests } = this.#settings;
-    if (maxRequests > 0 && worker.served >= maxRequests) {
+    if (worker.requestLimit > 0 && worker.served >= worker.requestLimit) {
       worker.retire(this.#settings.killGrace);
       this.#fill();
       return;

@@ -7,8 +7,10 @@
 
 /** Frames Node sends. */
 export const ToWorker = {
-  /** The environ as JSON; starts a request. */
+  /** The environ as NUL-separated names and values (UTF-8); starts a request. Cheaper to build and read than JSON. */
   requestHead: 0x48, // 'H'
+  /** The environ as a JSON object; starts a request whose environ has a NUL in a value (not possible from Node's HTTP parser, kept exact anyway). */
+  requestHeadJson: 0x4a, // 'J'
   /** A request body chunk. */
   body: 0x42, // 'B'
   /** End of the request body. */
@@ -23,8 +25,10 @@ export const FromWorker = {
   ready: 0x52, // 'R'
   /** The app could not be imported: traceback text; the worker exits. */
   loadFailed: 0x46, // 'F'
-  /** JSON `[status, [[name, value], ...]]`, sent with the first non-empty chunk (or at the end). */
-  startResponse: 0x53, // 'S'
+  /** `status NUL name NUL value ...` (UTF-8), sent with the first non-empty chunk (or at the end). */
+  startResponse: 0x73, // 's'
+  /** The same as JSON `[status, [[name, value], ...]]`, when a NUL or an unencodable character is in it (Node refuses those). */
+  startResponseJson: 0x53, // 'S'
   /** A response body chunk. */
   body: 0x42, // 'B'
   /** The response is complete; the worker takes the next request. */
@@ -65,6 +69,56 @@ export function encodeFrame(type: number, payload?: Buffer | string): Buffer {
   return frame;
 }
 
+const nul = '\0';
+const emptyPayload = Buffer.alloc(0);
+
+/**
+ * The frames that start a request, in one buffer: the environ (H, or J when
+ * a value holds a NUL), and when the body is already known, its B frame and
+ * the E frame. One allocation, the environ written straight into it.
+ */
+export function requestFrames(environ: Record<string, string>, body: Buffer | undefined): Buffer {
+  let text = '';
+  let compact = true;
+  for (const name in environ) {
+    const value = environ[name] as string;
+    if (value.includes(nul)) compact = false;
+    text += text === '' ? name + nul + value : nul + name + nul + value;
+  }
+  if (!compact) text = JSON.stringify(environ);
+  const textLength = Buffer.byteLength(text, 'utf8');
+  const bodyLength = body === undefined ? 0 : body.length;
+  const bodyFrameLength = body === undefined ? 0 : bodyLength > 0 ? headerSize + bodyLength : 0;
+  const frames = Buffer.allocUnsafe(headerSize + textLength + bodyFrameLength + (body === undefined ? 0 : headerSize));
+  frames[0] = compact ? ToWorker.requestHead : ToWorker.requestHeadJson;
+  frames.writeUInt32BE(textLength, 1);
+  let offset = headerSize + frames.write(text, headerSize, 'utf8');
+  if (body !== undefined) {
+    if (bodyLength > 0) {
+      frames[offset] = ToWorker.body;
+      frames.writeUInt32BE(bodyLength, offset + 1);
+      offset += headerSize + body.copy(frames, offset + headerSize);
+    }
+    frames[offset] = ToWorker.bodyEnd;
+    frames.writeUInt32BE(0, offset + 1);
+  }
+  return frames;
+}
+
+/** Status and header pairs of a start-response frame (s, or S as JSON). Types are checked by `buildHead`. */
+export function decodeResponseHead(frame: Frame): { status: unknown; headers: Array<[unknown, unknown]> } {
+  if (frame.type === FromWorker.startResponseJson) {
+    const [status, headers] = JSON.parse(frame.payload.toString('utf8')) as [unknown, unknown];
+    if (!Array.isArray(headers)) throw new Error('headers are not a list');
+    return { status, headers: headers as Array<[unknown, unknown]> };
+  }
+  const fields = frame.payload.toString('utf8').split(nul);
+  if (fields.length % 2 !== 1) throw new Error('odd number of header fields');
+  const headers: Array<[unknown, unknown]> = [];
+  for (let i = 1; i < fields.length; i += 2) headers.push([fields[i], fields[i + 1]]);
+  return { status: fields[0], headers };
+}
+
 /** Splits a byte stream into frames; partial frames wait for the rest. */
 export class FrameDecoder {
   #pending: Buffer[] = [];
@@ -95,7 +149,7 @@ export class FrameDecoder {
         this.#needed = headerSize + length;
         break;
       }
-      out.push({ type: buffer[offset] as number, payload: buffer.subarray(offset + headerSize, end) });
+      out.push({ type: buffer[offset] as number, payload: length === 0 ? emptyPayload : buffer.subarray(offset + headerSize, end) });
       offset = end;
     }
     if (offset < buffer.length) {

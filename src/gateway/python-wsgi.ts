@@ -13,7 +13,8 @@ import { GatewayError, GatewayProtocolError } from './errors.js';
 import { consumedBody, consumedLength, hasRequestBody } from './input.js';
 import { checkOptionObject, commonOptionNames, resolveCommonOptions, safeLog, type ResolvedGatewayOptions } from './options.js';
 import { PythonWorkerPool, runnerPath, type PoolJob, type PythonWorker, type WorkerSession } from './python-pool.js';
-import { encodeFrame, FromWorker, ToWorker, type Frame } from './python-protocol.js';
+import { Deadlines, type Expiring } from './deadlines.js';
+import { decodeResponseHead, FromWorker, requestFrames, ToWorker, type Frame } from './python-protocol.js';
 import { buildHead, parseStatusLine } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
@@ -30,6 +31,8 @@ export interface PythonWsgiOptions extends GatewayOptions {
   timeout?: number;
   /** Requests a worker serves before it is replaced by a fresh one (leaky apps); 0 never. Default 0. */
   maxRequests?: number;
+  /** Each worker's limit is `maxRequests` plus a random 0 to `maxRequestsJitter`, so workers started together do not all restart at once (gunicorn's `max_requests_jitter`). Default 0. */
+  maxRequestsJitter?: number;
   /** Requests that may wait when every worker is busy; past it, 503. Default 100. */
   maxQueue?: number;
   /** Milliseconds a retiring worker (recycled, or on `close()`) gets to exit after its stdin closes, before SIGKILL. Default 2000. */
@@ -51,7 +54,7 @@ export interface PythonWsgiMiddleware extends GatewayMiddleware {
 }
 
 const bridge = 'pythonWsgi';
-const optionNames = [...commonOptionNames, 'python', 'cwd', 'workers', 'timeout', 'maxRequests', 'maxQueue', 'killGrace', 'env'] as const;
+const optionNames = [...commonOptionNames, 'python', 'cwd', 'workers', 'timeout', 'maxRequests', 'maxRequestsJitter', 'maxQueue', 'killGrace', 'env'] as const;
 const appSpecPattern = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$/;
 
 interface ResolvedPythonOptions {
@@ -61,6 +64,7 @@ interface ResolvedPythonOptions {
   workers: number;
   timeout: number;
   maxRequests: number;
+  maxRequestsJitter: number;
   maxQueue: number;
   killGrace: number;
   env: Record<string, string>;
@@ -98,13 +102,19 @@ function resolveOptions(appSpec: unknown, options: unknown): ResolvedPythonOptio
       env[name] = value;
     }
   }
+  const maxRequests = checks.wholeNumber('maxRequests', raw.maxRequests, 0, { min: 0, example: '0 to never recycle' });
+  const maxRequestsJitter = checks.wholeNumber('maxRequestsJitter', raw.maxRequestsJitter, 0, { min: 0 });
+  if (maxRequestsJitter > 0 && maxRequests === 0) {
+    checks.fail('option "maxRequestsJitter" needs "maxRequests" (workers that are never recycled need no jitter); set maxRequests, or drop maxRequestsJitter');
+  }
   return {
     common: resolveCommonOptions(bridge, raw),
     python,
     cwd: resolve(cwd),
     workers: checks.wholeNumber('workers', raw.workers, 2, { max: 256, unit: 'processes' }),
     timeout: checks.positiveNumber('timeout', raw.timeout, 30_000),
-    maxRequests: checks.wholeNumber('maxRequests', raw.maxRequests, 0, { min: 0, example: '0 to never recycle' }),
+    maxRequests,
+    maxRequestsJitter,
     maxQueue: checks.wholeNumber('maxQueue', raw.maxQueue, 100, { min: 0 }),
     killGrace: checks.positiveNumber('killGrace', raw.killGrace, 2_000),
     env,
@@ -129,25 +139,28 @@ function environOf(req: IncomingMessage, common: ResolvedGatewayOptions, consume
 
 type ExchangeState = 'queued' | 'running' | 'discarding' | 'done';
 
+const emptyBody = Buffer.alloc(0);
+
 /** One request through the pool. */
-class Exchange implements PoolJob, WorkerSession {
+class Exchange implements PoolJob, WorkerSession, Expiring {
   readonly #req: IncomingMessage;
   readonly #writer: ResponseWriter;
   readonly #settings: ResolvedPythonOptions;
   readonly #pool: PythonWorkerPool;
+  readonly #deadlines: Deadlines<Exchange>;
   #state: ExchangeState = 'queued';
   #worker: PythonWorker | undefined;
-  #deadline: NodeJS.Timeout | undefined;
   #bodySent = false;
   #detachBody: (() => void) | undefined;
   #stopWatchingClient: () => void;
 
-  constructor(req: IncomingMessage, writer: ResponseWriter, settings: ResolvedPythonOptions, pool: PythonWorkerPool) {
+  constructor(req: IncomingMessage, writer: ResponseWriter, settings: ResolvedPythonOptions, pool: PythonWorkerPool, deadlines: Deadlines<Exchange>) {
     this.#req = req;
     this.#writer = writer;
     this.#settings = settings;
     this.#pool = pool;
-    this.#deadline = setTimeout(() => this.#timedOut(), settings.timeout);
+    this.#deadlines = deadlines;
+    deadlines.add(this);
     this.#stopWatchingClient = writer.onClientGone(() => this.#clientGone());
   }
 
@@ -163,7 +176,7 @@ class Exchange implements PoolJob, WorkerSession {
   #finish(): void {
     if (this.#state === 'done') return;
     this.#state = 'done';
-    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
+    this.#deadlines.delete(this);
     this.#stopWatchingClient();
     this.#detachBody?.();
     const worker = this.#worker;
@@ -178,16 +191,14 @@ class Exchange implements PoolJob, WorkerSession {
     worker.attach(this);
     const req = this.#req;
     const consumed = consumedBody(req);
-    const head = encodeFrame(ToWorker.requestHead, JSON.stringify(environOf(req, this.#settings.common, consumed)));
+    const environ = environOf(req, this.#settings.common, consumed);
     if (consumed !== undefined || !hasRequestBody(req)) {
-      const parts = [head];
-      if (consumed !== undefined && consumed.length > 0) parts.push(encodeFrame(ToWorker.body, consumed));
-      parts.push(encodeFrame(ToWorker.bodyEnd));
-      worker.sendRaw(parts.length === 2 ? Buffer.concat(parts, head.length + 5) : Buffer.concat(parts));
+      // The whole request in one write: environ, body, end.
+      worker.sendRaw(requestFrames(environ, consumed ?? emptyBody));
       this.#bodySent = true;
       return;
     }
-    worker.sendRaw(head);
+    worker.sendRaw(requestFrames(environ, undefined));
     this.#streamBody(worker);
   }
 
@@ -231,10 +242,11 @@ class Exchange implements PoolJob, WorkerSession {
   onFrame(frame: Frame, next: Frame | undefined): Promise<void> | undefined {
     const writer = this.#writer;
     switch (frame.type) {
-      case FromWorker.startResponse: {
+      case FromWorker.startResponse:
+      case FromWorker.startResponseJson: {
         if (this.#state !== 'running') return undefined;
         try {
-          const [status, headers] = JSON.parse(frame.payload.toString('utf8')) as [unknown, Array<[unknown, unknown]>];
+          const { status, headers } = decodeResponseHead(frame);
           const { statusCode, reason } = parseStatusLine(status, 'wsgi start_response()');
           writer.setHead(buildHead(statusCode, reason, headers, 'wsgi start_response()'));
         } catch (error) {
@@ -253,7 +265,7 @@ class Exchange implements PoolJob, WorkerSession {
         if (this.#state !== 'running') return undefined;
         if (next?.type === FromWorker.end && !writer.headersSent) {
           // A whole response in one read (the common small page): sent with a Content-Length.
-          void writer.writeAll([frame.payload]);
+          writer.endWhole(frame.payload);
           return undefined;
         }
         return writer.write(frame.payload);
@@ -289,8 +301,8 @@ class Exchange implements PoolJob, WorkerSession {
     } else this.#fail(new GatewayError('bad-gateway', 'The Python worker ended before it completed a response.'));
   }
 
-  #timedOut(): void {
-    this.#deadline = undefined;
+  /** Expiring: the timeout passed (the deadline list already forgot this request). */
+  expire(): void {
     const { timeout, common } = this.#settings;
     if (this.#state === 'queued') {
       this.#pool.withdraw(this);
@@ -364,14 +376,17 @@ export function pythonWsgi(appSpec: string, options?: PythonWsgiOptions): Python
     env: settings.env,
     workers: settings.workers,
     maxRequests: settings.maxRequests,
+    maxRequestsJitter: settings.maxRequestsJitter,
     maxQueue: settings.maxQueue,
     killGrace: settings.killGrace,
     logger: common.logger,
   });
 
+  const deadlines = new Deadlines<Exchange>(settings.timeout);
+
   const middleware = function pythonWsgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: `${bridge}: no response head` });
-    const exchange = new Exchange(req, writer, settings, pool);
+    const exchange = new Exchange(req, writer, settings, pool, deadlines);
     if (exchange.finished) return;
     const result = pool.submit(exchange);
     if (result === 'started' || result === 'queued') return;

@@ -105,7 +105,8 @@ export class ResponseWriter {
     }
     this.#goneListeners.push(listener);
     return () => {
-      this.#goneListeners = this.#goneListeners.filter((entry) => entry !== listener);
+      const index = this.#goneListeners.indexOf(listener);
+      if (index !== -1) this.#goneListeners.splice(index, 1);
     };
   }
 
@@ -231,6 +232,12 @@ export class ResponseWriter {
       if (!this.active) break;
     }
     this.end(this.active ? chunks[last] : undefined);
+  }
+
+  /** `writeAll([chunk])` without its promise: a whole body in one buffer, with its Content-Length unless the app declared one. */
+  endWhole(chunk: Buffer): void {
+    if (this.#state === 'pending') this.#commit(chunk.length);
+    this.end(chunk);
   }
 
   /**

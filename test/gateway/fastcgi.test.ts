@@ -108,6 +108,14 @@ describe.each(expressVersions)('fastcgi() with php-fpm in %s', (_version, expres
     expect(header(escape, 'Content-Type')).toEqual(['application/problem+json; charset=utf-8']);
   });
 
+  it('splits PATH_INFO off after the .php script, as nginx fastcgi_split_path_info', async () => {
+    const split = await request(server.url).get('/files/plain.php/a/b%20c').expect(200);
+    expect(split.text).toBe(`plain plain.php as /files/plain.php with PATH_INFO /a/b c translated ${phpFixtures}/a/b c\n`);
+    // The script part is still held inside root.
+    const escape = await rawRequest(server.port, 'GET /files/%2e%2e/x.php/a HTTP/1.1\nHost: x');
+    expect(escape.status).toBe(404);
+  });
+
   it('reads a form POST and a multipart upload', async () => {
     const form = await request(server.url).post('/php/form?from=test').type('form').send({ name: 'Ada' }).expect(200);
     expect(form.body).toEqual({ method: 'POST', post: { name: 'Ada' }, get: { from: 'test' } });
@@ -260,6 +268,7 @@ describe('fastcgi() without a server', () => {
     [{ socket: '/s', port: 9000 }, /not both/],
     [{ port: 70000 }, /port from 1 to 65535/],
     [{ port: 9000, root: 'relative' }, /"root" must be an absolute path/],
+    [{ port: 9000, root: '/srv', splitPathInfo: '^(.+\\.php)(/.*)$' }, /"splitPathInfo" must be a RegExp/],
     [{ port: 9000, params: 'x' }, /"params"/],
     [{ port: 9000, maxConnections: 0 }, /"maxConnections"/],
     [{ port: 9000, sokcet: '/s' }, /unknown option "sokcet"/],

@@ -3,7 +3,7 @@
  * reads, several in one read, large ones, and a corrupt length.
  */
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder, frameHeader, maxFramePayload, type Frame } from '../../src/gateway/python-protocol.js';
+import { decodeResponseHead, encodeFrame, FrameDecoder, frameHeader, maxFramePayload, requestFrames, type Frame } from '../../src/gateway/python-protocol.js';
 import { randomSource } from '../support/random.js';
 
 function decodeInPieces(bytes: Buffer, pieceSizes: () => number): Frame[] {
@@ -51,5 +51,35 @@ describe('python protocol frames', () => {
 
   it('refuses a length past the limit as a corrupt stream', () => {
     expect(() => new FrameDecoder().push(frameHeader(0x42, maxFramePayload + 1), [])).toThrow(/corrupt frame/);
+  });
+
+  it('starts a request with the environ as NUL-separated pairs, body and end in the same buffer', () => {
+    const frames: Frame[] = [];
+    new FrameDecoder().push(requestFrames({ PATH_INFO: '/caf\u00e9', HTTP_X: '' }, Buffer.from('body')), frames);
+    expect(frames.map((frame) => [String.fromCharCode(frame.type), frame.payload.toString('utf8')])).toEqual([
+      ['H', 'PATH_INFO\0/caf\u00e9\0HTTP_X\0'],
+      ['B', 'body'],
+      ['E', ''],
+    ]);
+  });
+
+  it('falls back to a JSON environ when a value holds a NUL; no body frame for an empty body, none at all for a streamed one', () => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder();
+    decoder.push(requestFrames({ QUERY_STRING: 'a\0b' }, Buffer.alloc(0)), frames);
+    decoder.push(requestFrames({ QUERY_STRING: 'x' }, undefined), frames);
+    expect(frames.map((frame) => [String.fromCharCode(frame.type), frame.payload.toString('utf8')])).toEqual([
+      ['J', '{"QUERY_STRING":"a\\u0000b"}'],
+      ['E', ''],
+      ['H', 'QUERY_STRING\0x'],
+    ]);
+  });
+
+  it('reads a response head in both encodings', () => {
+    const compact = { type: 0x73, payload: Buffer.from('200 OK\0Content-Type\0text/plain\0X-Empty\0', 'utf8') };
+    expect(decodeResponseHead(compact)).toEqual({ status: '200 OK', headers: [['Content-Type', 'text/plain'], ['X-Empty', '']] });
+    const json = { type: 0x53, payload: Buffer.from('["200 OK", [["X-Bad", "a\\u0000b"]]]') };
+    expect(decodeResponseHead(json)).toEqual({ status: '200 OK', headers: [['X-Bad', 'a\0b']] });
+    expect(() => decodeResponseHead({ type: 0x73, payload: Buffer.from('200 OK\0Lonely') })).toThrow(/odd number/);
   });
 });

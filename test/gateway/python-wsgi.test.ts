@@ -285,6 +285,19 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       await eventually('the log line', () => probe.lines.find((line) => line.includes("'Connection' is a hop-by-hop header")));
     });
 
+    it('keeps Latin-1, empty and repeated header values and the reason phrase', async () => {
+      const response = await rawRequest(server.port, 'GET /app/headers HTTP/1.1\nHost: x');
+      expect([response.status, response.reason]).toEqual([299, 'Fine Indeed']);
+      expect(response.headerLines).toEqual(expect.arrayContaining([['X-Latin', 'caf\u00e9'], ['X-Empty', ''], ['Set-Cookie', 'a=1'], ['Set-Cookie', 'b=2']]));
+      expect(response.body.toString()).toBe('ok');
+    });
+
+    it('a NUL in a header value from the app is refused with a 500 naming the header', async () => {
+      const response = await request(server.server).get('/app/nul-header');
+      expectProblemAnswer({ status: response.status, contentType: response.headers['content-type'], text: response.text }, 500);
+      await eventually('the log line', () => probe.lines.find((line) => line.includes("value of header 'X-Bad' contains NUL")));
+    });
+
     it("calls the body's close(), and stops a generator when the client leaves", async () => {
       await request(server.server).get('/app/stream?3').expect(200);
       await eventually('close() after a full body', () => probe.lines.includes('wsgi.errors: body closed after 3'));
@@ -383,6 +396,31 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(probe.workerPids).toEqual([next]);
     });
 
+    it("a timeout past setTimeout's range (30 days) does not fire at once", async () => {
+      const probe = pool('probe:app', { workers: 1, timeout: 30 * 24 * 3600 * 1000 });
+      const { server } = await serve(probe);
+      const response = await request(server).get('/app/sleep?0.05');
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ slept: true });
+    });
+
+    it('a request still queued at the timeout: 504, and so is the one holding the worker', async () => {
+      const probe = pool('probe:app', { workers: 1, timeout: 1500 });
+      const { url } = await serve(probe);
+      const gate = blocker();
+      const blocked = fetch(`${url}/app/block?${gate.query}`);
+      await eventually('the worker blocked', gate.started);
+      const queued = fetch(`${url}/app/pid`);
+      await eventually('one request queued', () => probe.load.queued === 1);
+      const [first, second] = await Promise.all([blocked, queued]);
+      expect(first.status).toBe(504);
+      expect(second.status).toBe(504);
+      expect(((await second.json()) as { detail: string }).detail).toBe('No Python worker became free within 1500 ms.');
+      gate.release();
+      expect(await pidOf(`${url}/app`)).toBeGreaterThan(0);
+      expect(probe.load).toEqual({ busy: 0, queued: 0 });
+    });
+
     it('queues requests while workers are busy, and answers 503 past maxQueue', async () => {
       const probe = pool('probe:app', { workers: 1, maxQueue: 1 });
       const { server, url } = await serve(probe);
@@ -413,6 +451,23 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect((await request(listening.server).get('/app/elsewhere')).text).toBe('native after the app\n');
       expect((await request(listening.server).get('/app/pid')).status).toBe(200);
       expect(await pidOf(`${listening.url}/app`)).toBe(probe.workerPids[0]); // The fallen-through request freed the worker.
+    });
+
+    it('maxRequestsJitter: each worker serves maxRequests plus its own 0 to jitter requests', async () => {
+      const probe = pool('probe:app', { workers: 1, maxRequests: 1, maxRequestsJitter: 3 });
+      const { url } = await serve(probe);
+      const pids: number[] = [];
+      for (let i = 0; i < 16; i++) pids.push(await pidOf(`${url}/app`));
+      const runs: number[] = [];
+      for (let i = 0; i < pids.length; i++) {
+        if (i > 0 && pids[i] === pids[i - 1]) runs[runs.length - 1]! += 1;
+        else runs.push(1);
+      }
+      const whole = runs.slice(0, -1); // The last worker may not have reached its limit yet.
+      expect(whole.every((length) => length >= 1 && length <= 4)).toBe(true);
+      expect(new Set(pids).size).toBe(runs.length); // A retired worker never comes back.
+      // Without jitter every run would be 1 long; with it, 11 runs all of length 1 have odds 4^-11.
+      expect(whole.some((length) => length > 1)).toBe(true);
     });
 
     it('recycles a worker after maxRequests', async () => {
@@ -511,6 +566,7 @@ createServer(pool).listen(0, '127.0.0.1', () => console.log('ready ' + JSON.stri
       expect(() => pythonWsgi('hello:app', { cwd: '/no/such/dir', python })).toThrow(/option "cwd" \("\/no\/such\/dir"\) is not a directory/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, maxQueue: -1 })).toThrow(/option "maxQueue"/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, timeout: 0 })).toThrow(/option "timeout" must be a positive number/);
+      expect(() => pythonWsgi('hello:app', { cwd: appDir, python, maxRequestsJitter: 5 })).toThrow(/"maxRequestsJitter" needs "maxRequests"/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, env: { 'A=B': 'x' } })).toThrow(/option "env" has an invalid entry "A=B"/);
       expect(() => pythonWsgi('hello:app', { cwd: appDir, python, wokers: 2 } as PythonWsgiOptions)).toThrow(/unknown option "wokers"/);
     });

@@ -8,10 +8,12 @@ Frames on the pipes are: 1 type byte, a 4-byte big-endian payload length, the
 payload. The protocol uses copies of the original stdin/stdout; fd 0 becomes
 /dev/null and fd 1 goes to stderr, so an app's print() cannot corrupt it.
 
-Node -> worker:  H environ (JSON)   B request body chunk   E end of request body
+Node -> worker:  H environ (name NUL value NUL ...)   J environ (JSON, when a value holds a NUL)
+                 B request body chunk   E end of request body
                  A abort (the client left)
 Worker -> Node:  R ready (JSON {pid})   F could not load the app (traceback text)
-                 S start of response (JSON [status, [[name, value], ...]])
+                 s start of response (status NUL name NUL value ...)
+                 S the same as JSON [status, [[name, value], ...]] (a NUL or a lone surrogate in it)
                  B response body chunk   E end of response
                  X the app failed (JSON {traceback})   L wsgi.errors text
 """
@@ -27,6 +29,7 @@ from urllib.parse import unquote_to_bytes
 
 FRAME = struct.Struct('>cI')
 READ_SIZE = 65536
+MAX_READ = 1 << 20
 
 
 class ClientDisconnected(OSError):
@@ -34,54 +37,75 @@ class ClientDisconnected(OSError):
 
 
 class Channel:
-    """Frames in from Node (blocking or polled), frames out to Node."""
+    """Frames in from Node (blocking or polled), frames out to Node.
+
+    Reads land in one bytes object read from an offset: a small request (its
+    H and E frames in one read) is taken apart without copying it around.
+    """
 
     def __init__(self, fd_in, fd_out):
         self.fd_in = fd_in
         self.fd_out = fd_out
-        self.buffer = bytearray()
+        self.data = b''
+        self.pos = 0
+        self.errors = WsgiErrors(self)
 
-    def _fill(self):
-        data = os.read(self.fd_in, READ_SIZE)
-        if not data:
-            raise EOFError()
-        self.buffer += data
+    def _fill(self, needed):
+        """Reads until `needed` more bytes are in (a large frame: its pieces joined once)."""
+        parts = [self.data[self.pos:]] if self.pos < len(self.data) else []
+        got = 0
+        while got < needed:
+            data = os.read(self.fd_in, min(max(READ_SIZE, needed - got), MAX_READ))
+            if not data:
+                raise EOFError()
+            parts.append(data)
+            got += len(data)
+        self.data = parts[0] if len(parts) == 1 else b''.join(parts)
+        self.pos = 0
 
     def _take(self):
-        """One complete frame from the buffer, or None."""
-        buffer = self.buffer
-        if len(buffer) < 5:
-            return None
-        kind, length = FRAME.unpack_from(buffer, 0)
-        end = 5 + length
-        if len(buffer) < end:
-            return None
-        payload = bytes(buffer[5:end])
-        del buffer[:end]
-        return kind, payload
+        """One complete frame, or how many more bytes the next one needs."""
+        data = self.data
+        pos = self.pos
+        available = len(data) - pos
+        if available < 5:
+            return 5 - available
+        kind, length = FRAME.unpack_from(data, pos)
+        end = pos + 5 + length
+        if end > len(data):
+            return end - len(data)
+        self.pos = end
+        return kind, data[pos + 5:end]
 
     def read(self):
         """The next frame, waiting for it. EOFError when Node closed the pipe."""
         while True:
-            frame = self._take()
-            if frame is not None:
-                return frame
-            self._fill()
+            taken = self._take()
+            if type(taken) is tuple:
+                return taken
+            self._fill(taken)
 
     def poll(self):
         """Frames that arrived already, without waiting."""
         frames = []
         if select.select([self.fd_in], [], [], 0)[0]:
-            self._fill()
+            data = os.read(self.fd_in, READ_SIZE)
+            if not data:
+                raise EOFError()
+            self.data = self.data[self.pos:] + data
+            self.pos = 0
             while True:
-                frame = self._take()
-                if frame is None:
+                taken = self._take()
+                if type(taken) is not tuple:
                     break
-                frames.append(frame)
+                frames.append(taken)
         return frames
 
     def send(self, data):
-        view = memoryview(data)
+        written = os.write(self.fd_out, data)
+        if written == len(data):
+            return
+        view = memoryview(data)[written:]
         while view:
             written = os.write(self.fd_out, view)
             view = view[written:]
@@ -290,15 +314,29 @@ class Response:
 
     def declare_length(self, length):
         """A body known in full gets a Content-Length, unless the app set one (or the status has no body)."""
-        if self.status is None or self.status[:3] in ('204', '304') or self.status[0] == '1':
+        status = self.status
+        if status is None or status[:3] in ('204', '304') or status[0] == '1':
             return
-        if not any(name.lower() == 'content-length' for name, _ in self.headers):
-            self.headers = self.headers + [('Content-Length', str(length))]
+        for name, _ in self.headers:
+            if len(name) == 14 and name.lower() == 'content-length':
+                return
+        self.headers = self.headers + [('Content-Length', str(length))]
 
     def head_frame(self):
         if self.status is None:
             raise AssertionError('the app produced a body before calling start_response()')
         self.headers_sent = True
+        fields = [self.status]
+        for name, value in self.headers:
+            fields.append(name)
+            fields.append(value)
+        text = '\0'.join(fields)
+        if text.count('\0') == len(fields) - 1:
+            try:
+                return frame(b's', text.encode('utf-8'))
+            except UnicodeEncodeError:
+                pass  # A lone surrogate: JSON escapes it and Node names it in its error.
+        # A NUL inside a name or value: JSON keeps it, and Node refuses the header by name.
         return frame(b'S', json.dumps([self.status, self.headers]).encode('utf-8'))
 
     def write(self, data):
@@ -309,13 +347,21 @@ class Response:
         self.channel.send(out + body_frames(data))
 
 
-def build_environ(payload, exchange, channel):
-    environ = json.loads(payload)
+def decode_environ(kind, payload):
+    """H: names and values separated by NUL (UTF-8); J: a JSON object (a value held a NUL)."""
+    if kind == b'J':
+        return json.loads(payload)
+    fields = iter(payload.decode('utf-8').split('\0'))
+    return dict(zip(fields, fields))
+
+
+def build_environ(kind, payload, exchange, channel):
+    environ = decode_environ(kind, payload)
     environ['SCRIPT_NAME'] = native_path(environ['SCRIPT_NAME'])
     environ['PATH_INFO'] = native_path(environ['PATH_INFO'])
     environ['wsgi.version'] = (1, 0)
     environ['wsgi.input'] = WsgiInput(exchange)
-    environ['wsgi.errors'] = WsgiErrors(channel)
+    environ['wsgi.errors'] = channel.errors
     environ['wsgi.multithread'] = False
     environ['wsgi.multiprocess'] = True
     environ['wsgi.run_once'] = False
@@ -323,12 +369,12 @@ def build_environ(payload, exchange, channel):
     return environ
 
 
-def handle(app, channel, payload):
+def handle(app, channel, kind, payload):
     exchange = Exchange(channel)
     response = Response(channel)
     result = None
     try:
-        environ = build_environ(payload, exchange, channel)
+        environ = build_environ(kind, payload, exchange, channel)
         result = app(environ, response.start_response)
         if isinstance(result, (list, tuple)):
             # Known in full: checked first, sent in one write.
@@ -359,7 +405,7 @@ def handle(app, channel, payload):
             try:
                 close()
             except Exception:
-                WsgiErrors(channel).write('the body\'s close() failed:\n' + traceback.format_exc())
+                channel.errors.write('the body\'s close() failed:\n' + traceback.format_exc())
 
 
 def load(spec):
@@ -409,8 +455,8 @@ def main():
             kind, payload = channel.read()
         except EOFError:
             return 0  # Node closed the pipe: retire, or Node is gone.
-        if kind == b'H':
-            handle(app, channel, payload)
+        if kind == b'H' or kind == b'J':
+            handle(app, channel, kind, payload)
         # Anything else is left over from a finished request: skipped.
 
 
