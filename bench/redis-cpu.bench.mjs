@@ -9,7 +9,8 @@
 //   REDIS_CPU_DIST=/tmp/before/index.js,dist/index.js node bench/redis-cpu.bench.mjs   (two builds, alternating)
 //   REDIS_CPU_ONLY=2 REDIS_CPU_PROF=/tmp/prof ...   (only 2 processes; CPU profiles of the servers)
 //   REDIS_CPU_CONNECTIONS=8 (default 32), REDIS_CPU_FOLLOW=0 (no follower),
-//   REDIS_CPU_FULL=1 (all 1024 leaves exist from the start): to see what each costs.
+//   REDIS_CPU_FULL=1 (all 1024 leaves exist from the start), REDIS_CPU_MINIMAL=1
+//   (Prefer: return=minimal: no body to serialize): to see what each costs.
 //
 // Linux only (/proc). Servers are not pinned (BENCH_PIN does not apply):
 // they, Redis and the load generator share the cores; the load generator's
@@ -125,7 +126,7 @@ async function round(processes, duration, port, redisPid) {
   const options = {
     url: `http://127.0.0.1:${port}/leaves`,
     connections: Number(process.env.REDIS_CPU_CONNECTIONS ?? 32),
-    requests: [{ method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json' }, setupRequest: (r) => ({ ...r, body: JSON.stringify({ [`k${++m % 1024}`]: m }) }) }],
+    requests: [{ method: 'PATCH', headers: { 'content-type': 'application/merge-patch+json', ...(process.env.REDIS_CPU_MINIMAL === '1' ? { prefer: 'return=minimal' } : {}) }, setupRequest: (r) => ({ ...r, body: JSON.stringify({ [`k${++m % 1024}`]: m }) }) }],
   };
   await autocannon({ ...options, duration: 1 });
   const pids = workers.map((w) => w.process.pid);
