@@ -1066,24 +1066,37 @@ export class DocumentStore extends EventEmitter {
       throw toStorageError(error, 'load the document');
     }
     if (stored === undefined || stored === null) return undefined;
-    // One walk checks it and measures it (install takes the size from it).
-    const inspected = inspectJson(stored.document, loadedDepthLimit);
-    const reason = inspected.reason ?? (inspected.tooDeep ? `it nests deeper than ${loadedDepthLimit} levels` : undefined);
-    if (reason !== undefined || !Number.isSafeInteger(stored.revision) || stored.revision < 0) {
-      throw new StorageError(`The storage returned an invalid document: ${reason ?? `revision ${String(stored.revision)} is not a non-negative integer`}`);
-    }
-    return stored;
+    return checkedStored(stored);
   }
 
-  private install(stored: StoredDocument | undefined): void {
+  /**
+   * Storage is empty: stores `initial` there as revision 0 when the adapter
+   * can (`seed`), so the first write sends only its change. `seeded` tells
+   * `install` that storage holds `initial` (no starting document to carry);
+   * `stored` is what another process stored first.
+   */
+  private async seedStorage(): Promise<{ stored: StoredDocument | undefined; seeded: boolean }> {
+    const { seed } = this.adapter;
+    if (seed === undefined || this.keepsWorkingDocument) return { stored: undefined, seeded: false };
+    let stored: StoredDocument | undefined | null;
+    try {
+      stored = await seed.call(this.adapter, this.options.initial);
+    } catch (error) {
+      throw toStorageError(error, 'store the starting document');
+    }
+    if (stored === undefined || stored === null) return { stored: undefined, seeded: true };
+    return { stored: checkedStored(stored), seeded: false };
+  }
+
+  private install(stored: StoredDocument | undefined, seeded = false): void {
     if (stored === undefined) {
       // Not copied: `initial` is shared copy-on-write (see DocumentState.owned), so
       // the store never changes it and it can stand as the base as it is.
       this.state.root = this.options.initial;
       this.state.owned = new WeakSet();
       this.revisionNumber = 0;
-      // An adapter that keeps the working document needs no starting document.
-      this.base = this.keepsWorkingDocument ? undefined : this.options.initial;
+      // An adapter that keeps the working document, or that storage seeded, needs no starting document.
+      this.base = this.keepsWorkingDocument || seeded ? undefined : this.options.initial;
     } else {
       this.state.root = stored.document;
       this.state.owned = undefined;
@@ -1108,7 +1121,12 @@ export class DocumentStore extends EventEmitter {
     if (this.lastLoadError && Date.now() - this.lastLoadError.at < 1000) return Promise.reject(this.lastLoadError.error);
     this.loading = (async () => {
       try {
-        this.install(await this.loadStored());
+        const stored = await this.loadStored();
+        if (stored !== undefined) this.install(stored);
+        else {
+          const seeding = await this.seedStorage();
+          this.install(seeding.stored, seeding.seeded);
+        }
         if (this.adapter.watch) {
           try {
             this.unwatch = (await this.adapter.watch(this.onRemoteChange, this.onWatchError)) ?? undefined;
@@ -1201,6 +1219,16 @@ function earliest(deadlines: readonly (number | undefined)[]): number | undefine
   let first: number | undefined;
   for (const deadline of deadlines) if (deadline !== undefined && (first === undefined || deadline < first)) first = deadline;
   return first;
+}
+
+/** A document storage returned, checked and measured in one walk (install takes the size from it). */
+function checkedStored(stored: StoredDocument): StoredDocument {
+  const inspected = inspectJson(stored.document, loadedDepthLimit);
+  const reason = inspected.reason ?? (inspected.tooDeep ? `it nests deeper than ${loadedDepthLimit} levels` : undefined);
+  if (reason !== undefined || !Number.isSafeInteger(stored.revision) || stored.revision < 0) {
+    throw new StorageError(`The storage returned an invalid document: ${reason ?? `revision ${String(stored.revision)} is not a non-negative integer`}`);
+  }
+  return stored;
 }
 
 /** The options for an adapter call made for a request: none without a deadline. */

@@ -8,7 +8,7 @@
  * not measure the same document again when it installs it.
  */
 import { invalidJsonReason, type JsonValue } from './json.js';
-import { scalarSize, stringSize } from './size.js';
+import { numberSize, scalarSize, stringSize } from './size.js';
 
 export interface JsonInspection {
   /** Why the value is not plain JSON (a cycle, `undefined`, NaN, a class instance…), or `undefined`. */
@@ -64,7 +64,7 @@ export function inspectJson(value: unknown, maxDepth: number): JsonInspection {
         } else if (typeof child === 'string') size += stringSize(child);
         else if (typeof child === 'number') {
           if (!Number.isFinite(child)) return failed(false);
-          size += String(child).length;
+          size += numberSize(child);
         } else if (child === null || child === true) size += 4;
         else if (child === false) size += 5;
         else return failed(false);
@@ -84,7 +84,7 @@ export function inspectJson(value: unknown, maxDepth: number): JsonInspection {
         } else if (typeof child === 'string') size += stringSize(child);
         else if (typeof child === 'number') {
           if (!Number.isFinite(child)) return failed(false);
-          size += String(child).length;
+          size += numberSize(child);
         } else if (child === null || child === true) size += 4;
         else if (child === false) size += 5;
         else return failed(false);

@@ -96,27 +96,42 @@ function prefersMinimal(req: IncomingMessage): boolean {
   return prefer !== undefined && /(?:^|[,;\s])return\s*=\s*"?minimal"?/i.test(prefer);
 }
 
+/**
+ * Sends the status, headers and body. The headers go in one `writeHead`
+ * (an object, which middleware wrapping `writeHead` understands) rather than
+ * one `setHeader` each: this runs for every request. Headers set before
+ * (by Express, CORS, `Vary`) are kept; these win over them.
+ */
 function send(res: ServerResponse, status: number, body: string | Buffer | readonly Buffer[] | undefined, headers: Record<string, string | undefined>, head: boolean): void {
-  res.statusCode = status;
+  const fields: Record<string, string> = {};
   for (const name in headers) {
     const value = headers[name];
-    if (value !== undefined) res.setHeader(name, value);
+    if (value !== undefined) fields[name] = value;
   }
   if (body === undefined) {
+    res.writeHead(status, fields);
     res.end();
     return;
   }
-  res.setHeader('Content-Type', JSON_TYPE);
+  fields['Content-Type'] = JSON_TYPE;
   if (isChunked(body)) {
+    res.statusCode = status;
+    for (const name in fields) res.setHeader(name, fields[name] as string);
     sendChunks(res, body, head);
     return;
   }
-  res.setHeader('Content-Length', Buffer.byteLength(body));
+  fields['Content-Length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
+  res.writeHead(status, fields);
   res.end(head ? undefined : body);
 }
 
 export function createRequestHandler(store: DocumentStore, options: ResolvedOptions, onUnexpected: (error: unknown) => void, live?: LiveHub): RequestHandler {
-  async function handleRead(req: IncomingMessage, res: ServerResponse, path: string[], query: string, head: boolean): Promise<void> {
+  /**
+   * A GET or HEAD. Answered synchronously when the store can read now (the
+   * hot path: no promise per request); otherwise returns the promise of the
+   * answer. Throws (or rejects) a JsonStoreError for the caller to send.
+   */
+  function handleRead(req: IncomingMessage, res: ServerResponse, path: string[], query: string, head: boolean): Promise<void> | undefined {
     const { shallow, pretty, collection } = parseReadQuery(query);
     if (collection !== undefined) {
       return answerCollectionQuery(store, req, res, path, collection, { pretty, head, describeMissing: () => store.read((root) => describeMissing(root, path)) });
@@ -141,7 +156,23 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       return { value, body, etag: formatEtag(contentTag(compact), representation) };
     };
     // Synchronously when nothing is in flight: no promise on the hot path.
-    let outcome = store.readNow(view)?.result ?? (await store.read(view));
+    const now = store.readNow(view)?.result;
+    if (now !== undefined && now.sliced !== true && now.etag !== undefined) {
+      answerRead(res, path, preconditions, now, head);
+      return undefined;
+    }
+    return readLater(res, path, preconditions, now, view, head);
+  }
+
+  async function readLater(
+    res: ServerResponse,
+    path: string[],
+    preconditions: ReturnType<typeof preconditionsOf>,
+    now: ReadOutcome | undefined,
+    view: (root: JsonValue) => ReadOutcome,
+    head: boolean,
+  ): Promise<void> {
+    let outcome = now ?? (await store.read(view));
     if (outcome.sliced === true) {
       const json = await slicedJsonOf(outcome.value as JsonValue, () => res.destroyed);
       if (json === undefined) return;
@@ -152,11 +183,17 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const detail = await store.read((root) => describeMissing(root, path));
       throw new JsonStoreError('not-found', detail);
     }
-    if (isNotModified(preconditions, outcome.etag, displayPath(path))) {
-      send(res, 304, undefined, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
+    answerRead(res, path, preconditions, outcome, head);
+  }
+
+  /** 200, or 304 when If-None-Match matches; throws 412 when If-Match does not. */
+  function answerRead(res: ServerResponse, path: string[], preconditions: ReturnType<typeof preconditionsOf>, outcome: ReadOutcome, head: boolean): void {
+    const etag = outcome.etag as string;
+    if (hasPreconditions(preconditions) && isNotModified(preconditions, etag, displayPath(path))) {
+      send(res, 304, undefined, { ETag: etag, 'Cache-Control': 'no-cache' }, head);
       return;
     }
-    send(res, 200, outcome.body, { ETag: outcome.etag, 'Cache-Control': 'no-cache' }, head);
+    send(res, 200, outcome.body, { ETag: etag, 'Cache-Control': 'no-cache' }, head);
   }
 
   async function handleWrite(req: IncomingMessage, res: ServerResponse, method: string, path: string[]): Promise<void> {
@@ -238,7 +275,8 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     );
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Answers synchronously, or returns the promise of the answer; throws or rejects for `fail` to answer. */
+  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> | undefined {
     // Before anything else, reads included: a rebound page could read too.
     if (options.allowedHosts !== undefined) checkHost(req, options.allowedHosts);
     const method = req.method ?? 'GET';
@@ -254,24 +292,33 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const headers: Record<string, string> = { Allow: allowHeader(options.readOnly) };
       if (!options.readOnly) headers['Accept-Patch'] = acceptedPatchTypes.join(', ');
       send(res, 204, undefined, headers, false);
-      return;
+      return undefined;
     }
     throw new JsonStoreError('method-not-allowed', `${method} is not supported here; use ${allowHeader(options.readOnly)}`, {
       headers: { Allow: allowHeader(options.readOnly) },
     });
   }
 
+  function fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    const head = req.method === 'HEAD';
+    if (error instanceof JsonStoreError) {
+      // Storage failures were already reported by the store.
+      if (error.status >= 500 && !(error instanceof StorageError)) onUnexpected(error);
+      sendProblem(res, error, { head });
+      return;
+    }
+    onUnexpected(error);
+    sendProblem(res, new JsonStoreError('internal-error', 'The store failed to handle this request; the error was logged on the server'), { head });
+  }
+
   return function jsonStoreHandler(req, res) {
-    handle(req, res).catch((error: unknown) => {
-      const head = req.method === 'HEAD';
-      if (error instanceof JsonStoreError) {
-        // Storage failures were already reported by the store.
-        if (error.status >= 500 && !(error instanceof StorageError)) onUnexpected(error);
-        sendProblem(res, error, { head });
-        return;
-      }
-      onUnexpected(error);
-      sendProblem(res, new JsonStoreError('internal-error', 'The store failed to handle this request; the error was logged on the server'), { head });
-    });
+    let pending: Promise<void> | undefined;
+    try {
+      pending = handle(req, res);
+    } catch (error) {
+      fail(req, res, error);
+      return;
+    }
+    pending?.catch((error: unknown) => fail(req, res, error));
   };
 }

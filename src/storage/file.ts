@@ -275,6 +275,8 @@ class FileStorageAdapter implements FileStorage {
   readonly name = 'file' as const;
   readonly capabilities: StorageCapabilities = { pipelining: true, persistent: true, idempotency: true };
   readonly path: string;
+  /** Absent when read-only: nothing may be written. */
+  readonly seed?: (document: JsonValue) => Promise<undefined>;
 
   private readonly journalPath: string;
   private readonly lockPath: string;
@@ -332,6 +334,7 @@ class FileStorageAdapter implements FileStorage {
     this.context = { journalPath: this.journalPath, snapshotPath: path };
     this.settings = settings;
     this.fs = settings.fs;
+    if (!settings.readOnly) this.seed = (document) => this.seedSnapshot(document);
   }
 
   get stats(): FileStorageStats {
@@ -571,7 +574,9 @@ class FileStorageAdapter implements FileStorage {
         // The first snapshot folds these changes in at once: the new journal's header carries their records.
         this.idempotency = new Map(before);
         for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
-        await this.writeFirstSnapshot(lines, last.revision);
+        const state: DocumentState = { root: {} };
+        for (const line of lines) applyOperations(state, decodeOwnChange(line));
+        await this.writeFirstSnapshot(state.root, last.revision);
       }
     } catch (error) {
       this.idempotency = before;
@@ -700,10 +705,23 @@ class FileStorageAdapter implements FileStorage {
     }
   }
 
-  /** The first write to an empty store creates the snapshot, holding its result, and a journal for it. */
-  private async writeFirstSnapshot(lines: string[], revision: number): Promise<void> {
-    const state: DocumentState = { root: {} };
-    for (const line of lines) applyOperations(state, decodeOwnChange(line));
+  /**
+   * The starting document becomes the snapshot at revision 0, with a journal
+   * for it, while the store loads: the first write then appends only its
+   * change, instead of writing the whole document (see `StorageAdapter.seed`).
+   * The lock makes this process the only one on the files.
+   */
+  private seedSnapshot(document: JsonValue): Promise<undefined> {
+    return this.exclusive(async () => {
+      if (!this.loaded || this.closing) throw new Error('the file storage is not open');
+      if (this.snapshot.exists || this.acceptedRevision !== 0) throw new Error(`${this.path} was written since it was loaded; it is not seeded`);
+      await this.writeFirstSnapshot(document, 0);
+      return undefined;
+    });
+  }
+
+  /** The first write to an empty store (or its seed) creates the snapshot, holding its result, and a journal for it. */
+  private async writeFirstSnapshot(document: JsonValue, revision: number): Promise<void> {
     let renamed = false;
     // Refused, so it must not be found after a restart either: returns what to tell.
     const undo = async (failure: Error): Promise<Error> => {
@@ -724,7 +742,7 @@ class FileStorageAdapter implements FileStorage {
     };
     try {
       await this.fs.makeDirectory(this.directory, this.settings.folderMode);
-      const written = await this.writeSnapshotTemp(state.root);
+      const written = await this.writeSnapshotTemp(document);
       await this.fs.rename(this.snapshotTemp, this.path);
       renamed = true;
       this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };

@@ -9,7 +9,8 @@
  *   KEYS log         stream: one entry per change, ID `<revision>-0`, field `ops`,
  *                    `paths` (the pointers it wrote, for rebasing others' changes on it)
  *                    (and `idem`: the idempotency record, for a write sent with a key)
- *   KEYS snapshot    string: the document at `snapshotRev`, as JSON
+ *   KEYS snapshot    string: the document at `snapshotRev`, as JSON (at
+ *                    `snapshotRev` 0: the starting document the seed script stored)
  *   KEYS compaction  string: token of the process compacting, with an expiry
  *   KEYS idempotency       hash: idempotency key -> its record (JSON), kept across compactions
  *   KEYS idempotency-times sorted set: idempotency key scored by its record's time, to forget the old ones
@@ -270,11 +271,31 @@ local meta = redis.call('HMGET', KEYS[1], 'rev', 'snapshotRev', 'logBytes', 'lay
 if not meta[1] then return {} end
 if meta[4] and meta[4] ~= '${LAYOUT}' then return wrongLayout(meta[4]) end
 local snapshotRev = meta[2] or '0'
-local snapshot = ''
-if snapshotRev ~= '0' then snapshot = redis.call('GET', KEYS[3]) or '' end
+-- At snapshotRev 0 there is a snapshot only when the seed script stored one.
+local snapshot = redis.call('GET', KEYS[3]) or ''
 -- IDs are <revision>-0, so the first ID at or after <snapshotRev>-1 is the change after the snapshot.
 local entries = redis.call('XRANGE', KEYS[2], snapshotRev .. '-1', '+')
 return {meta[1], snapshotRev, snapshot, meta[3] or '0', entries, redis.call('HGETALL', KEYS[4])}`,
+);
+
+/**
+ * Stores the starting document as the snapshot at revision 0, only when
+ * nothing is stored yet (no `rev` in meta): of processes starting together
+ * on an empty key, the first to run this wins and the others load its
+ * document, so all agree on one document and one revision numbering. The
+ * first change is then appended as revision 1, carrying only itself.
+ * KEYS: meta, snapshot. ARGV: the document as JSON.
+ * Returns 1 when stored, 0 when something was stored already.
+ */
+export const seedScript = luaScript(
+  'seed',
+  `${checkLayout}
+local meta = redis.call('HMGET', KEYS[1], 'rev', 'layout')
+if meta[2] and meta[2] ~= '${LAYOUT}' then return wrongLayout(meta[2]) end
+if meta[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], 'rev', '0', 'snapshotRev', '0', 'logBytes', '0', 'layout', '${LAYOUT}')
+return 1`,
 );
 
 /**

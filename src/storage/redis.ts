@@ -21,7 +21,7 @@ import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
 import { RevisionConflictError } from '../errors.js';
 import { optionChecks, shown } from '../option-checks.js';
-import { changesScript, commitBatchScript, commitScript, compactScript, loadScript, unlockScript } from './redis-scripts.js';
+import { changesScript, commitBatchScript, commitScript, compactScript, loadScript, seedScript, unlockScript } from './redis-scripts.js';
 import { encodeIdempotencyRecord } from './idempotency.js';
 import {
   asArray,
@@ -159,6 +159,8 @@ export interface RedisStorage extends StorageAdapter {
   /** The Redis keys this document lives in (to inspect, back up or delete it). */
   readonly keys: RedisStorageKeys;
   load(options?: StorageCallOptions): Promise<StoredDocument | undefined>;
+  /** Stores `document` at revision 0 if the key is empty; else resolves with what it holds (see `StorageAdapter.seed`). */
+  seed(document: JsonValue, options?: StorageCallOptions): Promise<StoredDocument | undefined>;
   /** Rejects with `outcome: 'unknown'` when the change may have been saved although no answer came. */
   /** Resolves with a `RebasedCommit` when the change was appended after others that touch none of its paths. */
   commit(change: Change, options?: StorageCallOptions): Promise<RebasedCommit | undefined>;
@@ -388,13 +390,34 @@ class RedisDocumentStorage implements RedisStorage {
         throw new Error(`Redis did not answer within ${limit}: the client is offline, still connecting`);
       }
     }
-    if ((await this.currentRevision({ deadline })) === 0) return undefined;
+    // No `rev` at all: nothing stored (a seeded key holds revision 0).
+    const revision = await this.send(['HGET', this.keys.meta, 'rev'], this.options.commandTimeout, deadline);
+    if (revision === null || revision === undefined) return undefined;
     // Moving the whole document has bulkTimeout, whatever is left of the request's time.
     const rebuilt = await this.rebuild();
     if (rebuilt === undefined) return undefined;
     this.loadedRevision = rebuilt.revision;
     const stored: StoredDocument = { document: rebuilt.document, revision: rebuilt.revision };
     if (rebuilt.idempotency.length > 0) stored.idempotency = rebuilt.idempotency;
+    return stored;
+  }
+
+  /**
+   * Stores the starting document as the snapshot at revision 0 unless the
+   * key holds something already (SET-if-absent, in one script): then loads
+   * that instead. The document moves once, at start-up, within bulkTimeout,
+   * rather than with the first write.
+   */
+  async seed(document: JsonValue, options?: StorageCallOptions): Promise<StoredDocument | undefined> {
+    this.missed = undefined;
+    const json = JSON.stringify(document);
+    const reply = await runScript(this.send, seedScript, [this.keys.meta, this.keys.snapshot], [json], this.options.bulkTimeout);
+    if (asInteger(reply, 'the seed script') === 1) {
+      this.loadedRevision = 0;
+      return undefined;
+    }
+    const stored = await this.load(options);
+    if (stored === undefined) throw new Error(`"${this.options.key}" was stored by another process and deleted again while this one started`);
     return stored;
   }
 
@@ -599,8 +622,11 @@ class RedisDocumentStorage implements RedisStorage {
     const snapshotRevision = asRevision(reply[1], 'the load script');
     const logBytes = asInteger(reply[3], 'the load script');
     const state: DocumentState = { root: {} };
-    if (snapshotRevision > 0) {
-      const json = asText(reply[2], 'the load script');
+    const json = asText(reply[2], 'the load script');
+    // Revision 0 without a snapshot: nothing stored (meta alone, left by an older version).
+    if (revision === 0 && json === '') return undefined;
+    // At snapshot revision 0 the snapshot is the seeded starting document, if any.
+    if (snapshotRevision > 0 || json !== '') {
       if (json === '') throw new Error(`${meta} names snapshot revision ${snapshotRevision} but ${snapshot} is missing`);
       try {
         state.root = JSON.parse(json) as JsonValue;

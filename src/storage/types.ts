@@ -64,7 +64,8 @@ export interface Change {
    * replaying them onto the previous revision gives exactly this revision.
    * The first change to storage whose `load` returned `undefined` starts with
    * `{ op: 'replace', path: '', value: <the starting document> }`, so the
-   * stored history is complete without knowing the store's `initial`.
+   * stored history is complete without knowing the store's `initial`;
+   * unless the adapter has `seed`, which stored that document as revision 0.
    */
   readonly ops: readonly PatchOperation[];
   /**
@@ -210,6 +211,19 @@ export interface StorageAdapter {
    * is in flight together in the next one (group commit).
    */
   commitBatch?(changes: readonly Change[], options?: StorageCallOptions): MaybePromise<void | RebasedCommit>;
+  /**
+   * Stores `document` (the store's `initial`) as revision 0 when storage
+   * holds nothing yet, so the first change carries only itself instead of
+   * the whole starting document (which could be large). The engine calls it
+   * once, while it loads, when `load` returned `undefined`, before the store
+   * is ready. Resolves `undefined` when `document` was stored; or with what
+   * storage holds when something got there first (another process seeded or
+   * wrote it), which the engine then serves. Shared adapters must make it
+   * atomic (store only if still empty), so processes starting together on
+   * empty storage agree on one document. Copy what you keep: the engine does
+   * not copy `document`, and never changes it.
+   */
+  seed?(document: JsonValue, options?: StorageCallOptions): MaybePromise<StoredDocument | undefined>;
   /**
    * Shared adapters: the changes after `revision`, oldest first, or
    * `undefined` when they are no longer kept (the engine then calls `load`).

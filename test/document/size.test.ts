@@ -90,6 +90,23 @@ describe('jsonSize', () => {
     }
   });
 
+  test('numbers: integers at every digit boundary, both signs, the edges of the integer fast path, fractions', () => {
+    const numbers: number[] = [0, -0, 0.5, -0.5, 1e-7, 1e21, -1e21, 999_999_999, 1e9, -999_999_999, -1e9, 1e9 + 0.5, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 142.85714285714286];
+    for (let power = 1; power <= 1e15; power *= 10) numbers.push(power - 1, power, power + 1, -(power - 1), -power, -(power + 1));
+    for (const number of numbers) expect(jsonSize(number), String(number)).toBe(bytesOf(number));
+    expect(jsonSize(numbers)).toBe(bytesOf(numbers));
+  });
+
+  test('strings around the length where measuring moves to native code, with and without characters to escape', () => {
+    for (let length = 60; length <= 68; length++) {
+      for (const odd of ['', '"', '\\', '\n', 'é', '😀', '\ud800', '\u007f']) {
+        const text = 'x'.repeat(length) + odd;
+        expect(stringSize(text), JSON.stringify(text)).toBe(bytesOf(text));
+        expect(stringSize(odd + text)).toBe(bytesOf(odd + text));
+      }
+    }
+  });
+
   test('10 000 random values, seeded (unicode, control characters, lone surrogates, __proto__ keys)', () => {
     const random = randomSource(20260427);
     for (let i = 0; i < 10_000; i++) {

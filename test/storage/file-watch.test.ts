@@ -54,6 +54,8 @@ describe('fileStorage watch', () => {
     const { base, changes, store } = await serve(file);
     expect((await fetch(`${base}/todo`, { method: 'PUT', headers: json, body: '["a"]' })).status).toBe(201);
     const before = (await fetch(`${base}/`)).headers.get('etag');
+    // The write is folded into the file once writes pause; a person edits the file as it is then.
+    await eventually('the write folded into the file', async () => JSON.stringify(JSON.parse(await readFile(file, 'utf8'))) === '{"todo":["a"]}');
     await writeFile(file, JSON.stringify({ todo: ['a', 'b by hand'] }, null, 4));
     await eventually('the edit to be served', async () => (await (await fetch(`${base}/todo/1`)).status) === 200);
     expect(await (await fetch(`${base}/`)).json()).toEqual({ todo: ['a', 'b by hand'] });

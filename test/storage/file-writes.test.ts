@@ -6,6 +6,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
+import type { JsonValue } from '../../src/document/json.js';
+import { fileStorage } from '../../src/storage/file.js';
 import {
   crashImage,
   eventually,
@@ -78,7 +80,7 @@ describe('concurrent writers', () => {
     const counterNames = Array.from({ length: 20 }, (_, i) => `c${i}`);
     const initial = { items: [], counters: Object.fromEntries(counterNames.map((name) => [name, 0])) };
     const served = await serve(file, { fs: faultyFileSystem(faults) }, initial);
-    // The first write creates the files; count from the second on.
+    // Count from the second write on (the store wrote its files as it loaded, the first write opened the way).
     expect((await call(served.port, 'PUT', '/started', true)).status).toBe(201);
 
     const syncsBefore = faults.calls.sync + faults.calls.syncDirectory;
@@ -311,45 +313,51 @@ describe('a failing disk', () => {
     await reopened.close();
   });
 
-  test('a failed first write leaves no file behind; the next one creates it', async () => {
+  test('a store on no files writes initial as the snapshot while it loads; when that fails it leaves no file behind, and a later try starts it', async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const faults = newFaults();
-    const served = await serve(file, { fs: faultyFileSystem(faults) }, { fresh: true });
     faults.rename = 1;
-    expectProblem(await served.http.put('/store/a').send({ x: 1 }), 503, /nothing was changed/);
-    expect(served.errors.at(-1)?.message).toMatch(/writing the snapshot failed: EIO/);
+    const served = await serve(file, { fs: faultyFileSystem(faults) }, { fresh: true });
+    await expect(served.store.ready()).rejects.toThrow(/writing the snapshot failed: EIO/);
     expect(existsSync(file)).toBe(false);
     // The folder's fsync fails after the snapshot was renamed into place: it is removed again.
     faults.syncDirectory = 1;
-    expectProblem(await served.http.put('/store/a').send({ x: 2 }), 503);
-    expect(existsSync(file)).toBe(false);
-    expect(await documentOf(served)).toEqual({ fresh: true });
+    // Each request tries the load again (at most once a second) until one succeeds.
+    await eventually('the store loads on a later try', async () => (await served.http.get('/store/')).status === 200);
+    expect(faults.syncDirectory).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true });
+    expect(journalLines(file)).toHaveLength(1);
 
+    // The first write appends its change alone.
     expect((await served.http.put('/store/a').send({ x: 3 })).status).toBe(201);
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, a: { x: 3 } });
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true });
+    expect(journalLines(file).slice(1).map((line) => JSON.parse(line) as unknown)).toEqual([{ revision: 1, ops: [{ op: 'add', path: '/a', value: { x: 3 } }] }]);
     await served.close();
   });
 
-  test('a failed first write whose new snapshot cannot be removed again: the outcome is unknown; the next write replaces it', async () => {
+  test('a first commit on no files (no seed) whose new snapshot cannot be removed again: the outcome is unknown; the next commit replaces it', async () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const faults = newFaults();
-    const served = await serve(file, { fs: faultyFileSystem(faults) }, { fresh: true });
-    await served.store.ready();
+    const storage = fileStorage(file, { fs: faultyFileSystem(faults) });
+    expect(await storage.load()).toBeUndefined();
     // The folder's fsync fails after the snapshot was renamed into place, and so does removing it again.
     faults.syncDirectory = 1;
     faults.removeFile = 1;
-    const detail = expectProblem(await served.http.put('/store/a').send({ x: 1 }), 503, /whether the change was saved is unknown/);
-    expect(detail).not.toMatch(/nothing was changed/);
-    expect(served.errors.at(-1)?.message).toMatch(/writing the snapshot failed: EIO, and removing the new .*store\.json again failed too \(EIO\)/);
+    const replaceRoot = (value: JsonValue) => [{ op: 'replace' as const, path: '', value }];
+    const failed = await Promise.resolve(storage.commit({ revision: 1, ops: replaceRoot({ fresh: true, a: { x: 1 } }) })).then(
+      () => undefined,
+      (error: unknown) => error as { outcome?: string; message: string },
+    );
+    expect(failed?.outcome).toBe('unknown');
+    expect(failed?.message).toMatch(/writing the snapshot failed: EIO, and removing the new .*store\.json again failed too \(EIO\)/);
     // Indeed: the snapshot with the change is there, and a restart now would load it.
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, a: { x: 1 } });
-    expect(await documentOf(served)).toEqual({ fresh: true });
 
-    expect((await served.http.put('/store/b').send({ x: 2 })).status).toBe(201);
+    await storage.commit({ revision: 1, ops: replaceRoot({ fresh: true, b: { x: 2 } }) });
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true, b: { x: 2 } });
-    await served.close();
+    await storage.close?.();
     const reopened = await serve(file);
     expect(await documentOf(reopened)).toEqual({ fresh: true, b: { x: 2 } });
     await reopened.close();

@@ -54,18 +54,24 @@ describe('options', () => {
 });
 
 describe('files on disk', () => {
-  test('a missing file starts from initial; the first write creates the folder and a pretty snapshot', async () => {
+  test('a missing file starts from initial: the store creates the folder and a pretty snapshot of initial as it loads; the first write appends only its change', async () => {
     const dir = await tempDir();
     const file = join(dir, 'data', 'nested', 'store.json');
     const served = await serve(file, {}, { sniffles: [] });
     expect(await documentOf(served)).toEqual({ sniffles: [] });
-    expect(existsSync(file)).toBe(false);
+    // Seeded while loading: the snapshot holds initial at revision 0, the journal only its header.
+    const snapshot = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    expect(snapshot).toEqual({ sniffles: [] });
+    expect(readFileSync(file, 'utf8')).toBe(JSON.stringify(snapshot, null, 2) + '\n');
+    expect(journalLines(file)).toHaveLength(1);
+    expect(JSON.parse(journalLines(file)[0] as string)).toMatchObject({ snapshot: { revision: 0 } });
 
     expect((await served.http.post('/store/sniffles').send({ name: 'Ada' })).status).toBe(201);
-    // The snapshot exists from the first write on and holds a valid document.
-    const snapshot = JSON.parse(readFileSync(file, 'utf8')) as unknown;
-    expect(snapshot).toEqual({ sniffles: [{ name: 'Ada' }] });
+    // The first write appended its change alone; the snapshot is as seeded.
     expect(readFileSync(file, 'utf8')).toBe(JSON.stringify(snapshot, null, 2) + '\n');
+    expect(journalLines(file).slice(1).map((line) => JSON.parse(line) as unknown)).toEqual([
+      { revision: 1, ops: [{ op: 'add', path: '/sniffles/0', value: { name: 'Ada' } }] },
+    ]);
     expect(readFileSync(filesOf(file).lock, 'utf8')).toContain(`"pid":${process.pid}`);
     await served.close();
     expect(existsSync(filesOf(file).lock)).toBe(false);
@@ -75,16 +81,17 @@ describe('files on disk', () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const first = await serve(file, {}, {});
+    await first.store.ready();
+    const snapshotAtStart = readFileSync(file, 'utf8');
     await first.http.put('/store/a').send({ n: 1 }).expect(201);
-    const snapshotAfterFirst = readFileSync(file, 'utf8');
     await first.http.patch('/store/a').send({ n: 2 }).expect(200);
     await first.http.put('/store/b').send([1, 2]).expect(201);
     await first.http.delete('/store/b/0').expect(204);
     // Only the journal grew: the snapshot is rewritten by compaction, not per write.
-    expect(readFileSync(file, 'utf8')).toBe(snapshotAfterFirst);
+    expect(readFileSync(file, 'utf8')).toBe(snapshotAtStart);
     const lines = journalLines(file);
-    expect(lines).toHaveLength(4);
-    expect(JSON.parse(lines[1] as string)).toMatchObject({ revision: 2, ops: [{ op: 'replace', path: '/a/n', value: 2 }] });
+    expect(lines).toHaveLength(5);
+    expect(JSON.parse(lines[2] as string)).toMatchObject({ revision: 2, ops: [{ op: 'replace', path: '/a/n', value: 2 }] });
     const expected = await documentOf(first);
     await first.close();
 
@@ -110,7 +117,7 @@ describe('files on disk', () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const served = await serve(file);
-    // The first write goes into the snapshot, the second into the journal.
+    // The store starts by writing initial as the snapshot; both writes go into the journal.
     await served.http.put('/store/x').type('json').send(String(1)).expect(201);
     await served.http.put('/store/x').type('json').send(String(2)).expect(200);
     const image = crashImage(file, join(dir, 'image'));
@@ -121,9 +128,9 @@ describe('files on disk', () => {
     const journalBefore = readFileSync(filesOf(image).journal);
     const broken = await serve(image, {}, { fresh: true });
     // The client is told what is wrong, the server's log also which files and what to do.
-    const detail = expectProblem(await broken.http.get('/store/'), 503, 'The snapshot is missing, but the journal holds 1 change made to it');
+    const detail = expectProblem(await broken.http.get('/store/'), 503, 'The snapshot is missing, but the journal holds 2 changes made to it');
     expect(detail).not.toContain('store.json');
-    await expect(broken.store.ready()).rejects.toThrow(`${image} is missing, but ${filesOf(image).journal} holds 1 change made to it`);
+    await expect(broken.store.ready()).rejects.toThrow(`${image} is missing, but ${filesOf(image).journal} holds 2 changes made to it`);
     await broken.close();
     expect(readFileSync(filesOf(image).journal)).toEqual(journalBefore);
 
@@ -272,8 +279,9 @@ describe('symbolic links and leftovers', () => {
     writeFileSync(`${file}.journal.tmp`, 'half a journal');
     const served = await serve(file, {}, { fresh: true });
     expect(await documentOf(served)).toEqual({ fresh: true });
-    // Gone once the store is open, before anything is written.
-    expect(readdirSync(join(dir, 'data')).sort()).toEqual(['store.json.lock']);
+    // Gone once the store is open, before anything is written (the store seeded the snapshot and journal itself).
+    expect(readdirSync(join(dir, 'data')).sort()).toEqual(['store.json', 'store.json.journal', 'store.json.lock']);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ fresh: true });
     await served.http.put('/store/a').send({ x: 1 }).expect(201);
     await served.close();
     const reopened = await serve(file);
@@ -327,7 +335,7 @@ describe('hand edits', () => {
     const aside = readdirSync(dirname(image)).filter((name) => name.startsWith(`${basename(image)}.journal.superseded-`));
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(dirname(image), aside[0]!))).toEqual(journalBefore);
-    expect(warnings.join('\n')).toMatch(/was edited while its journal held 2 changes made to the previous version; the edit is served and those changes are not: the journal was moved to .*\.journal\.superseded-/);
+    expect(warnings.join('\n')).toMatch(/was edited while its journal held 3 changes made to the previous version; the edit is served and those changes are not: the journal was moved to .*\.journal\.superseded-/);
     const again = await serve(image);
     expect(await documentOf(again)).toEqual({ n: 101 });
     await again.close();
@@ -400,7 +408,7 @@ describe('damaged files', () => {
     const { image } = await crashedStore();
     const journal = filesOf(image).journal;
     const lines = journalLines(image);
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
     // Line 3 (header is line 1) loses a quote.
     lines[2] = (lines[2] as string).replace('"ops"', 'ops"');
     writeFileSync(journal, lines.join(''));
@@ -557,8 +565,8 @@ describe('compaction', () => {
     const served = await serve(file, { compactRatio: Infinity, compactMinSize: 0 }, { log: [] });
     for (let i = 0; i < 30; i++) await served.http.post('/store/log').send({ i }).expect(201);
     expect(served.storage.stats.compactions).toBe(0);
-    // The first change is in the snapshot, the other 29 in the journal.
-    expect(journalLines(file)).toHaveLength(30);
+    // The snapshot holds initial (seeded as the store loaded); the 30 changes follow the header in the journal.
+    expect(journalLines(file)).toHaveLength(31);
     await served.close();
     expect(journalLines(file)).toHaveLength(1);
     expect((JSON.parse(readFileSync(file, 'utf8')) as { log: unknown[] }).log).toHaveLength(30);
