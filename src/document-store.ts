@@ -31,7 +31,7 @@ import type {
 } from './storage/types.js';
 import { asIdempotencyRecord, idempotencyKeyPattern, retainedRecords } from './storage/idempotency.js';
 import { isThenable } from './is-thenable.js';
-import { keepsWorkingDocumentOf, withWorkingDocument } from './storage/working-document.js';
+import { foldsWorkingDocumentOf, keepsWorkingDocumentOf, withFrozenDocument, withWorkingDocument, type FrozenDocument } from './storage/working-document.js';
 import { inspectJson, knownSize } from './document/inspect.js';
 
 /** Deeper than this a loaded document is refused (a cycle shows as endless depth). */
@@ -239,6 +239,12 @@ export class DocumentStore extends EventEmitter {
   /** The adapter keeps this working document rather than a copy (the memory adapter). */
   private readonly keepsWorkingDocument: boolean;
   private readonly workingDocument = (): JsonValue => this.state.root;
+  /** The adapter writes the document out itself, slice by slice (file compaction): it asks for it frozen. */
+  private readonly foldsWorkingDocument: boolean;
+  private readonly frozenDocument = (): FrozenDocument => {
+    this.freeze();
+    return { root: this.state.root, revision: this.revisionNumber };
+  };
 
   constructor(options: DocumentStoreOptions) {
     super();
@@ -255,6 +261,7 @@ export class DocumentStore extends EventEmitter {
     this.pipelining = capabilities.pipelining === true && capabilities.shared !== true;
     this.retention = { window: options.idempotencyWindow, count: options.idempotencyKeys };
     this.keepsWorkingDocument = keepsWorkingDocumentOf(this.adapter);
+    this.foldsWorkingDocument = foldsWorkingDocumentOf(this.adapter);
     this.ensureLoaded().catch(noop);
   }
 
@@ -620,6 +627,7 @@ export class DocumentStore extends EventEmitter {
     const committedOps = carriedBase === undefined ? ops : [{ op: 'replace' as const, path: '', value: carriedBase }, ...ops];
     const change: { -readonly [K in keyof Change]: Change[K] } = { revision, ops: committedOps };
     if (this.keepsWorkingDocument) withWorkingDocument(change, this.workingDocument);
+    if (this.foldsWorkingDocument) withFrozenDocument(change, this.frozenDocument);
     if (this.adapter.capabilities?.wholeDocument) change.document = cloneJson(this.state.root);
     if (idempotency !== undefined) {
       change.idempotency = idempotency;
