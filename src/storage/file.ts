@@ -342,6 +342,8 @@ class FileStorageAdapter implements FileStorage {
   private idempotency = new Map<string, IdempotencyRecord>();
   /** From the engine's commits: freezes its working document, which a compaction then writes out. */
   private freezeDocument: (() => FrozenDocument) | undefined;
+  /** The snapshot file as the last compaction left it (what tells a later edit by hand without reading it). */
+  private writtenSnapshot: FileIdentity | undefined;
   /** How long the engine keeps records, as the last change with one said; until then every loaded record is kept. */
   private retention: IdempotencyRetention | undefined;
   /** The watch: the snapshot file's identity when last compared, and the hash of an edit refused as invalid. */
@@ -530,6 +532,7 @@ class FileStorageAdapter implements FileStorage {
     this.compaction = undefined;
     this.compactAgainAt = 0;
     this.idempotency = new Map();
+    this.writtenSnapshot = undefined;
   }
 
   private rememberKey(record: IdempotencyRecord): void {
@@ -902,8 +905,16 @@ class FileStorageAdapter implements FileStorage {
     }
   }
 
-  /** Whether the snapshot file still holds what the store wrote or loaded (hashed a slice at a time). */
+  /**
+   * Whether the snapshot file still holds what the store wrote or loaded:
+   * the same file as the store last wrote (inode, size, times), else the
+   * same bytes (read and hashed a slice at a time). Reading 100 MB back only
+   * to find it unchanged would cost a long garbage collection.
+   */
   private async snapshotUnchanged(): Promise<boolean> {
+    const identity = await fileIdentity(this.path);
+    if (identity === undefined) return false;
+    if (this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
     const bytes = await this.fs.readFile(this.path);
     return bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256;
   }
@@ -945,6 +956,7 @@ class FileStorageAdapter implements FileStorage {
     await this.append(encodeMarker(ref), true);
     await this.fs.rename(this.snapshotTemp, this.path);
     this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
+    this.writtenSnapshot = await fileIdentity(this.path);
     await this.syncDirectory();
 
     // The records of the changes folded in move to the header (the tail's lines carry their own too).
