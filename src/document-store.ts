@@ -323,7 +323,9 @@ export class DocumentStore extends EventEmitter {
    * slices): from now on a write copies each container it changes
    * (copy-on-write, see `DocumentState.owned`) instead of changing it in
    * place. Costs nothing now; the next write to each path copies the
-   * containers on it once. Call it from a `read` view, so the values are committed ones.
+   * containers on it once. Call it from a `read` view, so the values are committed ones
+   * (the file adapter's compaction calls it from a commit, and drops what it
+   * wrote if a change it holds is refused: undoing that change is in place).
    */
   freeze(): void {
     this.state.owned = new WeakSet();
