@@ -220,6 +220,8 @@ interface Compaction {
   tail: string[];
   /** A change it holds was refused (the engine undoes it): the snapshot must not be installed. */
   refused: boolean;
+  /** The snapshot it replaces: an edit picked up by the watch meanwhile must not be overwritten. */
+  replaces: string;
 }
 
 /** Bytes of snapshot text gathered before each write to the temporary file. */
@@ -888,7 +890,7 @@ class FileStorageAdapter implements FileStorage {
    * renames at the end wait for the append in flight.
    */
   private async compact(source: FrozenDocument | { revision: number; offset: number }): Promise<void> {
-    const compaction: Compaction = { revision: source.revision, tail: [], refused: false };
+    const compaction: Compaction = { revision: source.revision, tail: [], refused: false, replaces: this.snapshot.sha256 };
     this.compaction = compaction;
     try {
       const document = 'root' in source ? source.root : await this.rebuild(source);
@@ -947,6 +949,7 @@ class FileStorageAdapter implements FileStorage {
   private async installSnapshot(written: { sha256: string; size: number }, compaction: Compaction): Promise<void> {
     const { revision } = compaction;
     if (compaction.refused) throw new Error(`a change the new snapshot holds (revision ${revision} or before) was refused`);
+    if (this.snapshot.sha256 !== compaction.replaces) throw snapshotChangedError(this.path);
     // The appends of the changes it holds were queued before it: they ran first.
     if (this.durableRevision < revision) throw new Error(`the new snapshot holds revision ${revision}, but only ${this.durableRevision} is on disk`);
     await this.repairJournal();
