@@ -4,7 +4,7 @@
  * files; the steps are held and released by the test (a file system whose
  * writes and syncs wait at gates), so nothing depends on timing.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { JsonValue } from '../../src/index.js';
@@ -203,10 +203,14 @@ describe('compaction of the frozen working document', () => {
       expect(JSON.parse(live).log).toEqual({ first: { n: 1 }, second: { n: 2 } });
       expect(await textAfterCrash(file, join(dir, 'image'))).toBe(live);
 
-      // The journal outgrew the snapshot's threshold long ago: once it has doubled, compaction is tried again.
-      for (let i = 0; served.storage.stats.compactions === 1; i++) {
-        await served.http.put(`/store/log/again${i}`).send({ i }).expect(201);
-      }
+      // Once the journal has doubled, compaction is tried again: writes until one starts, held,
+      // so that none starts after it (each flush starts one when none runs).
+      const next = gated.hold('snapshot-temp:write');
+      let started = false;
+      void next.reached.then(() => (started = true));
+      for (let i = 0; !started; i++) await served.http.put(`/store/log/again${i}`).send({ i }).expect(201);
+      next.release();
+      await eventually('the next compaction', () => served.storage.stats.compactions === 2);
       const after = await textOf(served);
       const revision = snapshotRevision(file);
       expect(revision).toBeGreaterThan(2);
@@ -220,6 +224,32 @@ describe('compaction of the frozen working document', () => {
     }
   }, 60_000);
 });
+
+test('an edit of the snapshot picked up by the watch while a compaction writes is not overwritten by it', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'store.json');
+  const gated = gatedFileSystem();
+  const served = await serve(file, { ...compactAlways, fs: gated.fs, watch: { interval: 20 } }, largeDocument());
+  try {
+    await served.http.put('/store/log/first').send({ n: 1 }).expect(201);
+    await eventually('the first compaction', () => served.storage.stats.compactions === 1);
+    const warnings = await collectWarnings(async (seen) => {
+      const held = gated.hold('snapshot-temp:write');
+      await served.http.put('/store/log/second').send({ n: 2 }).expect(201);
+      await held.reached;
+      writeFileSync(file, JSON.stringify({ edited: true }));
+      await eventually('the edit served', async () => (await served.http.get('/store/edited')).status === 200);
+      held.release();
+      await eventually('the compaction given up', () => seen.some((warning) => /could not compact .*changed or removed/.test(warning)));
+    });
+    expect(warnings.filter((warning) => /could not compact/.test(warning))).toHaveLength(1);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ edited: true });
+    expect(JSON.parse(await textOf(served))).toEqual({ edited: true });
+    expect(JSON.parse(await textAfterCrash(file, join(dir, 'image')))).toEqual({ edited: true });
+  } finally {
+    await served.close();
+  }
+}, 60_000);
 
 function existsTemp(file: string): boolean {
   try {
