@@ -31,7 +31,7 @@ import type {
 } from './storage/types.js';
 import { asIdempotencyRecord, idempotencyKeyPattern, retainedRecords } from './storage/idempotency.js';
 import { isThenable } from './is-thenable.js';
-import { keepsWorkingDocumentOf, withWorkingDocument } from './storage/working-document.js';
+import { foldsWorkingDocumentOf, keepsWorkingDocumentOf, withFrozenDocument, withWorkingDocument, type FrozenDocument } from './storage/working-document.js';
 import { inspectJson, knownSize } from './document/inspect.js';
 
 /** Deeper than this a loaded document is refused (a cycle shows as endless depth). */
@@ -267,6 +267,12 @@ export class DocumentStore extends EventEmitter {
   private behindAfterConflict = false;
   /** Other processes' changes heard from the feed, applied by one queued task. */
   private inbox: Change[] = [];
+  /** The adapter writes the document out itself, slice by slice (file compaction): it asks for it frozen. */
+  private readonly foldsWorkingDocument: boolean;
+  private readonly frozenDocument = (): FrozenDocument => {
+    this.freeze();
+    return { root: this.state.root, revision: this.revisionNumber };
+  };
 
   constructor(options: DocumentStoreOptions) {
     super();
@@ -283,6 +289,7 @@ export class DocumentStore extends EventEmitter {
     this.pipelining = capabilities.pipelining === true && capabilities.shared !== true;
     this.retention = { window: options.idempotencyWindow, count: options.idempotencyKeys };
     this.keepsWorkingDocument = keepsWorkingDocumentOf(this.adapter);
+    this.foldsWorkingDocument = foldsWorkingDocumentOf(this.adapter);
     this.ensureLoaded().catch(noop);
   }
 
@@ -344,7 +351,9 @@ export class DocumentStore extends EventEmitter {
    * slices): from now on a write copies each container it changes
    * (copy-on-write, see `DocumentState.owned`) instead of changing it in
    * place. Costs nothing now; the next write to each path copies the
-   * containers on it once. Call it from a `read` view, so the values are committed ones.
+   * containers on it once. Call it from a `read` view, so the values are committed ones
+   * (the file adapter's compaction calls it from a commit, and drops what it
+   * wrote if a change it holds is refused: undoing that change is in place).
    */
   freeze(): void {
     this.state.owned = new WeakSet();
@@ -844,6 +853,7 @@ export class DocumentStore extends EventEmitter {
     const committedOps = carriedBase === undefined ? ops : [{ op: 'replace' as const, path: '', value: carriedBase }, ...ops];
     const change: { -readonly [K in keyof Change]: Change[K] } = { revision, ops: committedOps };
     if (this.keepsWorkingDocument) withWorkingDocument(change, this.workingDocument);
+    if (this.foldsWorkingDocument) withFrozenDocument(change, this.frozenDocument);
     if (this.adapter.capabilities?.wholeDocument) change.document = cloneJson(this.state.root);
     if (idempotency !== undefined) {
       change.idempotency = idempotency;

@@ -5,7 +5,7 @@
 // (Express 5, res.json of the parsed file), file (fileStorage on a copy of the
 // document), redis (redisStorage; the document is `initial` when Redis holds none).
 // It listens before loading, so the parent times process start → first answer.
-// Bench-only routes under /__bench/: stats (RSS after GC, load stall), eld/start, eld/stop.
+// Bench-only routes under /__bench/: stats (RSS after GC, load stall), compactions (no GC), eld/start, eld/stop.
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -14,6 +14,24 @@ const [mode, documentPath, redisKey] = process.argv.slice(2);
 const loadDelay = monitorEventLoopDelay({ resolution: 10 });
 loadDelay.enable();
 let requestDelay;
+let requestCpu;
+
+/**
+ * The most CPU time the process used between two turns of a 1 ms timer: a
+ * stall measured in CPU rather than wall time, so other processes on a
+ * shared machine do not inflate it (GC threads on the same core count).
+ */
+function cpuStallMonitor() {
+  let last = process.cpuUsage();
+  let maxMicros = 0;
+  const timer = setInterval(() => {
+    const now = process.cpuUsage();
+    const used = now.user - last.user + now.system - last.system;
+    if (used > maxMicros) maxMicros = used;
+    last = now;
+  }, 1);
+  return { stop: () => (clearInterval(timer), maxMicros / 1000) };
+}
 let handler = (req, res) => {
   res.statusCode = 503;
   res.end();
@@ -36,13 +54,16 @@ const server = http.createServer((req, res) => {
   if (req.url.startsWith('/__bench/')) {
     let body;
     if (req.url === '/__bench/stats') body = stats();
+    // Polled while a compaction runs: no forced GC, which would be the longest stall measured.
+    else if (req.url === '/__bench/compactions') body = { compactions: storage?.stats?.compactions ?? 0 };
     else if (req.url === '/__bench/eld/start') {
       requestDelay = monitorEventLoopDelay({ resolution: 10 });
       requestDelay.enable();
+      requestCpu = cpuStallMonitor();
       body = {};
     } else if (req.url === '/__bench/eld/stop') {
       requestDelay.disable();
-      body = { maxMs: requestDelay.max / 1e6, p99Ms: requestDelay.percentile(99) / 1e6 };
+      body = { maxMs: requestDelay.max / 1e6, p99Ms: requestDelay.percentile(99) / 1e6, cpuMaxMs: requestCpu.stop() };
     }
     res.setHeader('Content-Type', 'application/json');
     res.end(JSON.stringify(body ?? null));

@@ -108,18 +108,28 @@ export function isCached(value: JsonValue): boolean {
 export function invalidate(container: object): void {
   const entry = byContainer.get(container);
   if (entry !== undefined) drop(entry);
+  largeTags.delete(container);
 }
 
 /** Values with more JSON than this are serialized in slices, off the hot path. */
 const slicedAbove = 1024 * 1024;
 
-/** A large value's compact JSON in pieces, for values too large for the cache. */
-export interface ChunkedJson {
-  readonly chunks: readonly Buffer[];
+/**
+ * A value too large for the cache: its size and tag only. Its bytes are made
+ * again, a slice at a time, as they are sent (`piecesInSlices`): holding
+ * hundreds of megabytes of them until the last is sent is what set off the
+ * long garbage-collection pauses.
+ */
+export interface StreamedJson {
+  /** The value, frozen by the engine while it is sent. */
+  readonly value: JsonValue;
   readonly size: number;
   readonly tag: string;
   readonly etag: string;
 }
+
+/** Size and tag of containers too large for the cache, dropped along a write's path like the cache's entries. */
+const largeTags = new WeakMap<object, { size: number; tag: string; etag: string }>();
 
 /**
  * Whether serializing `value` in one go could block the event loop: a
@@ -133,17 +143,24 @@ export function needsSlicing(value: JsonValue): boolean {
 
 /**
  * `value`'s compact JSON made in slices (json-slices.ts), the event loop
- * free between them; cached like `compactJsonOf` when it fits. The value
- * must not change meanwhile (the engine freezes it). `undefined` when
- * `aborted` said to stop.
+ * free between them, and cached like `compactJsonOf` when it fits; a larger
+ * value is only measured and hashed (its size and tag are cached), to be
+ * serialized again as it is sent. The value must not change meanwhile (the
+ * engine freezes it). `undefined` when `aborted` said to stop.
  */
-export async function slicedJsonOf(value: JsonValue, aborted?: () => boolean): Promise<CompactJson | ChunkedJson | undefined> {
-  const sliced = await serializeInSlices(value, aborted);
+export async function slicedJsonOf(value: JsonValue, aborted?: () => boolean): Promise<CompactJson | StreamedJson | undefined> {
+  const container = typeof value === 'object' && value !== null ? value : undefined;
+  const known = container === undefined ? undefined : largeTags.get(container);
+  if (known !== undefined) return { value, ...known };
+  const sliced = await serializeInSlices(value, aborted, undefined, largestCached);
   if (sliced === undefined) return undefined;
   const tag = sliced.sha256.slice(0, 27);
   const etag = formatEtag(tag);
-  if (typeof value !== 'object' || value === null || sliced.size > largestCached) return { chunks: sliced.chunks, size: sliced.size, tag, etag };
+  if (sliced.chunks === undefined || container === undefined) {
+    if (container !== undefined) largeTags.set(container, { size: sliced.size, tag, etag });
+    return { value, size: sliced.size, tag, etag };
+  }
   const json: CompactJson = { bytes: Buffer.concat(sliced.chunks, sliced.size), tag, etag };
-  remember(value, json);
+  remember(container, json);
   return json;
 }

@@ -1,33 +1,56 @@
 /**
- * Sends a large body made of chunks with backpressure: the next chunk is
- * written only once the socket took the last one, so a slow client holds
- * back the sending, not the memory of the whole answer twice over, and a
- * client that goes away stops it.
+ * Sends a large value's compact JSON as it is made, a slice at a time
+ * (json-slices.ts), with backpressure: the next slice is made only once the
+ * socket took the last one, so a slow client holds back the work and the
+ * answer is never held in memory whole; a client that goes away stops it.
+ * The size was measured before (the Content-Length and the ETag come first);
+ * the value is frozen, so the bytes made now are the bytes measured then.
  */
 import type { ServerResponse } from 'node:http';
+import type { JsonValue } from '../document/json.js';
+import { piecesInSlices } from '../document/json-slices.js';
 
-export function isChunked(body: unknown): body is readonly Buffer[] {
-  return Array.isArray(body);
+/** A body sent as it is serialized: `value`'s compact JSON, `size` bytes of it. */
+export interface StreamedBody {
+  readonly streamed: JsonValue;
+  readonly size: number;
 }
 
-export function sendChunks(res: ServerResponse, chunks: readonly Buffer[], head: boolean): void {
-  let size = 0;
-  for (const chunk of chunks) size += chunk.length;
-  res.setHeader('Content-Length', size);
+export function isStreamed(body: unknown): body is StreamedBody {
+  return typeof body === 'object' && body !== null && 'streamed' in body;
+}
+
+/** Resolves once the socket wants more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+export function sendStreamed(res: ServerResponse, body: StreamedBody, head: boolean): void {
+  res.setHeader('Content-Length', body.size);
   if (head) {
     res.end();
     return;
   }
-  let next = 0;
-  const pump = (): void => {
-    while (next < chunks.length) {
+  const pump = async (): Promise<void> => {
+    let sent = 0;
+    for await (const piece of piecesInSlices(body.streamed, { aborted: () => res.destroyed })) {
       if (res.destroyed) return;
-      if (!res.write(chunks[next++] as Buffer)) {
-        res.once('drain', pump);
-        return;
-      }
+      sent += Buffer.byteLength(piece, 'utf8');
+      // Cannot happen while the value stays frozen; if it did, a cut answer beats a wrong one.
+      if (sent > body.size) throw new Error('the value changed while it was sent');
+      if (!res.write(piece, 'utf8')) await drained(res);
     }
+    if (res.destroyed) return;
+    if (sent !== body.size) throw new Error('the value changed while it was sent');
     res.end();
   };
-  pump();
+  pump().catch((error: unknown) => res.destroy(error instanceof Error ? error : new Error(String(error))));
 }

@@ -10,7 +10,7 @@ import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
 import { compactJsonOf, needsSlicing, slicedJsonOf } from '../document/value-cache.js';
-import { isChunked, sendChunks } from './chunked-body.js';
+import { isStreamed, sendStreamed, type StreamedBody } from './chunked-body.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
 import { idempotencyFingerprint, type DocumentStore, type IdempotentWrite, type Precondition } from '../document-store.js';
@@ -35,7 +35,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 interface ReadOutcome {
   value: JsonValue | undefined;
-  body: string | Buffer | readonly Buffer[] | undefined;
+  body: string | Buffer | StreamedBody | undefined;
   etag: string | undefined;
   /** Too large to serialize in one go: serialized in slices once the read returns (the store is frozen for it). */
   sliced?: boolean;
@@ -102,7 +102,7 @@ function prefersMinimal(req: IncomingMessage): boolean {
  * one `setHeader` each: this runs for every request. Headers set before
  * (by Express, CORS, `Vary`) are kept; these win over them.
  */
-function send(res: ServerResponse, status: number, body: string | Buffer | readonly Buffer[] | undefined, headers: Record<string, string | undefined>, head: boolean): void {
+function send(res: ServerResponse, status: number, body: string | Buffer | StreamedBody | undefined, headers: Record<string, string | undefined>, head: boolean): void {
   const fields: Record<string, string> = {};
   for (const name in headers) {
     const value = headers[name];
@@ -114,10 +114,10 @@ function send(res: ServerResponse, status: number, body: string | Buffer | reado
     return;
   }
   fields['Content-Type'] = JSON_TYPE;
-  if (isChunked(body)) {
+  if (isStreamed(body)) {
     res.statusCode = status;
     for (const name in fields) res.setHeader(name, fields[name] as string);
-    sendChunks(res, body, head);
+    sendStreamed(res, body, head);
     return;
   }
   fields['Content-Length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.length);
@@ -176,7 +176,7 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
     if (outcome.sliced === true) {
       const json = await slicedJsonOf(outcome.value as JsonValue, () => res.destroyed);
       if (json === undefined) return;
-      outcome = { value: outcome.value, body: 'bytes' in json ? json.bytes : json.chunks, etag: json.etag };
+      outcome = { value: outcome.value, body: 'bytes' in json ? json.bytes : { streamed: json.value, size: json.size }, etag: json.etag };
     }
     // Preconditions only apply to what would otherwise be a 2xx (RFC 9110 section 13.2.1).
     if (outcome.value === undefined || outcome.etag === undefined) {

@@ -19,10 +19,12 @@
  * (file-recovery.ts) decides from the files found; the file operations are in
  * file-system.ts.
  */
+import { createHash } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
+import { piecesInSlices } from '../document/json-slices.js';
 import { StorageError } from '../errors.js';
 import { optionChecks, shown } from '../option-checks.js';
 import {
@@ -30,7 +32,6 @@ import {
   encodeChange,
   encodeHeader,
   encodeMarker,
-  encodeSnapshot,
   parseJournal,
   parseSnapshot,
   sha256Hex,
@@ -43,6 +44,7 @@ import { planRecovery } from './file-recovery.js';
 import { journalChangesSince } from './file-history.js';
 import { errorCode, nodeFileSystem, reasonOf, writeAll, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 import { retainedRecords } from './idempotency.js';
+import { frozenDocumentReader, markFoldsWorkingDocument, type FrozenDocument } from './working-document.js';
 import type { Change, IdempotencyRecord, IdempotencyRetention, StorageAdapter, StorageCapabilities, StoredDocument, Unwatch } from './types.js';
 
 export { nodeFileSystem, type FileStorageEntryKind, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
@@ -182,7 +184,8 @@ const defaultWatchInterval = 250;
  */
 export function fileStorage(path: string, options?: FileStorageOptions): FileStorage {
   const settings = resolveOptions(path, options);
-  return new FileStorageAdapter(resolve(path), settings);
+  // A compaction writes out the engine's working document, frozen, rather than reading the files back.
+  return markFoldsWorkingDocument(new FileStorageAdapter(resolve(path), settings));
 }
 
 /** A change handed to `commit`, serialized, waiting for its append. */
@@ -211,9 +214,18 @@ interface OpenJournal {
 
 /** A compaction in progress, from the moment it chose its revision. */
 interface Compaction {
-  /** Journal lines appended since: they move into the new journal. */
+  /** The revision the new snapshot holds. */
+  revision: number;
+  /** Journal lines of later revisions, appended since: they move into the new journal. */
   tail: string[];
+  /** A change it holds was refused (the engine undoes it): the snapshot must not be installed. */
+  refused: boolean;
+  /** The snapshot it replaces: an edit picked up by the watch meanwhile must not be overwritten. */
+  replaces: string;
 }
+
+/** Bytes of snapshot text gathered before each write to the temporary file. */
+const snapshotWriteBytes = 1024 * 1024;
 
 /** What tells a file changed without reading it. */
 interface FileIdentity {
@@ -244,6 +256,23 @@ function jsonSyntaxReason(bytes: Uint8Array): string | undefined {
   } catch (error) {
     return `not valid JSON (${(error as Error).message})`;
   }
+}
+
+function snapshotChangedError(path: string): Error {
+  return new Error(`${path} was changed or removed by something else while the store had it open; stop the store before editing it`);
+}
+
+/** Bytes hashed between two turns of the event loop (a few milliseconds of work). */
+const hashedPerTurn = 4 * 1024 * 1024;
+
+/** `sha256Hex`, with a turn of the event loop after every few megabytes. */
+async function sha256InSlices(bytes: Uint8Array): Promise<string> {
+  const hash = createHash('sha256');
+  for (let start = 0; start < bytes.length; start += hashedPerTurn) {
+    if (start > 0) await new Promise((resolve) => setImmediate(resolve));
+    hash.update(bytes.subarray(start, start + hashedPerTurn));
+  }
+  return hash.digest('hex');
 }
 
 const noSnapshot: SnapshotState = { exists: false, revision: 0, sha256: '', size: 0 };
@@ -315,6 +344,10 @@ class FileStorageAdapter implements FileStorage {
    * header carries, so they outlive the journal lines they came with.
    */
   private idempotency = new Map<string, IdempotencyRecord>();
+  /** From the engine's commits: freezes its working document, which a compaction then writes out. */
+  private freezeDocument: (() => FrozenDocument) | undefined;
+  /** The snapshot file as the last compaction left it (what tells a later edit by hand without reading it). */
+  private writtenSnapshot: FileIdentity | undefined;
   /** How long the engine keeps records, as the last change with one said; until then every loaded record is kept. */
   private retention: IdempotencyRetention | undefined;
   /** The watch: the snapshot file's identity when last compared, and the hash of an edit refused as invalid. */
@@ -504,6 +537,7 @@ class FileStorageAdapter implements FileStorage {
     this.compaction = undefined;
     this.compactAgainAt = 0;
     this.idempotency = new Map();
+    this.writtenSnapshot = undefined;
   }
 
   private rememberKey(record: IdempotencyRecord): void {
@@ -535,6 +569,7 @@ class FileStorageAdapter implements FileStorage {
     }
     // Serialized now: the engine may change these values once this returns.
     const line = encodeChange(change.revision, change.ops, change.idempotency);
+    this.freezeDocument = frozenDocumentReader(change) ?? this.freezeDocument;
     if (change.idempotencyRetention !== undefined) this.retention = change.idempotencyRetention;
     this.acceptedRevision = change.revision;
     return new Promise<void>((resolve, reject) => {
@@ -568,7 +603,7 @@ class FileStorageAdapter implements FileStorage {
     try {
       await this.repairJournal();
       if (this.snapshot.exists) {
-        await this.appendChanges(lines);
+        await this.appendChanges(batch);
         for (const item of batch) if (item.idempotency !== undefined) this.rememberKey(item.idempotency);
       } else {
         // The first snapshot folds these changes in at once: the new journal's header carries their records.
@@ -595,6 +630,8 @@ class FileStorageAdapter implements FileStorage {
     // The engine rolls these back and will send the next change again at this revision.
     this.acceptedRevision = this.durableRevision;
     const chained = new Error('an earlier change could not be saved', { cause: error });
+    // A compaction writing out the engine's document holds these changes: the engine undoes them.
+    if (this.compaction !== undefined && this.compaction.revision > this.durableRevision) this.compaction.refused = true;
     if (error instanceof UnknownOutcome) {
       // The engine rolls back from the first refusal it sees and tells the
       // changes after it that they were not saved either. For this batch that
@@ -608,12 +645,13 @@ class FileStorageAdapter implements FileStorage {
     for (const item of later) item.reject(chained);
   }
 
-  private async appendChanges(lines: string[]): Promise<void> {
+  private async appendChanges(batch: QueuedChange[]): Promise<void> {
     if (this.journal === undefined) await this.createJournal();
-    await this.append(lines.join(''), this.settings.fsync === 'always');
+    await this.append(batch.map((item) => item.line).join(''), this.settings.fsync === 'always');
     this.journalHoldsChanges = true;
-    const tail = this.compaction?.tail;
-    if (tail !== undefined) for (const line of lines) tail.push(line);
+    const compaction = this.compaction;
+    // Changes the new snapshot holds stay behind; later ones move into the new journal.
+    if (compaction !== undefined) for (const item of batch) if (item.revision > compaction.revision) compaction.tail.push(item.line);
   }
 
   /** Appends whole lines to the journal; on failure cuts the journal back to where it was. */
@@ -665,15 +703,20 @@ class FileStorageAdapter implements FileStorage {
     await this.fs.syncDirectory(this.directory);
   }
 
-  /** Writes a new file completely and durably; returns it still open. */
-  private async writeNewFile(path: string, data: Uint8Array): Promise<FileStorageFile> {
+  /** Creates a new, empty file at `path` (for a temporary file: exclusively, never through a link). */
+  private async createFile(path: string): Promise<FileStorageFile> {
     // Our own leftover of a write whose clean-up failed goes; a link or anything else planted there is refused.
     const kind = await this.fs.entryKind(path);
     if (kind === 'symlink' || kind === 'other') {
       throw new Error(`${path} is ${kind === 'symlink' ? 'a symbolic link' : 'not a regular file'}; the store does not write through it`);
     }
     if (kind === 'file') await this.fs.removeFile(path);
-    const file = await this.fs.open(path, 'wx', this.settings.fileMode);
+    return this.fs.open(path, 'wx', this.settings.fileMode);
+  }
+
+  /** Writes a new file completely and durably; returns it still open. */
+  private async writeNewFile(path: string, data: Uint8Array): Promise<FileStorageFile> {
+    const file = await this.createFile(path);
     try {
       await writeAll(file, data, 0);
       await this.syncFile(file);
@@ -757,12 +800,46 @@ class FileStorageAdapter implements FileStorage {
     }
   }
 
-  /** Writes the snapshot text to the temporary file, durably. */
+  /**
+   * Writes the snapshot text (`encodeSnapshot`) to the temporary file,
+   * durably. Made and written a slice at a time, the event loop free between
+   * slices and during each write, so that writing 100 MB blocks nothing for
+   * long; `document` must not change meanwhile (the engine's is frozen).
+   */
   private async writeSnapshotTemp(document: JsonValue): Promise<{ sha256: string; size: number }> {
-    const bytes = Buffer.from(encodeSnapshot(document), 'utf8');
-    const file = await this.writeNewFile(this.snapshotTemp, bytes);
-    await file.close();
-    return { sha256: sha256Hex(bytes), size: bytes.length };
+    const path = this.snapshotTemp;
+    const file = await this.createFile(path);
+    try {
+      const hash = createHash('sha256');
+      // One buffer, reused: each write is waited for before it is filled again.
+      const buffer = Buffer.allocUnsafe(snapshotWriteBytes);
+      let used = 0;
+      let size = 0;
+      const write = async (data: Buffer): Promise<void> => {
+        hash.update(data);
+        await writeAll(file, data, size);
+        size += data.length;
+      };
+      const add = async (text: string): Promise<void> => {
+        const bytes = Buffer.byteLength(text, 'utf8');
+        if (used + bytes > buffer.length && used > 0) {
+          await write(buffer.subarray(0, used));
+          used = 0;
+        }
+        if (bytes > buffer.length) await write(Buffer.from(text, 'utf8'));
+        else used += buffer.write(text, used, 'utf8');
+      };
+      for await (const piece of piecesInSlices(document, { indent: 2 })) await add(piece);
+      await add('\n');
+      if (used > 0) await write(buffer.subarray(0, used));
+      await this.syncFile(file);
+      await file.close();
+      return { sha256: hash.digest('hex'), size };
+    } catch (error) {
+      await file.close().catch(noop);
+      await this.fs.removeFile(path).catch(noop);
+      throw error;
+    }
   }
 
   // ---- compaction -------------------------------------------------------------------
@@ -777,7 +854,7 @@ class FileStorageAdapter implements FileStorage {
     if (this.compactionRun || this.closing || journal === undefined || !this.snapshot.exists) return;
     if (!idle && this.settings.watchInterval !== undefined && this.journalHoldsChanges) this.compactWhenIdle();
     if (idle ? !this.journalHoldsChanges || this.queue.length > 0 : journal.size <= this.compactThreshold() || journal.size < this.compactAgainAt) return;
-    this.compactionRun = this.compact({ revision: this.durableRevision, offset: journal.size }).then(
+    this.compactionRun = this.compact(this.frozenDocument() ?? { revision: this.durableRevision, offset: journal.size }).then(
       () => {
         this.compactAgainAt = 0;
       },
@@ -811,18 +888,34 @@ class FileStorageAdapter implements FileStorage {
   }
 
   /**
-   * Folds the journal up to `cut` into a new snapshot. The document is
-   * rebuilt from the files (snapshot + journal up to `cut.offset`), so it is
-   * exactly what a restart would load, and the new snapshot is written while
-   * appends go on; only the renames at the end wait for the append in flight.
+   * The engine's working document, frozen, when it is at the revision the
+   * adapter took last; `undefined` without an engine (the adapter used on
+   * its own) or when the engine is behind the files (an edit picked up by the
+   * watch that it has not applied yet).
    */
-  private async compact(cut: { revision: number; offset: number }): Promise<void> {
-    const compaction: Compaction = { tail: [] };
+  private frozenDocument(): FrozenDocument | undefined {
+    const frozen = this.freezeDocument?.();
+    return frozen !== undefined && frozen.revision === this.acceptedRevision ? frozen : undefined;
+  }
+
+  /**
+   * Folds the journal into a new snapshot of one revision: the engine's
+   * frozen document (changes not yet durable included: the snapshot is
+   * installed once they are, and dropped if one is refused), or without it
+   * the document rebuilt from the files (snapshot + journal up to
+   * `offset`, a whole parse: for an adapter used without the engine). The
+   * snapshot is written a slice at a time while appends go on; only the
+   * renames at the end wait for the append in flight.
+   */
+  private async compact(source: FrozenDocument | { revision: number; offset: number }): Promise<void> {
+    const compaction: Compaction = { revision: source.revision, tail: [], refused: false, replaces: this.snapshot.sha256 };
     this.compaction = compaction;
     try {
-      const document = await this.rebuild(cut);
+      const document = 'root' in source ? source.root : await this.rebuild(source);
       const written = await this.writeSnapshotTemp(document);
-      await this.exclusive(() => this.installSnapshot(cut.revision, written, compaction));
+      // Rebuilt from the files, it was checked then; an edit made by hand must not be overwritten.
+      if ('root' in source && !(await this.snapshotUnchanged())) throw snapshotChangedError(this.path);
+      await this.exclusive(() => this.installSnapshot(written, compaction));
       this.counters.compactions++;
     } catch (error) {
       await this.fs.removeFile(this.snapshotTemp).catch(noop);
@@ -832,11 +925,23 @@ class FileStorageAdapter implements FileStorage {
     }
   }
 
+  /**
+   * Whether the snapshot file still holds what the store wrote or loaded:
+   * the same file as the store last wrote (inode, size, times), else the
+   * same bytes (read and hashed a slice at a time). Reading 100 MB back only
+   * to find it unchanged would cost a long garbage collection.
+   */
+  private async snapshotUnchanged(): Promise<boolean> {
+    const identity = await fileIdentity(this.path);
+    if (identity === undefined) return false;
+    if (this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
+    const bytes = await this.fs.readFile(this.path);
+    return bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256;
+  }
+
   private async rebuild(cut: { revision: number; offset: number }): Promise<JsonValue> {
     const snapshotBytes = await this.fs.readFile(this.path);
-    if (snapshotBytes === undefined || sha256Hex(snapshotBytes) !== this.snapshot.sha256) {
-      throw new Error(`${this.path} was changed or removed by something else while the store had it open; stop the store before editing it`);
-    }
+    if (snapshotBytes === undefined || sha256Hex(snapshotBytes) !== this.snapshot.sha256) throw snapshotChangedError(this.path);
     const state: DocumentState = { root: parseSnapshot(snapshotBytes, this.path) };
     const journalBytes = await this.fs.readFile(this.journalPath);
     if (journalBytes === undefined || journalBytes.length < cut.offset) {
@@ -859,7 +964,12 @@ class FileStorageAdapter implements FileStorage {
    * snapshot before it replaces the old one, and the old journal stays until
    * the new snapshot's name is durable.
    */
-  private async installSnapshot(revision: number, written: { sha256: string; size: number }, compaction: Compaction): Promise<void> {
+  private async installSnapshot(written: { sha256: string; size: number }, compaction: Compaction): Promise<void> {
+    const { revision } = compaction;
+    if (compaction.refused) throw new Error(`a change the new snapshot holds (revision ${revision} or before) was refused`);
+    if (this.snapshot.sha256 !== compaction.replaces) throw snapshotChangedError(this.path);
+    // The appends of the changes it holds were queued before it: they ran first.
+    if (this.durableRevision < revision) throw new Error(`the new snapshot holds revision ${revision}, but only ${this.durableRevision} is on disk`);
     await this.repairJournal();
     const oldJournal = this.journal;
     if (oldJournal === undefined) throw new Error('the journal is not open');
@@ -867,6 +977,7 @@ class FileStorageAdapter implements FileStorage {
     await this.append(encodeMarker(ref), true);
     await this.fs.rename(this.snapshotTemp, this.path);
     this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
+    this.writtenSnapshot = await fileIdentity(this.path);
     await this.syncDirectory();
 
     // The records of the changes folded in move to the header (the tail's lines carry their own too).
@@ -1026,7 +1137,7 @@ class FileStorageAdapter implements FileStorage {
       await this.repairJournal().catch(noop);
       if (this.repair === undefined && this.journal !== undefined && this.journalHoldsChanges && !(await this.snapshotEditedOnDisk())) {
         try {
-          await this.compact({ revision: this.durableRevision, offset: this.journal.size });
+          await this.compact(this.frozenDocument() ?? { revision: this.durableRevision, offset: this.journal.size });
         } catch (error) {
           process.emitWarning(`could not fold the journal into ${this.path} on close; it is replayed on the next start: ${reasonOf(error)}`, {
             type: 'JsonStoreWarning',

@@ -32,3 +32,40 @@ export function withWorkingDocument(change: Change, read: () => JsonValue): Chan
 export function workingDocumentReader(change: Change): (() => JsonValue) | undefined {
   return (change as WithWorkingDocument)[workingDocumentOf];
 }
+
+/**
+ * The working document kept as it is at one revision (the engine freezes it:
+ * copy-on-write from then on), for an in-process adapter that writes it out
+ * slice by slice while writes go on (the file adapter's compaction).
+ */
+export interface FrozenDocument {
+  root: JsonValue;
+  /** The engine's revision: changes handed to the adapter, durable or not yet. */
+  revision: number;
+}
+
+/** Marks an adapter that takes frozen working documents; non-enumerable, like `keepsWorkingDocument`. */
+const foldsWorkingDocument = Symbol('express-jsonstore.foldsWorkingDocument');
+/** On a change for such an adapter: freezes the committing store's working document and returns it. */
+const frozenDocumentOf = Symbol('express-jsonstore.frozenDocument');
+
+type WithFrozenDocument = Change & { [frozenDocumentOf]?: () => FrozenDocument };
+
+export function markFoldsWorkingDocument<T extends StorageAdapter>(adapter: T): T {
+  Object.defineProperty(adapter, foldsWorkingDocument, { value: true, enumerable: false });
+  return adapter;
+}
+
+export function foldsWorkingDocumentOf(adapter: StorageAdapter): boolean {
+  return (adapter as { [foldsWorkingDocument]?: boolean })[foldsWorkingDocument] === true;
+}
+
+/** Attaches the freezer to a change (invisible to JSON and to spreading). */
+export function withFrozenDocument(change: Change, freeze: () => FrozenDocument): Change {
+  Object.defineProperty(change, frozenDocumentOf, { value: freeze, enumerable: false });
+  return change;
+}
+
+export function frozenDocumentReader(change: Change): (() => FrozenDocument) | undefined {
+  return (change as WithFrozenDocument)[frozenDocumentOf];
+}

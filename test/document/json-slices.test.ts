@@ -33,10 +33,34 @@ test('serialized in slices: the same bytes, and the hash the ETag is taken from'
   const value = { meta: 1, parts: big(randomSource(8), 5_000, 1) } as JsonValue;
   const sliced = await serializeInSlices(value, () => false, 1);
   const text = JSON.stringify(value);
-  expect(Buffer.concat(sliced!.chunks).toString('utf8')).toBe(text);
+  expect(Buffer.concat(sliced!.chunks!).toString('utf8')).toBe(text);
   expect(sliced!.size).toBe(Buffer.byteLength(text));
   expect(sliced!.sha256.slice(0, 27)).toBe(contentTag(text));
-  expect(sliced!.chunks.length).toBeGreaterThan(1);
+  expect(sliced!.chunks!.length).toBeGreaterThan(1);
+  // Past `keepBytes` only measured and hashed, to the same size and hash.
+  const measured = await serializeInSlices(value, () => false, 1, 64 * 1024);
+  expect(measured).toEqual({ chunks: undefined, size: sliced!.size, sha256: sliced!.sha256 });
+}, 60_000);
+
+test('pretty pieces join to exactly JSON.stringify(value, null, indent)', () => {
+  const random = randomSource(17);
+  for (let round = 0; round < 6; round++) {
+    const value = { meta: { a: [1, { b: [] }] }, parts: big(random, Math.floor(random() * 1000), 2) } as JsonValue;
+    for (const indent of [2, 4]) expect([...jsonPieces(value, indent)].join('')).toBe(JSON.stringify(value, null, indent));
+  }
+  for (const value of [null, 1, 'a"b', [], {}, [[]], { a: [] }, { a: {} }] as JsonValue[]) expect([...jsonPieces(value, 2)].join('')).toBe(JSON.stringify(value, null, 2));
+}, 60_000);
+
+test('a long string is escaped in parts, never splitting a surrogate pair', () => {
+  // Pairs straddle every part boundary; lone halves and escapes are on the way.
+  const long = ('😀a\u0001"\ud800é' + 'x'.repeat(1000)).repeat(100) + '\udc00';
+  for (const value of [long, { s: long, t: [long, 1] }, [long]] as JsonValue[]) {
+    const pieces = [...jsonPieces(value)];
+    expect(pieces.join('')).toBe(JSON.stringify(value));
+    expect([...jsonPieces(value, 2)].join('')).toBe(JSON.stringify(value, null, 2));
+  }
+  const odd = 'a'.repeat(16 * 1024 - 1) + '😀' + 'b'.repeat(20_000);
+  expect([...jsonPieces(odd)].join('')).toBe(JSON.stringify(odd));
 }, 60_000);
 
 test('a serialization told to stop stops', async () => {

@@ -3,6 +3,8 @@
  * with writes meanwhile copying what they change: the answer is the value
  * as it was when the read was made, whole, with its own ETag.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { expect, test } from 'vitest';
 import { etagOf } from '../../src/document/etag.js';
@@ -59,3 +61,73 @@ test('writes during a large GET change nothing in its answer, and show in the ne
   // The caller's initial was never changed.
   expect(JSON.stringify(initial)).toBe(before);
 }, 60_000);
+
+/** GET `path` over real HTTP, pausing after the first chunk until `whilePaused` is done; the whole body, ETag and Content-Length. */
+function getPausing(port: number, path: string, whilePaused: () => Promise<void>, method = 'GET'): Promise<{ status: number; body: string; etag: string | undefined; length: number }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method }, (res) => {
+      const chunks: Buffer[] = [];
+      let paused = false;
+      const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), etag: res.headers['etag'], length: Number(res.headers['content-length']) });
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        if (paused) return;
+        paused = true;
+        res.pause();
+        whilePaused().then(() => res.resume(), reject);
+      });
+      res.on('end', () => (paused || method === 'HEAD' ? done() : whilePaused().then(done, reject)));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('a value too large to cache (over 16 MB) is sent as it is serialized: exactly the revision its ETag names, whatever is written meanwhile', async () => {
+  const initial = document(160_000);
+  const before = JSON.stringify(initial);
+  expect(before.length).toBeGreaterThan(16 * 1024 * 1024);
+  const store = jsonStore({ initial, maxDocumentSize: 1e9 });
+  const server = http.createServer(store);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  try {
+    const write = (body: JsonValue) => store.patch('/meta', body);
+    // Paused after its first bytes while the document changes, in the part already sent and in the part not sent yet.
+    const first = await getPausing(port, '/', async () => {
+      await write({ count: 1 });
+      await store.put('/items/r159999/name', 'changed at the end');
+      await store.delete('/list/0');
+    });
+    expect(first.status).toBe(200);
+    expect(first.body).toBe(before);
+    expect(first.length).toBe(Buffer.byteLength(before));
+    expect(first.etag).toBe(etagOf(initial));
+
+    const after = JSON.stringify(await store.get());
+    expect(after).not.toBe(before);
+    // Again while writes go on: the second answer is the state after the first writes, and names it.
+    const second = await getPausing(port, '/', async () => {
+      await write({ count: 2 });
+    });
+    expect(second.body).toBe(after);
+    expect(second.etag).toBe(etagOf(JSON.parse(after) as JsonValue));
+    // Unchanged since: its tag is remembered, the bytes are made again, the same.
+    const latest = JSON.stringify(await store.get());
+    const third = await getPausing(port, '/', async () => {});
+    const fourth = await getPausing(port, '/', async () => {});
+    expect(third.body).toBe(latest);
+    expect(fourth.body).toBe(latest);
+    expect(fourth.etag).toBe(third.etag);
+    expect(third.etag).toBe(etagOf(JSON.parse(latest) as JsonValue));
+    const head = await getPausing(port, '/', async () => {}, 'HEAD');
+    expect(head.length).toBe(Buffer.byteLength(latest));
+    expect(head.etag).toBe(third.etag);
+    const conditional = await request(server).get('/').set('If-None-Match', third.etag as string);
+    expect(conditional.status).toBe(304);
+    expect(JSON.stringify(initial)).toBe(before);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}, 120_000);
