@@ -18,14 +18,14 @@ export interface SseStreamOptions {
   bufferSize: number;
   /** 0: no keep-alive events. */
   keepAlive: number;
-  /** The current value as one batch, for a consumer that fell too far behind. */
-  current(): LiveBatch;
+  /** Hands `send` the current value as one batch (now or once it can be read), for a consumer that fell too far behind. */
+  current(send: (batch: LiveBatch) => void): void;
   /** Called once when the connection is gone (releases the subscription). */
   onClose(): void;
 }
 
 export class SseStream implements LiveSink {
-  private held: string[] = [];
+  private held: Buffer[] = [];
   private heldBytes = 0;
   /** The socket said it is full: write nothing more before 'drain'. */
   private blocked = false;
@@ -54,8 +54,8 @@ export class SseStream implements LiveSink {
     res.flushHeaders();
     res.on('drain', this.onDrain);
     // The first value goes out whatever its size: it is what a GET would send.
-    const text = first.sse();
-    if (text !== '') this.blocked = !this.write(text);
+    const bytes = first.sse();
+    if (bytes.length > 0) this.blocked = !this.write(bytes);
     if (this.options.keepAlive > 0) {
       this.keepAliveTimer = setInterval(this.onKeepAlive, this.options.keepAlive);
       this.keepAliveTimer.unref();
@@ -64,22 +64,25 @@ export class SseStream implements LiveSink {
 
   deliver(batch: LiveBatch): void {
     if (this.ended) return;
+    if (this.stale) {
+      // Waiting for its fresh start: the current value (read now, with this change in it) replaces the batch.
+      if (!this.blocked) this.options.current(this.onCurrent);
+      return;
+    }
     if (!this.blocked) {
       this.blocked = !this.write(batch.sse());
       return;
     }
-    if (this.stale) return;
-    const text = batch.sse();
-    const bytes = Buffer.byteLength(text);
-    if (this.heldBytes + bytes > this.options.bufferSize) {
+    const bytes = batch.sse();
+    if (this.heldBytes + bytes.length > this.options.bufferSize) {
       // Too far behind: forget the details, send where things are once it catches up.
       this.held = [];
       this.heldBytes = 0;
       this.stale = true;
       return;
     }
-    this.held.push(text);
-    this.heldBytes += bytes;
+    this.held.push(bytes);
+    this.heldBytes += bytes.length;
   }
 
   cancel(reason: string): void {
@@ -103,25 +106,31 @@ export class SseStream implements LiveSink {
     if (this.ended) return;
     this.blocked = false;
     if (this.stale) {
-      this.stale = false;
-      const text = this.options.current().sse();
-      if (Buffer.byteLength(text) > this.options.bufferSize) {
-        this.cancel('slow consumer: the stream fell behind and the current value is larger than its buffer; reconnect');
-        return;
-      }
-      this.blocked = !this.write(text);
+      this.options.current(this.onCurrent);
       return;
     }
     while (!this.blocked && this.held.length > 0) {
-      const text = this.held.shift() as string;
-      this.heldBytes -= Buffer.byteLength(text);
-      this.blocked = !this.write(text);
+      const bytes = this.held.shift() as Buffer;
+      this.heldBytes -= bytes.length;
+      this.blocked = !this.write(bytes);
     }
   };
 
+  /** The fresh start of a stream that fell behind. Until it is sent the stream stays stale: events meanwhile are dropped, since this value includes them. */
+  private onCurrent = (batch: LiveBatch): void => {
+    if (this.ended || this.blocked || !this.stale) return;
+    this.stale = false;
+    const bytes = batch.sse();
+    if (bytes.length > this.options.bufferSize) {
+      this.cancel('slow consumer: the stream fell behind and the current value is larger than its buffer; reconnect');
+      return;
+    }
+    this.blocked = !this.write(bytes);
+  };
+
   /** Writes, and flushes a compression middleware's buffer (compression() adds `res.flush`), so events are not held back. */
-  private write(text: string): boolean {
-    const written = this.res.write(text);
+  private write(bytes: Buffer | string): boolean {
+    const written = this.res.write(bytes);
     (this.res as { flush?: () => void }).flush?.();
     return written;
   }

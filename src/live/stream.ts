@@ -45,7 +45,7 @@ export async function openStream(hub: LiveHub, req: IncomingMessage, res: Server
   const stream = new SseStream(res, {
     bufferSize: hub.options.bufferSize,
     keepAlive: hub.options.keepAlive,
-    current: () => hub.current(path),
+    current: (send) => hub.current(path, send),
     onClose: () => release(),
   });
   let handle;

@@ -69,11 +69,14 @@ export class PathRegistry<T> {
    * The nodes with subscribers that `touched` concerns, each with the touched
    * paths that concern it (in order): its ancestors and itself (the path
    * is at or below theirs) and its descendants (a change above them).
+   * `undefined` when it concerns nobody (the common case for a write with
+   * subscribers elsewhere: nothing allocated).
    */
-  affected(touched: readonly Path[]): Map<PathNode<T>, Path[]> {
-    const found = new Map<PathNode<T>, Path[]>();
+  affected(touched: readonly Path[]): Map<PathNode<T>, Path[]> | undefined {
+    let found: Map<PathNode<T>, Path[]> | undefined;
     const note = (at: PathNode<T>, path: Path) => {
       if (at.subscribers.size === 0) return;
+      found ??= new Map();
       const list = found.get(at);
       if (list === undefined) found.set(at, [path]);
       else list.push(path);
