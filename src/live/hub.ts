@@ -64,19 +64,29 @@ export interface LiveSink {
   cancel(reason: string): void;
 }
 
-interface Subscription {
-  readonly path: Path;
-  readonly sink: LiveSink;
-  node: PathNode<Subscription> | undefined;
-  active: boolean;
-}
-
 /** What `subscribe()` returns. */
 export interface LiveHandle {
   /** Resolves once the first events were handed to the sink; rejects when the subscription could not start. */
   readonly started: Promise<void>;
   /** Ends the subscription; safe to call more than once. */
   unsubscribe(): void;
+}
+
+/** One subscription, also its own handle (a class, not closures: 10 000 idle streams hold 10 000 of these). */
+class Subscription implements LiveHandle {
+  node: PathNode<Subscription> | undefined = undefined;
+  active = true;
+  started: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly hub: LiveHub,
+    readonly path: Path,
+    readonly sink: LiveSink,
+  ) {}
+
+  unsubscribe(): void {
+    this.hub.release(this);
+  }
 }
 
 export interface LiveStats {
@@ -150,7 +160,7 @@ export class LiveHub {
         { headers: { 'Retry-After': '5' } },
       );
     }
-    const subscription: Subscription = { path, sink, node: undefined, active: true };
+    const subscription = new Subscription(this, path, sink);
     this.count++;
     const started = this.start(subscription, since).catch((error: unknown) => {
       this.release(subscription);
@@ -158,7 +168,8 @@ export class LiveHub {
     });
     // The caller may not wait: a failure must not be an unhandled rejection.
     started.catch(() => {});
-    return { started, unsubscribe: () => this.release(subscription) };
+    subscription.started = started;
+    return subscription;
   }
 
   /** `mw.subscribe(path, listener)`: the same events for server code, each with its revision. */
@@ -262,7 +273,8 @@ export class LiveHub {
     subscription.sink.start(first);
   }
 
-  private release(subscription: Subscription): void {
+  /** Ends a subscription (its `unsubscribe()`); safe to call more than once. */
+  release(subscription: Subscription): void {
     if (!subscription.active) return;
     subscription.active = false;
     this.count--;
