@@ -5,6 +5,7 @@
  * starts while a change is in flight must start from a committed revision,
  * whether that change is then saved or refused.
  */
+import type { Socket } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage, type JsonValue, type StorageAdapter } from '../../src/index.js';
 import { applyOperations } from '../../src/document/apply.js';
@@ -92,26 +93,34 @@ function valueAt(root: JsonValue, path: readonly string[]): JsonValue | null {
   return node;
 }
 
-/** Memory storage behind an adapter whose commits wait until the test lets them go (saved or refused); one at a time, like Redis. */
-function heldStorage(): { storage: StorageAdapter; held: () => number; release: (refuse?: boolean) => void } {
+/**
+ * Memory storage behind an adapter whose commits are asynchronous and, while
+ * `holding`, wait until the test lets them go (saved or refused); one at a
+ * time, like Redis.
+ */
+function heldStorage(): { storage: StorageAdapter; held: () => number; release: (refuse?: boolean) => void; setHolding: (on: boolean) => void } {
   const inner = memoryStorage();
   const waiting: Array<(refuse: boolean) => void> = [];
+  let holding = true;
   const storage: StorageAdapter = {
     name: 'held',
     load: (options) => inner.load(options),
     changesSince: (revision) => inner.changesSince(revision),
     commit: (change: Change, options) =>
       new Promise<void>((resolve, reject) => {
-        waiting.push((refuse) => {
+        const settle = (refuse: boolean) => {
           if (refuse) reject(new Error('refused by the test'));
           else resolve(inner.commit(change, options) as void);
-        });
+        };
+        if (holding) waiting.push(settle);
+        else setImmediate(() => settle(false));
       }),
   };
   return {
     storage,
     held: () => waiting.length,
     release: (refuse = false) => (waiting.shift() as (refuse: boolean) => void)(refuse),
+    setHolding: (on) => (holding = on),
   };
 }
 
@@ -161,4 +170,41 @@ describe('direct mode: a stream starting while a change is in flight', () => {
       expect(client.messages.map((m) => m.data)).not.toContain(3);
     }
   });
+
+  test('a slow stream that drains while a change is in flight gets its fresh put at a committed revision (here: the change is refused)', async () => {
+    const { storage, held, release, setHolding } = heldStorage();
+    setHolding(false);
+    const live = await serveLive({ storage, initial: { big: '', n: 0 }, limit: '1mb', live: { bufferSize: 256 * 1024 } });
+    const sockets: Socket[] = [];
+    live.server.on('connection', (socket) => sockets.push(socket));
+    const client = await SseClient.open(live.url + '/');
+    await client.waitForMessages(1);
+    client.pause();
+    // Far past the buffer and whatever the kernel holds (15 MB): the stream drops its backlog and waits to send the current value.
+    const chunk = 'x'.repeat(100 * 1024);
+    const written = 150;
+    for (let i = 0; i < written; i++) await live.store.put('/big', `${i}${chunk}`);
+    const committed = await live.store.get();
+    // A change in flight: n = 1 in the working document only.
+    setHolding(true);
+    const refused = live.store.put('/n', 1).then(
+      () => 'saved',
+      () => 'refused',
+    );
+    await eventually('the change held', () => held() === 1);
+    // The client reads again: the server's socket drains while the change is still in flight.
+    client.resume();
+    await eventually('the socket drained', () => sockets.every((socket) => socket.destroyed || socket.writableLength === 0));
+    release(true);
+    expect(await refused).toBe('refused');
+    await eventually('the fresh put', () => JSON.stringify(replayClient(client, null).value) === JSON.stringify(committed));
+    expect(client.messages.some((m) => JSON.stringify(m.data).includes('"n":1'))).toBe(false);
+    // The backlog was coalesced: this went through the fresh put.
+    expect(client.messages.filter((m) => m.event === 'put').length).toBeLessThan(written);
+    // And the stream goes on from there.
+    setHolding(false);
+    await live.store.put('/n', 2);
+    await eventually('n = 2', () => (replayClient(client, null).value as { n: number }).n === 2);
+    expect(client.ended).toBe(false);
+  }, 120_000);
 });
