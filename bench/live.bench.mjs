@@ -2,13 +2,18 @@
 // reaches many subscribers, and the server memory per idle subscriber.
 //   npm run bench -- live
 // The store runs in a child process; the subscribers are real HTTP
-// connections from this process.
+// connections from this process, and (rows marked ') from a second client
+// process for the idle ones, and raw sockets that only note arrival times
+// for the fan-out.
+import { spawn } from 'node:child_process';
 import http from 'node:http';
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { jsonStore } from '../dist/index.js';
 import { isMain, machine, measure, printTable, startServer } from './lib.mjs';
 
 const server = fileURLToPath(new URL('./servers/live-store.mjs', import.meta.url));
+const subscribersScript = fileURLToPath(new URL('./live-subscribers.mjs', import.meta.url));
 const IDLE = 10_000;
 const HOT = 1_000;
 const WRITES = 30;
@@ -39,6 +44,74 @@ function subscribe(port, path, onEvent) {
     req.on('error', reject);
     req.end();
   });
+}
+
+/** IDLE streams held by a child process (on the load generator's CPU, like this one); resolves once all are open. */
+function idleInChild(port) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [subscribersScript, String(port), String(IDLE)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    child.stdout.on('data', (chunk) => {
+      if (String(chunk).includes('ready')) resolve(() => new Promise((done) => (child.once('exit', done), child.stdin.end())));
+    });
+    child.on('exit', (code) => reject(new Error(`live-subscribers.mjs exited with ${code}`)));
+  });
+}
+
+/**
+ * A stream on a raw socket that only notes when bytes arrive (the parsing
+ * waits until the measurement is over), so that the fan-out's delivery is
+ * measured rather than this process' parsing of 1000 streams.
+ * `onEvents(count)` for each chunk with events after the first.
+ */
+function subscribeRaw(port, path, onEvents) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const arrivals = [];
+    let started = false;
+    let head = '';
+    socket.on('data', (chunk) => {
+      const at = performance.now();
+      if (!started) {
+        head += chunk.toString('latin1');
+        if (/\r\n\r\n[\s\S]*\n\n/.test(head)) {
+          started = true;
+          resolve({ socket, arrivals });
+        }
+        return;
+      }
+      arrivals.push(at, chunk);
+      let count = 0;
+      for (let i = chunk.indexOf('\nevent: put'); i !== -1; i = chunk.indexOf('\nevent: put', i + 1)) count++;
+      onEvents(count);
+    });
+    socket.on('error', reject);
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
+  });
+}
+
+/** (b) with receivers on raw sockets: the arrival time of each event, from sending its PUT. */
+async function fanOutRaw(port) {
+  let received = 0;
+  const hot = await inBatches(HOT, 250, () => subscribeRaw(port, '/hot', (count) => (received += count)));
+  const sentAt = new Map();
+  const base = 1000;
+  for (let n = 1; n <= WRITES; n++) {
+    const target = received + HOT;
+    sentAt.set(base + n, performance.now());
+    await fetch(`http://127.0.0.1:${port}/hot/value`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: String(base + n) });
+    while (received < target) await new Promise((r) => setTimeout(r, 1));
+  }
+  const latencies = [];
+  for (const { socket, arrivals } of hot) {
+    for (let i = 0; i < arrivals.length; i += 2) {
+      for (const match of arrivals[i + 1].toString('utf8').matchAll(/^data: (.*)$/gm)) {
+        const start = sentAt.get(JSON.parse(match[1]).data);
+        if (start !== undefined) latencies.push(arrivals[i] - start);
+      }
+    }
+    socket.destroy();
+  }
+  return latencies.sort((a, b) => a - b);
 }
 
 async function memory(port) {
@@ -104,6 +177,11 @@ export default async function run() {
     for (const req of idle) req.destroy();
     await fetch(`http://127.0.0.1:${port}/__fanout`);
     const after = await measure(write);
+    // The same idle streams held by another client process: the load generator's process no longer holds them.
+    const stopIdle = await idleInChild(port);
+    const withIdleElsewhere = await measure(write);
+    await stopIdle();
+    await fetch(`http://127.0.0.1:${port}/__fanout`);
 
     // (b) one write fanned out to HOT subscribers of its path.
     const sentAt = new Map();
@@ -129,6 +207,8 @@ export default async function run() {
     const fanouts = (await (await fetch(`http://127.0.0.1:${port}/__fanout`)).json()).slice(-WRITES).sort((a, b) => a - b);
 
     for (const req of hot) req.destroy();
+    const rawLatencies = await fanOutRaw(port);
+    const rawFanouts = (await (await fetch(`http://127.0.0.1:${port}/__fanout`)).json()).slice(-WRITES).sort((a, b) => a - b);
     const none = (before.rps + after.rps) / 2;
     const slower = ((none - withIdle.rps) / none) * 100;
     printTable('(a) PUT /counter, 10 connections, 5 s', [
@@ -137,6 +217,8 @@ export default async function run() {
       [String(IDLE), withIdle.rps.toFixed(0), `${withIdle.latency.toFixed(2)} ms`],
       ['none (after closing them)', after.rps.toFixed(0), `${after.latency.toFixed(2)} ms`],
       ['', `${slower.toFixed(1)}% slower than the mean of the two runs without`, ''],
+      [`${IDLE} (held by another client process)'`, withIdleElsewhere.rps.toFixed(0), `${withIdleElsewhere.latency.toFixed(2)} ms`],
+      ['', `${(((none - withIdleElsewhere.rps) / none) * 100).toFixed(1)}% slower than the mean of the two runs without`, ''],
     ]);
     printTable(`(b) one PUT fanned out to ${HOT} subscribers of its path, ${WRITES} writes (from sending the PUT to each event's arrival)`, [
       ['deliveries', 'p50', 'p99', 'max'],
@@ -145,6 +227,17 @@ export default async function run() {
     printTable(`    server side: from the change to the end of its fan-out to ${HOT} streams (${fanouts.length} writes)`, [
       ['p50', 'max'],
       [`${percentile(fanouts, 50).toFixed(1)} ms`, `${fanouts[fanouts.length - 1].toFixed(1)} ms`],
+    ]);
+    printTable(`(b') the same with receivers on raw sockets that only note arrival times (parsed after the run)`, [
+      ['deliveries', 'p50', 'p99', 'max', 'server fan-out p50', 'server max'],
+      [
+        String(rawLatencies.length),
+        `${percentile(rawLatencies, 50).toFixed(1)} ms`,
+        `${percentile(rawLatencies, 99).toFixed(1)} ms`,
+        `${rawLatencies[rawLatencies.length - 1].toFixed(1)} ms`,
+        `${percentile(rawFanouts, 50).toFixed(1)} ms`,
+        `${rawFanouts[rawFanouts.length - 1].toFixed(1)} ms`,
+      ],
     ]);
     const perRss = (memoryAfter.rss - memoryBefore.rss) / IDLE;
     const perHeap = (memoryAfter.heapUsed - memoryBefore.heapUsed) / IDLE;

@@ -298,6 +298,26 @@ export class DocumentStore extends EventEmitter {
     return this.revisionNumber;
   }
 
+  /**
+   * Whether several changes may be in flight to storage at once: then, when a
+   * `change` event goes out, the working document may already hold later
+   * changes. Without it, the working document is at the event's revision
+   * while its listeners run.
+   */
+  get pipelinesWrites(): boolean {
+    return this.pipelining;
+  }
+
+  /**
+   * The working document itself, changes in flight included, for a caller
+   * that knows none are (a `change` listener of a store that does not
+   * pipeline, or `revision` equal to the last event's). Must not be mutated,
+   * nor kept past the current task: later writes change it in place.
+   */
+  peekWorkingDocument(): JsonValue {
+    return this.state.root;
+  }
+
   /** The working document's size in bytes of compact JSON (what `GET /` sends), changes in flight included. */
   get documentSize(): number {
     return this.size;

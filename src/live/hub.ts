@@ -1,13 +1,19 @@
 /**
- * The live updates of one store: keeps a copy of the committed document
- * (only while someone subscribes), turns each `change` into events for the
+ * The live updates of one store: turns each `change` into events for the
  * subscribers of the paths it touched, and starts new subscriptions with
  * the current value or a catch-up from `Last-Event-ID`.
  *
- * Why a copy: the engine's working document may already hold changes still
- * in flight to storage (the file adapter pipelines them), while an event
- * must carry the value *at its revision*. The copy follows the `change`
- * events, so it is always exactly at the revision of the last event sent.
+ * Where event values come from: an event must carry the value *at its
+ * revision*. A store that commits one change at a time (memory, Redis:
+ * `pipelinesWrites` false) has its working document at exactly that
+ * revision while the `change` listeners run, so the hub reads the values
+ * there, encodes them at once and keeps no copy ("direct"). Outside a
+ * listener the working document may hold a change still in flight, so the
+ * hub reads it only when the store's revision is that of the last event
+ * ("in sync"), else waits for that. A store that pipelines (file storage)
+ * may already hold later changes when an event goes out: for it the hub
+ * keeps a copy of the committed document that follows the `change` events
+ * ("copy"), only while someone subscribes.
  */
 import type { DocumentState } from '../document/apply.js';
 import { followOperation } from './copy.js';
@@ -19,25 +25,33 @@ import { JsonStoreError, StorageError } from '../errors.js';
 import type { StorageAdapter } from '../storage/types.js';
 import { eventsFor, formatEvent, fullPut, type LiveEvent, type LiveMessage } from './events.js';
 import type { ResolvedLiveOptions } from './options.js';
-import { RecentChanges, touchedSinceInStorage } from './replay.js';
+import { changesSinceInStorage, RecentChanges, touchesOfChanges, type StoredChanges } from './replay.js';
 import { PathRegistry, type PathNode } from './subscriptions.js';
+import { touchedByChange } from './touches.js';
+
+const noBytes = Buffer.alloc(0);
 
 /** The events of one revision for one subscribed path, shared by all its subscribers. */
 export class LiveBatch {
-  private text: string | undefined;
+  private bytes: Buffer | undefined;
   constructor(
     readonly revision: number,
     readonly events: readonly LiveEvent[],
   ) {}
 
-  /** As Server-Sent Events text, serialized once for all the path's streams. */
-  sse(): string {
-    if (this.text === undefined) {
+  /**
+   * As Server-Sent Events bytes, encoded once for all the path's streams,
+   * which all write this same Buffer. The events may hold the store's own
+   * values, which later writes change in place: read them (call this)
+   * while the batch is being delivered, never later.
+   */
+  sse(): Buffer {
+    if (this.bytes === undefined) {
       let text = '';
       for (const event of this.events) text += formatEvent(event, this.revision);
-      this.text = text;
+      this.bytes = text === '' ? noBytes : Buffer.from(text);
     }
-    return this.text;
+    return this.bytes;
   }
 }
 
@@ -50,19 +64,29 @@ export interface LiveSink {
   cancel(reason: string): void;
 }
 
-interface Subscription {
-  readonly path: Path;
-  readonly sink: LiveSink;
-  node: PathNode<Subscription> | undefined;
-  active: boolean;
-}
-
 /** What `subscribe()` returns. */
 export interface LiveHandle {
   /** Resolves once the first events were handed to the sink; rejects when the subscription could not start. */
   readonly started: Promise<void>;
   /** Ends the subscription; safe to call more than once. */
   unsubscribe(): void;
+}
+
+/** One subscription, also its own handle (a class, not closures: 10 000 idle streams hold 10 000 of these). */
+class Subscription implements LiveHandle {
+  node: PathNode<Subscription> | undefined = undefined;
+  active = true;
+  started: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly hub: LiveHub,
+    readonly path: Path,
+    readonly sink: LiveSink,
+  ) {}
+
+  unsubscribe(): void {
+    this.hub.release(this);
+  }
 }
 
 export interface LiveStats {
@@ -72,18 +96,31 @@ export interface LiveStats {
   paths: number;
 }
 
+/** Work that must read the document at the hub's revision: run once the hub is in sync, or told why not. */
+interface Waiter {
+  ready(): void;
+  failed(error: unknown): void;
+}
+
 export class LiveHub {
   private readonly registry = new PathRegistry<Subscription>();
   /** Subscriptions counted against the limit: registered and starting. */
   private count = 0;
-  private state: DocumentState | undefined;
-  private revision = 0;
+  /** Read the store's working document (true) or keep a copy (false): see the top of this file. */
+  private readonly direct: boolean;
+  /** Copy mode: the copy of the committed document, while anyone subscribes. */
+  private copy: DocumentState | undefined;
+  /** The revision of the last event: what the document the hub reads is at. `undefined`: not known yet. */
+  private published: number | undefined;
   private starting: Promise<void> | undefined;
-  /** Changes that arrive while the copy is being made. */
+  /** Copy mode: changes that arrive while the copy is being made. */
   private buffered: ChangeEvent[] | undefined;
   private listening = false;
   private closed = false;
   private readonly history: RecentChanges;
+  /** Direct mode: work waiting for the store to be in sync. */
+  private waiters: Waiter[] = [];
+  private polling = false;
 
   constructor(
     private readonly store: DocumentStore,
@@ -91,6 +128,7 @@ export class LiveHub {
     readonly options: ResolvedLiveOptions,
   ) {
     this.history = new RecentChanges(options.history);
+    this.direct = !store.pipelinesWrites;
   }
 
   get stats(): LiveStats {
@@ -122,7 +160,7 @@ export class LiveHub {
         { headers: { 'Retry-After': '5' } },
       );
     }
-    const subscription: Subscription = { path, sink, node: undefined, active: true };
+    const subscription = new Subscription(this, path, sink);
     this.count++;
     const started = this.start(subscription, since).catch((error: unknown) => {
       this.release(subscription);
@@ -130,7 +168,8 @@ export class LiveHub {
     });
     // The caller may not wait: a failure must not be an unhandled rejection.
     started.catch(() => {});
-    return { started, unsubscribe: () => this.release(subscription) };
+    subscription.started = started;
+    return subscription;
   }
 
   /** `mw.subscribe(path, listener)`: the same events for server code, each with its revision. */
@@ -139,7 +178,7 @@ export class LiveHub {
     let handle: LiveHandle | undefined;
     const send = (batch: LiveBatch) => {
       for (const event of batch.events) {
-        // Listeners get their own copies: the events hold values of the live copy.
+        // Listeners get their own copies: the events hold the document's values.
         try {
           listener({ event: event.event, path: event.path, data: cloneJson(event.data), revision: batch.revision });
         } catch (error) {
@@ -153,7 +192,7 @@ export class LiveHub {
       cancel: (reason) => {
         handle?.unsubscribe();
         try {
-          listener({ event: 'cancel', path: '/', data: reason, revision: this.revision });
+          listener({ event: 'cancel', path: '/', data: reason, revision: this.published ?? this.store.revision });
         } catch (error) {
           onError(error);
         }
@@ -163,10 +202,13 @@ export class LiveHub {
     return () => handle?.unsubscribe();
   }
 
-  /** The whole value at a subscribed path now, as one batch (a slow stream's fresh start). */
-  current(path: Path): LiveBatch {
-    if (this.state === undefined) throw new Error('live: no copy of the document while nobody subscribes');
-    return new LiveBatch(this.revision, [fullPut(this.state.root, path)]);
+  /**
+   * Hands `send` the whole value at a subscribed path as one batch (a slow
+   * stream's fresh start): at once, or once the store is in sync; never when
+   * the hub stops following the store meanwhile.
+   */
+  current(path: Path, send: (batch: LiveBatch) => void): void {
+    this.whenInSync({ ready: () => send(new LiveBatch(this.published as number, [fullPut(this.root(), path)])), failed: () => {} });
   }
 
   /** Ends every subscription with `cancel` and refuses new ones. */
@@ -180,41 +222,147 @@ export class LiveHub {
   }
 
   private async start(subscription: Subscription, since: number | undefined): Promise<void> {
-    await this.ensureCopy();
+    await this.follow();
     if (!subscription.active) return;
-    let first: LiveBatch | undefined;
-    if (since !== undefined && since <= this.revision) {
-      let touched = this.history.since(since, this.revision);
-      if (touched === undefined) {
-        const stored = await touchedSinceInStorage(this.adapter, since, () => (this.state as DocumentState).root);
+    let stored: StoredChanges | undefined;
+    if (since !== undefined) {
+      // A hint only (the revision may move on before the end): whether the recent history lacks what the client missed.
+      await new Promise<void>((resolve, reject) => this.whenInSync({ ready: resolve, failed: reject }));
+      if (!subscription.active) return;
+      const revision = this.published;
+      if (revision !== undefined && since <= revision && this.history.since(since, revision) === undefined) {
+        stored = await changesSinceInStorage(this.adapter, since);
         if (!subscription.active) return;
-        if (stored !== undefined) {
-          // Changes since storage answered are in the recent history (it is kept while anyone subscribes).
-          const rest = stored.through >= this.revision ? [] : this.history.since(stored.through, this.revision);
-          touched = rest === undefined ? undefined : [...stored.touched, ...rest];
-        }
       }
-      if (touched !== undefined) first = new LiveBatch(this.revision, eventsFor(subscription.path, touched, (this.state as DocumentState).root));
     }
+    await new Promise<void>((resolve, reject) =>
+      this.whenInSync({
+        ready: () => {
+          try {
+            this.finishStart(subscription, since, stored);
+            resolve();
+          } catch (error) {
+            reject(error);
+          }
+        },
+        // Released meanwhile: nothing to start.
+        failed: (error) => (subscription.active ? reject(error) : resolve()),
+      }),
+    );
+  }
+
+  /** The first events and the registration, in one synchronous step while in sync: nothing can change between them. */
+  private finishStart(subscription: Subscription, since: number | undefined, stored: StoredChanges | undefined): void {
+    if (!subscription.active) return;
     // The store closed while this one was starting: the stream is refused like any request then.
     if (this.closed) throw new StorageError('The store is closed');
-    first ??= this.current(subscription.path);
-    // From here on synchronous: nothing can change between the first events and registering.
+    const revision = this.published as number;
+    const root = this.root();
+    let first: LiveBatch | undefined;
+    if (since !== undefined && since <= revision) {
+      let touched = this.history.since(since, revision);
+      if (touched === undefined && stored !== undefined) {
+        // Changes since storage answered are in the recent history (it is kept while anyone subscribes).
+        const rest = stored.through >= revision ? [] : this.history.since(stored.through, revision);
+        touched = rest === undefined ? undefined : [...touchesOfChanges(stored.changes, root), ...rest];
+      }
+      if (touched !== undefined) first = new LiveBatch(revision, eventsFor(subscription.path, touched, root));
+    }
+    first ??= new LiveBatch(revision, [fullPut(root, subscription.path)]);
     subscription.node = this.registry.add(subscription.path, subscription);
     subscription.sink.start(first);
   }
 
-  private release(subscription: Subscription): void {
+  /** Ends a subscription (its `unsubscribe()`); safe to call more than once. */
+  release(subscription: Subscription): void {
     if (!subscription.active) return;
     subscription.active = false;
     this.count--;
     if (subscription.node !== undefined) this.registry.remove(subscription.node, subscription);
-    if (this.count === 0 && this.starting === undefined) this.dropCopy();
+    if (this.count === 0 && this.starting === undefined) this.stopFollowing();
   }
 
-  /** Makes the copy of the committed document if there is none, following changes from now on. */
+  // ---- following the store --------------------------------------------------
+
+  /** The document at `published`; only while in sync. */
+  private root(): JsonValue {
+    return this.direct ? this.store.peekWorkingDocument() : (this.copy as DocumentState).root;
+  }
+
+  /** Whether the document the hub reads is at `published`. */
+  private inSync(): boolean {
+    if (!this.direct) return this.copy !== undefined;
+    return this.listening && this.published !== undefined && this.store.revision === this.published;
+  }
+
+  private whenInSync(waiter: Waiter): void {
+    if (this.inSync()) {
+      waiter.ready();
+      return;
+    }
+    this.waiters.push(waiter);
+    this.poll();
+  }
+
+  private runWaiters(): void {
+    if (this.waiters.length === 0 || !this.inSync()) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.ready();
+  }
+
+  /**
+   * Direct mode, with work waiting: a read resolves once the changes in
+   * flight are saved (their events went out) or undone (no event: the
+   * store's revision falls back to the last one published).
+   */
+  private poll(): void {
+    if (!this.direct || this.polling || !this.listening) return;
+    this.polling = true;
+    this.store.read(() => this.store.revision).then(
+      (seen) => {
+        this.polling = false;
+        // Nothing published since the hub started listening: the store is at what the read saw.
+        if (this.listening && this.published === undefined && this.store.revision === seen) this.published = seen;
+        this.runWaiters();
+        if (this.waiters.length > 0) setImmediate(() => this.poll());
+      },
+      (error: unknown) => {
+        this.polling = false;
+        this.failWaiters(error);
+      },
+    );
+  }
+
+  private failWaiters(error: unknown): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const waiter of waiters) waiter.failed(error);
+  }
+
+  /** Starts following the store's changes, if not yet: direct mode listens, copy mode makes the copy. */
+  private follow(): Promise<void> {
+    if (!this.direct) return this.ensureCopy();
+    if (!this.listening) {
+      this.published = undefined;
+      this.history.clear();
+      this.store.on('change', this.onChange);
+      this.listening = true;
+    }
+    return Promise.resolve();
+  }
+
+  private stopFollowing(): void {
+    this.stopListening();
+    this.copy = undefined;
+    this.published = undefined;
+    this.history.clear();
+    this.failWaiters(new StorageError('live: nobody subscribes any more'));
+  }
+
+  /** Copy mode: makes the copy of the committed document if there is none, following changes from now on. */
   private ensureCopy(): Promise<void> {
-    if (this.state !== undefined) return Promise.resolve();
+    if (this.copy !== undefined) return Promise.resolve();
     if (this.starting !== undefined) return this.starting;
     this.buffered = [];
     this.store.on('change', this.onChange);
@@ -223,12 +371,12 @@ export class LiveHub {
       try {
         // What a read returns is durable: its revision is that of the copy.
         const copy = await this.store.read((root) => ({ root: cloneJson(root), revision: this.store.revision }));
-        this.state = { root: copy.root };
-        this.revision = copy.revision;
+        this.copy = { root: copy.root };
+        this.published = copy.revision;
         this.history.clear();
         const buffered = this.buffered ?? [];
         this.buffered = undefined;
-        for (const event of buffered) if (event.revision > this.revision) this.apply(event);
+        for (const event of buffered) if (event.revision > copy.revision) this.followOnCopy(event);
       } catch (error) {
         this.buffered = undefined;
         this.stopListening();
@@ -240,15 +388,9 @@ export class LiveHub {
     const starting = this.starting;
     // Everyone left while the copy was made.
     starting.then(() => {
-      if (this.count === 0) this.dropCopy();
+      if (this.count === 0) this.stopFollowing();
     }, () => {});
     return starting;
-  }
-
-  private dropCopy(): void {
-    this.stopListening();
-    this.state = undefined;
-    this.history.clear();
   }
 
   private stopListening(): void {
@@ -258,17 +400,42 @@ export class LiveHub {
   }
 
   private onChange = (event: ChangeEvent): void => {
+    if (this.direct) {
+      this.followDirect(event);
+      return;
+    }
     if (this.buffered !== undefined) {
       // Kept past this call: the values may be the engine's and change later.
       this.buffered.push({ revision: event.revision, ops: cloneJson(event.ops as unknown as JsonValue) as unknown as PatchOperation[], origin: event.origin });
       return;
     }
-    if (this.state !== undefined) this.apply(event);
+    if (this.copy !== undefined) this.followOnCopy(event);
   };
 
-  /** Follows one committed change and sends its events. */
-  private apply(event: ChangeEvent): void {
-    const state = this.state as DocumentState;
+  /** Direct mode: the working document is at the event's revision now (the store commits one change at a time). */
+  private followDirect(event: ChangeEvent): void {
+    if (this.store.revision !== event.revision) {
+      // Cannot happen without pipelining; if it does, everyone starts afresh.
+      this.resync();
+      return;
+    }
+    const root = this.store.peekWorkingDocument();
+    let touched: Path[];
+    try {
+      touched = touchedByChange(root, event.ops);
+    } catch {
+      this.resync();
+      return;
+    }
+    this.published = event.revision;
+    this.history.push(event.revision, touched);
+    this.fanOut(event.revision, touched, root);
+    this.runWaiters();
+  }
+
+  /** Copy mode: follows one committed change on the copy and sends its events. */
+  private followOnCopy(event: ChangeEvent): void {
+    const state = this.copy as DocumentState;
     const touched: Path[] = [];
     try {
       for (const op of event.ops) followOperation(state, op, touched);
@@ -277,24 +444,31 @@ export class LiveHub {
       this.resync();
       return;
     }
-    this.revision = event.revision;
+    this.published = event.revision;
     this.history.push(event.revision, touched);
-    const root = state.root;
-    for (const [node, paths] of this.registry.affected(touched)) {
+    this.fanOut(event.revision, touched, state.root);
+  }
+
+  /** Sends one change's events to the subscribers it concerns (none: no work beyond the trie walk). */
+  private fanOut(revision: number, touched: readonly Path[], root: JsonValue): void {
+    const affected = this.registry.affected(touched);
+    if (affected === undefined) return;
+    for (const [node, paths] of affected) {
       const events = eventsFor(node.path, paths, root);
       if (events.length === 0) continue;
-      const batch = new LiveBatch(event.revision, events);
+      const batch = new LiveBatch(revision, events);
+      // A copy of the set: a sink may unsubscribe while it is handed the batch.
       for (const subscription of [...node.subscribers]) subscription.sink.deliver(batch);
     }
   }
 
-  /** Drops the copy and restarts every subscription from a fresh one. */
+  /** Drops what the hub follows and restarts every subscription from scratch. */
   private resync(): void {
     const subscriptions = [...this.registry.all()];
     for (const subscription of subscriptions) {
       this.release(subscription);
       subscription.sink.cancel('the server lost track of the document; reconnect');
     }
-    this.dropCopy();
+    this.stopFollowing();
   }
 }

@@ -54,16 +54,17 @@ export class RecentChanges {
   }
 }
 
+/** What the storage's `changesSince` says happened after a revision: its changes, contiguous, up to `through`. */
+export interface StoredChanges {
+  changes: readonly Change[];
+  through: number;
+}
+
 /**
- * The paths touched after `revision`, from the storage's `changesSince`:
+ * The changes after `revision`, from the storage's `changesSince`:
  * `undefined` when it cannot tell (no such method, history gone, an error).
- * `root` is the current document, for the wide reading of array changes.
  */
-export async function touchedSinceInStorage(
-  adapter: StorageAdapter,
-  revision: number,
-  root: () => JsonValue,
-): Promise<{ touched: Path[]; through: number } | undefined> {
+export async function changesSinceInStorage(adapter: StorageAdapter, revision: number): Promise<StoredChanges | undefined> {
   if (typeof adapter.changesSince !== 'function') return undefined;
   let changes: readonly Change[] | undefined;
   try {
@@ -72,14 +73,20 @@ export async function touchedSinceInStorage(
     return undefined;
   }
   if (!Array.isArray(changes)) return undefined;
-  const touched: Path[] = [];
+  const kept: Change[] = [];
   let through = revision;
-  const document = root();
   for (const change of changes) {
     if (change.revision <= through) continue;
     if (change.revision !== through + 1) return undefined;
-    for (const op of change.ops) touched.push(...touchesOf(document, op, false));
+    kept.push(change);
     through = change.revision;
   }
-  return { touched, through };
+  return { changes: kept, through };
+}
+
+/** The paths `changes` touched, read wide on `root`, the current document (any state after them will do). */
+export function touchesOfChanges(changes: readonly Change[], root: JsonValue): Path[] {
+  const touched: Path[] = [];
+  for (const change of changes) for (const op of change.ops) touched.push(...touchesOf(root, op, false));
+  return touched;
 }

@@ -9,37 +9,56 @@
  */
 import type { ServerResponse } from 'node:http';
 import { formatControl } from './events.js';
-import type { LiveBatch, LiveSink } from './hub.js';
+import type { LiveBatch, LiveHandle, LiveSink } from './hub.js';
+import type { Path } from '../document/path.js';
 
 /** How long a stream ended on purpose may take to flush its last bytes before the socket is destroyed. */
 const lingerMs = 5_000;
+const keepAliveEvent = formatControl('keep-alive', null);
 
-export interface SseStreamOptions {
-  bufferSize: number;
-  /** 0: no keep-alive events. */
-  keepAlive: number;
-  /** The current value as one batch, for a consumer that fell too far behind. */
-  current(): LiveBatch;
-  /** Called once when the connection is gone (releases the subscription). */
-  onClose(): void;
+/** The keep-alive timer's callback, shared by all streams (the stream is the timer's argument). */
+function keepAlive(stream: SseStream): void {
+  stream.keepAlive();
+}
+
+/** What a stream needs of the hub (shared by all its streams: no per-stream closures). */
+export interface SseSource {
+  readonly options: {
+    readonly bufferSize: number;
+    /** 0: no keep-alive events. */
+    readonly keepAlive: number;
+  };
+  /** Hands `send` the current value at `path` as one batch (now or once it can be read), for a consumer that fell too far behind. */
+  current(path: Path, send: (batch: LiveBatch) => void): void;
 }
 
 export class SseStream implements LiveSink {
-  private held: string[] = [];
+  private held: Buffer[] = [];
   private heldBytes = 0;
   /** The socket said it is full: write nothing more before 'drain'. */
   private blocked = false;
   /** Held events were dropped: send the current value at the next 'drain'. */
   private stale = false;
   private ended = false;
+  /** The connection is gone. */
+  private closed = false;
   private keepAliveTimer: ReturnType<typeof setInterval> | undefined;
   private lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The subscription, released when the connection closes. */
+  private handle: LiveHandle | undefined;
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly options: SseStreamOptions,
+    private readonly source: SseSource,
+    private readonly path: Path,
   ) {
     res.once('close', this.onClosed);
+  }
+
+  /** The subscription this stream feeds; released at once if the connection is already gone. */
+  attach(handle: LiveHandle): void {
+    this.handle = handle;
+    if (this.closed) handle.unsubscribe();
   }
 
   /** Sends the head and the first events. */
@@ -54,32 +73,35 @@ export class SseStream implements LiveSink {
     res.flushHeaders();
     res.on('drain', this.onDrain);
     // The first value goes out whatever its size: it is what a GET would send.
-    const text = first.sse();
-    if (text !== '') this.blocked = !this.write(text);
-    if (this.options.keepAlive > 0) {
-      this.keepAliveTimer = setInterval(this.onKeepAlive, this.options.keepAlive);
+    const bytes = first.sse();
+    if (bytes.length > 0) this.blocked = !this.write(bytes);
+    if (this.source.options.keepAlive > 0) {
+      this.keepAliveTimer = setInterval(keepAlive, this.source.options.keepAlive, this);
       this.keepAliveTimer.unref();
     }
   }
 
   deliver(batch: LiveBatch): void {
     if (this.ended) return;
+    if (this.stale) {
+      // Waiting for its fresh start: the current value (read now, with this change in it) replaces the batch.
+      if (!this.blocked) this.source.current(this.path, (batch) => this.sendCurrent(batch));
+      return;
+    }
     if (!this.blocked) {
       this.blocked = !this.write(batch.sse());
       return;
     }
-    if (this.stale) return;
-    const text = batch.sse();
-    const bytes = Buffer.byteLength(text);
-    if (this.heldBytes + bytes > this.options.bufferSize) {
+    const bytes = batch.sse();
+    if (this.heldBytes + bytes.length > this.source.options.bufferSize) {
       // Too far behind: forget the details, send where things are once it catches up.
       this.held = [];
       this.heldBytes = 0;
       this.stale = true;
       return;
     }
-    this.held.push(text);
-    this.heldBytes += bytes;
+    this.held.push(bytes);
+    this.heldBytes += bytes.length;
   }
 
   cancel(reason: string): void {
@@ -103,34 +125,40 @@ export class SseStream implements LiveSink {
     if (this.ended) return;
     this.blocked = false;
     if (this.stale) {
-      this.stale = false;
-      const text = this.options.current().sse();
-      if (Buffer.byteLength(text) > this.options.bufferSize) {
-        this.cancel('slow consumer: the stream fell behind and the current value is larger than its buffer; reconnect');
-        return;
-      }
-      this.blocked = !this.write(text);
+      this.source.current(this.path, (batch) => this.sendCurrent(batch));
       return;
     }
     while (!this.blocked && this.held.length > 0) {
-      const text = this.held.shift() as string;
-      this.heldBytes -= Buffer.byteLength(text);
-      this.blocked = !this.write(text);
+      const bytes = this.held.shift() as Buffer;
+      this.heldBytes -= bytes.length;
+      this.blocked = !this.write(bytes);
     }
   };
 
+  /** The fresh start of a stream that fell behind. Until it is sent the stream stays stale: events meanwhile are dropped, since this value includes them. */
+  private sendCurrent(batch: LiveBatch): void {
+    if (this.ended || this.blocked || !this.stale) return;
+    this.stale = false;
+    const bytes = batch.sse();
+    if (bytes.length > this.source.options.bufferSize) {
+      this.cancel('slow consumer: the stream fell behind and the current value is larger than its buffer; reconnect');
+      return;
+    }
+    this.blocked = !this.write(bytes);
+  }
+
   /** Writes, and flushes a compression middleware's buffer (compression() adds `res.flush`), so events are not held back. */
-  private write(text: string): boolean {
-    const written = this.res.write(text);
+  private write(bytes: Buffer | string): boolean {
+    const written = this.res.write(bytes);
     (this.res as { flush?: () => void }).flush?.();
     return written;
   }
 
-  private onKeepAlive = (): void => {
-    // A full socket shows the connection is busy enough.
+  /** A full socket shows the connection is busy enough. */
+  keepAlive(): void {
     if (this.ended || this.blocked) return;
-    this.blocked = !this.write(formatControl('keep-alive', null));
-  };
+    this.blocked = !this.write(keepAliveEvent);
+  }
 
   private stopKeepAlive(): void {
     if (this.keepAliveTimer !== undefined) clearInterval(this.keepAliveTimer);
@@ -138,11 +166,12 @@ export class SseStream implements LiveSink {
   }
 
   private onClosed = (): void => {
+    this.closed = true;
     this.ended = true;
     this.held = [];
     this.stopKeepAlive();
     if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer);
     this.res.off('drain', this.onDrain);
-    this.options.onClose();
+    this.handle?.unsubscribe();
   };
 }

@@ -41,13 +41,7 @@ export async function openStream(hub: LiveHub, req: IncomingMessage, res: Server
     }
     throw new JsonStoreError('bad-request', `A live stream takes no query string (got ?${query}); subscribe to the path alone`);
   }
-  let release = () => {};
-  const stream = new SseStream(res, {
-    bufferSize: hub.options.bufferSize,
-    keepAlive: hub.options.keepAlive,
-    current: () => hub.current(path),
-    onClose: () => release(),
-  });
+  const stream = new SseStream(res, hub, path);
   let handle;
   try {
     handle = hub.subscribe(path, stream, lastEventIdOf(req));
@@ -59,7 +53,7 @@ export async function openStream(hub: LiveHub, req: IncomingMessage, res: Server
     }
     throw error;
   }
-  release = () => handle.unsubscribe();
+  stream.attach(handle);
   // The client may be gone already (closed before the subscription existed).
   if (res.destroyed || req.socket.destroyed) handle.unsubscribe();
   await handle.started;

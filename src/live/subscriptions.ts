@@ -9,12 +9,13 @@ import type { Path } from '../document/path.js';
 export interface PathNode<T> {
   readonly path: Path;
   readonly subscribers: Set<T>;
-  readonly children: Map<string, PathNode<T>>;
+  /** Made with the first child: most nodes are leaves (one per idle stream's path), and an empty Map is a few hundred bytes. */
+  children: Map<string, PathNode<T>> | undefined;
   readonly parent: PathNode<T> | undefined;
 }
 
 function node<T>(path: Path, parent: PathNode<T> | undefined): PathNode<T> {
-  return { path, subscribers: new Set(), children: new Map(), parent };
+  return { path, subscribers: new Set(), children: undefined, parent };
 }
 
 export class PathRegistry<T> {
@@ -30,10 +31,11 @@ export class PathRegistry<T> {
     let at = this.root;
     for (let i = 0; i < path.length; i++) {
       const segment = path[i] as string;
-      let next = at.children.get(segment);
+      let next = at.children?.get(segment);
       if (next === undefined) {
-        next = node(path.slice(0, i + 1), at);
-        at.children.set(segment, next);
+        // The leaf shares the caller's path (paths are never changed in place).
+        next = node(i === path.length - 1 ? path : path.slice(0, i + 1), at);
+        (at.children ??= new Map()).set(segment, next);
       }
       at = next;
     }
@@ -49,9 +51,11 @@ export class PathRegistry<T> {
     if (!at.subscribers.delete(subscriber)) return;
     this.count--;
     let current: PathNode<T> | undefined = at;
-    while (current?.parent !== undefined && current.subscribers.size === 0 && current.children.size === 0) {
-      current.parent.children.delete(current.path[current.path.length - 1] as string);
-      current = current.parent;
+    while (current?.parent !== undefined && current.subscribers.size === 0 && (current.children?.size ?? 0) === 0) {
+      const parent: PathNode<T> = current.parent;
+      parent.children?.delete(current.path[current.path.length - 1] as string);
+      if (parent.children?.size === 0) parent.children = undefined;
+      current = parent;
     }
   }
 
@@ -61,7 +65,7 @@ export class PathRegistry<T> {
     while (stack.length > 0) {
       const at = stack.pop() as PathNode<T>;
       yield* at.subscribers;
-      for (const child of at.children.values()) stack.push(child);
+      if (at.children !== undefined) for (const child of at.children.values()) stack.push(child);
     }
   }
 
@@ -69,11 +73,14 @@ export class PathRegistry<T> {
    * The nodes with subscribers that `touched` concerns, each with the touched
    * paths that concern it (in order): its ancestors and itself (the path
    * is at or below theirs) and its descendants (a change above them).
+   * `undefined` when it concerns nobody (the common case for a write with
+   * subscribers elsewhere: nothing allocated).
    */
-  affected(touched: readonly Path[]): Map<PathNode<T>, Path[]> {
-    const found = new Map<PathNode<T>, Path[]>();
+  affected(touched: readonly Path[]): Map<PathNode<T>, Path[]> | undefined {
+    let found: Map<PathNode<T>, Path[]> | undefined;
     const note = (at: PathNode<T>, path: Path) => {
       if (at.subscribers.size === 0) return;
+      found ??= new Map();
       const list = found.get(at);
       if (list === undefined) found.set(at, [path]);
       else list.push(path);
@@ -82,16 +89,16 @@ export class PathRegistry<T> {
       let at: PathNode<T> | undefined = this.root;
       note(at, path);
       for (const segment of path) {
-        at = at.children.get(segment);
+        at = at.children?.get(segment);
         if (at === undefined) break;
         note(at, path);
       }
-      if (at === undefined) continue;
+      if (at?.children === undefined) continue;
       const stack = [...at.children.values()];
       while (stack.length > 0) {
         const below = stack.pop() as PathNode<T>;
         note(below, path);
-        for (const child of below.children.values()) stack.push(child);
+        if (below.children !== undefined) for (const child of below.children.values()) stack.push(child);
       }
     }
     return found;

@@ -72,12 +72,14 @@ describe('PathRegistry and RecentChanges', () => {
     registry.add(['a'], 'a');
     const deep = registry.add(['a', 'b', 'c'], 'abc');
     registry.add(['x'], 'x');
-    const found = registry.affected([['a', 'b']]);
+    const found = registry.affected([['a', 'b']]) ?? new Map();
     expect([...found.keys()].map((node) => [...node.subscribers]).flat().sort()).toEqual(['a', 'abc', 'root']);
     registry.remove(deep, 'abc');
     registry.remove(root, 'root');
     expect(registry.size).toBe(2);
-    expect([...registry.affected([['a', 'b']]).keys()].map((node) => [...node.subscribers]).flat()).toEqual(['a']);
+    // Nobody at, above or below: nothing to do.
+    expect(registry.affected([['y']])).toBeUndefined();
+    expect([...(registry.affected([['a', 'b']]) ?? new Map()).keys()].map((node) => [...node.subscribers]).flat()).toEqual(['a']);
   });
   test('recent changes answer only for a complete range', () => {
     const recent = new RecentChanges(2);

@@ -9,7 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
-import { fileStorage, memoryStorage, type JsonValue, type StorageAdapter } from '../../src/index.js';
+import { fileStorage, memoryStorage, redisStorage, type JsonValue, type StorageAdapter } from '../../src/index.js';
+import { describeRedis } from '../redis/helpers.js';
 import { randomSource } from '../support/random.js';
 import { SseClient } from '../support/sse-client.js';
 import { eventually } from '../support/wait.js';
@@ -92,5 +93,11 @@ describe('the invariant: events applied in order give what GET gives at each rev
     const folder = await mkdtemp(join(tmpdir(), 'jsonstore-live-'));
     folders.push(folder);
     await invariant(fileStorage(join(folder, 'store.json')), 4);
+  }, 60_000);
+});
+
+describeRedis('the invariant on Redis storage', (env) => {
+  test('Redis storage (one change at a time: events read from the store without a copy)', async () => {
+    await invariant(redisStorage({ client: await env.client(), key: env.key('live-invariant') }), 5);
   }, 60_000);
 });
