@@ -19,7 +19,7 @@ export function startServer(script, args = [], env = {}) {
     child.stdout.on('data', (chunk) => {
       buffer += chunk;
       const match = /listening (\d+)/.exec(buffer);
-      if (match) resolve({ port: Number(match[1]), stop: () => stopChild(child) });
+      if (match) resolve({ port: Number(match[1]), pid: child.pid, stop: () => stopChild(child) });
     });
     child.on('exit', (code) => reject(new Error(`${script} exited with ${code} before listening`)));
     child.on('error', reject);
