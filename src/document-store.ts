@@ -299,13 +299,15 @@ export class DocumentStore extends EventEmitter {
   }
 
   /**
-   * Whether several changes may be in flight to storage at once: then, when a
-   * `change` event goes out, the working document may already hold later
-   * changes. Without it, the working document is at the event's revision
+   * Whether several changes may be in flight to storage at once (pipelining,
+   * or group commit): then, when a `change` event goes out, the working
+   * document may already hold later changes. Without it, the working document is at the event's revision
    * while its listeners run.
    */
   get pipelinesWrites(): boolean {
-    return this.pipelining;
+    // A group commit applies several writes before storage takes them: when
+    // their `change` events go out, the document holds the whole group.
+    return this.pipelining || this.groupCommits();
   }
 
   /**

@@ -4,14 +4,14 @@
  * the current value or a catch-up from `Last-Event-ID`.
  *
  * Where event values come from: an event must carry the value *at its
- * revision*. A store that commits one change at a time (memory, Redis:
+ * revision*. A store that commits one change at a time (memory storage:
  * `pipelinesWrites` false) has its working document at exactly that
  * revision while the `change` listeners run, so the hub reads the values
  * there, encodes them at once and keeps no copy ("direct"). Outside a
  * listener the working document may hold a change still in flight, so the
  * hub reads it only when the store's revision is that of the last event
  * ("in sync"), else waits for that. A store that pipelines (file storage)
- * may already hold later changes when an event goes out: for it the hub
+ * or commits groups (Redis) may already hold later changes when an event goes out: for it the hub
  * keeps a copy of the committed document that follows the `change` events
  * ("copy"), only while someone subscribes.
  */

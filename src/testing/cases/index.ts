@@ -3,6 +3,7 @@ import type { ConformanceSetup } from '../options.js';
 import { concurrencyCases } from './concurrency.js';
 import { contractCases } from './contract.js';
 import type { CaseDefinition } from './helpers.js';
+import { optionalMethodCases } from './optional-methods.js';
 import { persistenceCases, persistenceSkipped } from './persistence.js';
 import { revisionCases } from './revisions.js';
 import { roundTripCases } from './round-trips.js';
@@ -18,5 +19,6 @@ export function caseDefinitions(setup: ConformanceSetup): CaseDefinition[] {
     ...(setup.reopen ? persistenceCases : [persistenceSkipped]),
     ...concurrencyCases,
     ...(setup.peer ? sharedCases : [sharedWithoutPeer]),
+    ...optionalMethodCases,
   ];
 }
