@@ -296,6 +296,35 @@ describe('broken adapters fail', () => {
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
   });
 
+  test('an adapter whose seed() stores nothing, or keeps the object it was handed', async () => {
+    const forgetful = (): ConformanceSetup => ({
+      factory: () => {
+        const adapter = textStorage();
+        return Object.assign(adapter, { seed: () => undefined });
+      },
+    });
+    await expectFailure(forgetful(), 'seed(): on empty storage it stores the document as revision 0', /load\(\) returned nothing/);
+    const byReference = (): ConformanceSetup => ({
+      factory: () => {
+        let kept: StoredDocument | undefined;
+        const adapter = textStorage();
+        const load = adapter.load.bind(adapter);
+        return Object.assign(adapter, {
+          load: () => kept ?? load(),
+          seed: (document: JsonValue) => {
+            kept = { revision: 0, document };
+            return undefined;
+          },
+          commit: (change: Change) => {
+            kept = undefined;
+            diskOf(adapter).text = JSON.stringify({ revision: change.revision, document: change.document });
+          },
+        });
+      },
+    });
+    await expectFailure(byReference(), 'seed(): on empty storage it stores the document as revision 0', /a copy, not the object handed over/);
+  });
+
   test('an adapter that sorts keys', async () => {
     await expectFailure(textSetup(sortedKeys), 'key order, exactly as written', /expected the keys \["zulu","alpha","order","beta"\] in this order/);
   });
