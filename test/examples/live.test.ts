@@ -8,7 +8,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
@@ -57,15 +56,6 @@ async function stop(example: Example): Promise<void> {
   await exited;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
 const json = { 'content-type': 'application/json' };
 
 describe('examples/live', () => {
@@ -85,8 +75,11 @@ describe('examples/live', () => {
   test.skipIf(!existsSync(chromiumPath))('in Chromium: the page follows writes, and catches up after a server restart with Last-Event-ID', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'jsonstore-live-example-'));
     folders.push(folder);
-    const env = { PORT: String(await freePort()), STORE_FILE: join(folder, 'live.json') };
+    // Port 0 for the first start (a port picked ahead could be taken by another
+    // test meanwhile); the restart reuses the port the first server got.
+    const env = { PORT: '0', STORE_FILE: join(folder, 'live.json') };
     let example = await start(env);
+    env.PORT = new URL(example.url).port;
     browser = await chromium.launch({ executablePath: chromiumPath });
     const page = await browser.newPage();
     await page.goto(`${example.url}/`);

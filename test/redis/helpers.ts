@@ -91,15 +91,23 @@ export class PrivateRedis {
   }
 
   static async create(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
-    const port = await freePort();
     const dir = await mkdtemp(join(tmpdir(), 'jsonstore-redis-'));
     const durability = options.persistent
       ? ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '']
       : ['--appendonly', 'no', '--save', ''];
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...durability, ...(options.args ?? [])];
-    const redis = new PrivateRedis(port, dir, args);
-    if (options.start !== false) await redis.start();
-    return redis;
+    // A port found free can be taken by another test before redis-server binds it: then try another.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', ...durability, ...(options.args ?? [])];
+      const redis = new PrivateRedis(port, dir, args);
+      if (options.start === false) return redis;
+      try {
+        await redis.start();
+        return redis;
+      } catch (error) {
+        if (attempt >= 5 || !/Address already in use/.test(redis.output)) throw error;
+      }
+    }
   }
 
   get running(): boolean {
