@@ -21,7 +21,7 @@ import { applyOperations, type DocumentState } from '../document/apply.js';
 import type { JsonValue } from '../document/json.js';
 import { RevisionConflictError } from '../errors.js';
 import { optionChecks, shown } from '../option-checks.js';
-import { changesScript, commitBatchScript, commitScript, compactScript, loadScript, seedScript, unlockScript } from './redis-scripts.js';
+import { changesScript, commitBatchScript, commitScript, compactScript, loadScript, seedScript, unlockScript, type LuaScript } from './redis-scripts.js';
 import { encodeIdempotencyRecord } from './idempotency.js';
 import {
   asArray,
@@ -454,27 +454,42 @@ class RedisDocumentStorage implements RedisStorage {
     ];
     const { meta, log, snapshot, compaction: lock, idempotency, idempotencyTimes, turn, turnQueue } = this.keys;
     const keys = [meta, log, snapshot, lock, idempotency, idempotencyTimes, turn, turnQueue];
-    let reply: unknown[];
-    let status: number;
+    const { status, reply } = await this.runCommit(commitScript, 'the commit script', keys, args, change.revision, options?.deadline);
+    return this.commitOutcome(status, reply, change.revision);
+  }
+
+  /**
+   * Runs a commit script until it is this process's turn: status 3 means
+   * another process has the turn (its change was refused and is being done
+   * again), nothing was written, so it asks again shortly, or when the turn
+   * expires.
+   */
+  private async runCommit(
+    script: LuaScript,
+    what: string,
+    keys: string[],
+    args: string[],
+    revision: number,
+    deadline: number | undefined,
+  ): Promise<{ status: number; reply: unknown[] }> {
     for (;;) {
+      let reply: unknown[];
+      let status: number;
       try {
-        reply = asArray(await runScript(this.send, commitScript, keys, args, this.options.commandTimeout, options?.deadline), 'the commit script');
-        status = asInteger(reply[0], 'the commit script');
-        if (status < 0 || status > 3) throw unexpected('the commit script', reply);
+        reply = asArray(await runScript(this.send, script, keys, args, this.options.commandTimeout, deadline), what);
+        status = asInteger(reply[0], what);
+        if (status < 0 || status > 3) throw unexpected(what, reply);
       } catch (error) {
         // Sent and unanswered, or answered with something we cannot read: the
-        // script may have appended the change. Later commits stay safe (the
+        // script may have appended the change(s). Later commits stay safe (the
         // script takes only the next revision); the engine learns which it
         // was from the log.
-        if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, change.revision, error);
+        if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, revision, error);
         throw error;
       }
-      if (status !== 3) break;
-      // Another process has the turn (its change was refused and is being
-      // done again): nothing was written; ask again shortly, or when the turn expires.
-      await this.waitForTurn(asInteger(reply[2], 'the commit script'), options?.deadline);
+      if (status !== 3) return { status, reply };
+      await this.waitForTurn(asInteger(reply[2], what), deadline);
     }
-    return this.commitOutcome(status, reply, change.revision);
   }
 
   /** What a commit script's reply means for changes from `revision` on: conflict (thrown), appended, or rebased. */
@@ -539,20 +554,7 @@ class RedisDocumentStorage implements RedisStorage {
     ];
     const { meta, log, snapshot, compaction: lock, turn, turnQueue } = this.keys;
     const keys = [meta, log, snapshot, lock, turn, turnQueue];
-    let reply: unknown[];
-    let status: number;
-    for (;;) {
-      try {
-        reply = asArray(await runScript(this.send, commitBatchScript, keys, args, this.options.commandTimeout, options?.deadline), 'the commit-batch script');
-        status = asInteger(reply[0], 'the commit-batch script');
-        if (status < 0 || status > 3) throw unexpected('the commit-batch script', reply);
-      } catch (error) {
-        if (mayHaveRun(error)) throw new CommitOutcomeUnknownError(this.options.key, first.revision, error);
-        throw error;
-      }
-      if (status !== 3) break;
-      await this.waitForTurn(asInteger(reply[2], 'the commit-batch script'), options?.deadline);
-    }
+    const { status, reply } = await this.runCommit(commitBatchScript, 'the commit-batch script', keys, args, first.revision, options?.deadline);
     return this.commitOutcome(status, reply, first.revision);
   }
 
