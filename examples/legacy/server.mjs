@@ -60,13 +60,16 @@ app.get('/edge/native', (_req, res) => {
 // Python, and a Flask app when Debian's python3-flask is installed.
 const pythonDir = fileURLToPath(new URL('./python', import.meta.url));
 const pools = [];
+let notesFolder;
 const mounted = ['/store', '/hello', '/cgi-bin/info', '/wsgi-store', '/edge/echo', '/edge/native'];
 if (existsSync('/usr/bin/python3')) {
   pools.push(pythonWsgi('hello:hello_world', { cwd: pythonDir, workers: 2 }));
   app.use('/py/hello', pools.at(-1));
   mounted.push('/py/hello');
   if (spawnSync('/usr/bin/python3', ['-c', 'import flask']).status === 0) {
-    pools.push(pythonWsgi('notes:app', { cwd: pythonDir, workers: 2 }));
+    // The workers share nothing in memory: the notes go to one SQLite file.
+    notesFolder = mkdtempSync(join(tmpdir(), 'legacy-notes-'));
+    pools.push(pythonWsgi('notes:app', { cwd: pythonDir, workers: 2, env: { NOTES_DB: join(notesFolder, 'notes.sqlite3') } }));
     app.use('/flask', pools.at(-1));
     mounted.push('/flask/');
   }
@@ -113,6 +116,7 @@ function shutdown() {
   void fpm?.close();
   for (const pool of pools) void pool.close();
   if (repositories) rmSync(repositories, { recursive: true, force: true });
+  if (notesFolder) rmSync(notesFolder, { recursive: true, force: true });
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);

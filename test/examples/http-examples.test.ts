@@ -85,7 +85,13 @@ describe('examples', () => {
     expect(await (await fetch(`${origin}/py/hello`)).text()).toBe('Hello world!\n');
     const added = await fetch(`${origin}/flask/`, { method: 'POST', body: new URLSearchParams({ text: 'hello' }) });
     expect({ status: added.status, body: await added.json() }).toEqual({ status: 201, body: { added: 0 } });
-    expect(await (await fetch(`${origin}/flask/0`)).json()).toEqual({ text: 'hello' });
+    const again = await fetch(`${origin}/flask/`, { method: 'POST', body: new URLSearchParams({ text: 'again' }) });
+    expect({ status: again.status, body: await again.json() }).toEqual({ status: 201, body: { added: 1 } });
+    // Two workers, each with memory of its own: every read sees both notes, whichever worker serves it.
+    for (let read = 0; read < 6; read++) {
+      expect(await (await fetch(`${origin}/flask/${read % 2}`)).json()).toEqual({ text: read % 2 === 0 ? 'hello' : 'again' });
+    }
+    expect(await (await fetch(`${origin}/flask/`)).json()).toEqual({ notes: ['hello', 'again'] });
     const refs = await fetch(`${origin}/git/demo.git/info/refs?service=git-upload-pack`);
     expect(refs.headers.get('content-type')).toBe('application/x-git-upload-pack-advertisement');
   });
