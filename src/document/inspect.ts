@@ -21,6 +21,10 @@ export interface JsonInspection {
 
 const sizes = new WeakMap<object, number>();
 
+/** What `inspectJson`'s member check returns for a failure (sizes are never negative). */
+const notJson = -1;
+const tooDeep = -2;
+
 /** The size `inspectJson` measured for this container, if it did. */
 export function knownSize(value: JsonValue): number | undefined {
   if (typeof value !== 'object' || value === null) return scalarSize(value);
@@ -48,6 +52,20 @@ export function inspectJson(value: unknown, maxDepth: number): JsonInspection {
   let size = 0;
   const nodes: object[] = [value];
   const depths: number[] = [1];
+  /** Adds a member to the walk: its size when a scalar, else queued; `notJson` or `tooDeep` when it fails. */
+  const member = (child: unknown, depth: number): number => {
+    if (typeof child === 'object' && child !== null) {
+      if (depth >= maxDepth) return tooDeep;
+      if (!Array.isArray(child) && !isPlainObject(child)) return notJson;
+      nodes.push(child);
+      depths.push(depth + 1);
+      return 0;
+    }
+    if (typeof child === 'string') return stringSize(child);
+    if (typeof child === 'number') return Number.isFinite(child) ? numberSize(child) : notJson;
+    if (child === null || child === true) return 4;
+    return child === false ? 5 : notJson;
+  };
   while (nodes.length > 0) {
     const node = nodes.pop() as Record<string, unknown> | unknown[];
     const depth = depths.pop() as number;
@@ -55,39 +73,18 @@ export function inspectJson(value: unknown, maxDepth: number): JsonInspection {
       const length = node.length;
       size += length === 0 ? 2 : length + 1;
       for (let i = 0; i < length; i++) {
-        const child = node[i];
-        if (typeof child === 'object' && child !== null) {
-          if (depth >= maxDepth) return failed(true);
-          if (!Array.isArray(child) && !isPlainObject(child)) return failed(false);
-          nodes.push(child);
-          depths.push(depth + 1);
-        } else if (typeof child === 'string') size += stringSize(child);
-        else if (typeof child === 'number') {
-          if (!Number.isFinite(child)) return failed(false);
-          size += numberSize(child);
-        } else if (child === null || child === true) size += 4;
-        else if (child === false) size += 5;
-        else return failed(false);
+        const added = member(node[i], depth);
+        if (added < 0) return failed(added === tooDeep);
+        size += added;
       }
     } else {
       const keys = Object.keys(node);
       size += keys.length === 0 ? 2 : keys.length + 1;
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i] as string;
-        size += stringSize(key) + 1;
-        const child = node[key];
-        if (typeof child === 'object' && child !== null) {
-          if (depth >= maxDepth) return failed(true);
-          if (!Array.isArray(child) && !isPlainObject(child)) return failed(false);
-          nodes.push(child);
-          depths.push(depth + 1);
-        } else if (typeof child === 'string') size += stringSize(child);
-        else if (typeof child === 'number') {
-          if (!Number.isFinite(child)) return failed(false);
-          size += numberSize(child);
-        } else if (child === null || child === true) size += 4;
-        else if (child === false) size += 5;
-        else return failed(false);
+        const added = member(node[key], depth);
+        if (added < 0) return failed(added === tooDeep);
+        size += stringSize(key) + 1 + added;
       }
     }
   }
