@@ -10,7 +10,7 @@
 // Each server runs in a child process of its own (this file, started with
 // `--serve <kind>`), so autocannon, here, does not share its event loop.
 import { fileURLToPath } from 'node:url';
-import { isMain, machine, measure, printTable, startServer } from './lib.mjs';
+import { isMain, machine, measure, median, printTable, startServer } from './lib.mjs';
 
 const self = fileURLToPath(import.meta.url);
 const hello = 'Hello world!\n';
@@ -81,12 +81,6 @@ async function serve(kind) {
     server.close(() => process.exit(0));
   });
 }
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 /**
  * Cases run round-robin, `rounds` times, each against a fresh server. A

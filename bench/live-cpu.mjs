@@ -7,11 +7,11 @@
 //     adjacent in time (after a full GC, so the listeners' setup garbage is gone).
 //  2. What one subscriber costs on a 5.8 MB document: heap, and CPU until its first event.
 import { pathToFileURL } from 'node:url';
+import { median } from './lib.mjs';
 
 const dist = process.env.LIVE_DIST ? pathToFileURL(`${process.env.LIVE_DIST}/index.js`).href : '../dist/index.js';
 const { jsonStore } = await import(dist);
 if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc');
-const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
 
 async function idleListeners(rounds = 15, writes = 30_000) {
   const store = jsonStore({ initial: { counter: 0, rooms: {} }, live: { maxSubscriptions: 50_000 } });

@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { jsonStore } from '../dist/index.js';
-import { isMain, machine, measure, printTable, startServer } from './lib.mjs';
+import { isMain, machine, measure, median, printTable, startServer } from './lib.mjs';
 
 const server = fileURLToPath(new URL('./servers/live-store.mjs', import.meta.url));
 const subscribersScript = fileURLToPath(new URL('./live-subscribers.mjs', import.meta.url));
@@ -172,7 +172,6 @@ async function inProcess(rounds = 3) {
     for (const stop of unsubscribe) stop();
   }
   await store.close();
-  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)];
   return { none: median(none), withIdle: median(withIdle), rounds };
 }
 
@@ -242,18 +241,18 @@ export default async function run() {
     for (const req of hot) req.destroy();
     const rawLatencies = await fanOutRaw(port);
     const rawFanouts = (await (await fetch(`http://127.0.0.1:${port}/__fanout`)).json()).slice(-WRITES).sort((a, b) => a - b);
-    const median = (key) => [...rounds].map((r) => r[key]).sort((x, y) => x - y)[Math.floor(rounds.length / 2)];
+    const middle = (key) => median(rounds.map((r) => r[key]));
     printTable(`(a) PUT /counter over HTTP, 10 connections, ${write.duration} s per run, ${IDLE} idle streams on other paths held by another client process (${HTTP_ROUNDS} alternating rounds after a warm-up)`, [
       ['round', 'none req/s', `${IDLE} idle req/s`, 'slower', 'server CPU µs/request: none', `${IDLE} idle`, 'more CPU'],
       ...rounds.map((r, i) => [String(i + 1), r.none.toFixed(0), r.withIdle.toFixed(0), `${r.slower.toFixed(1)}%`, r.cpuNone.toFixed(1), r.cpuIdle.toFixed(1), `${r.cpuMore.toFixed(1)}%`]),
       [
         'median',
-        median('none').toFixed(0),
-        median('withIdle').toFixed(0),
-        `${median('slower').toFixed(1)}%`,
-        median('cpuNone').toFixed(1),
-        median('cpuIdle').toFixed(1),
-        `${median('cpuMore').toFixed(1)}%`,
+        middle('none').toFixed(0),
+        middle('withIdle').toFixed(0),
+        `${middle('slower').toFixed(1)}%`,
+        middle('cpuNone').toFixed(1),
+        middle('cpuIdle').toFixed(1),
+        `${middle('cpuMore').toFixed(1)}%`,
       ],
     ]);
     printTable(`(b) one PUT fanned out to ${HOT} subscribers of its path, ${WRITES} writes (from sending the PUT to each event's arrival)`, [

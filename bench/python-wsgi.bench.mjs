@@ -37,7 +37,7 @@ import { connect, createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { isMain, machine, printTable } from './lib.mjs';
+import { isMain, machine, median, printTable } from './lib.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -234,12 +234,6 @@ async function measure({ url, duration, connections, pid }) {
   if (bad > 0 || !Number.isFinite(rps)) throw new Error(`${url}: ${bad} failed requests out of ${total}\n${stdout}`);
   return { rps, latency, total, cpuPerRequest: (cpu / total) * 1e6 };
 }
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-};
 
 export default async function run({
   duration = Number(process.env.BENCH_DURATION ?? 5),

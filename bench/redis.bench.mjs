@@ -23,7 +23,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { createClient } from 'redis';
-import { isMain, machine, printTable } from './lib.mjs';
+import { isMain, machine, median, printTable } from './lib.mjs';
 
 const self = fileURLToPath(import.meta.url);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -202,7 +202,6 @@ async function patchRound(target, count) {
   target.rounds.push(Number(process.hrtime.bigint() - started) / 1e3 / count);
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /**
  * PATCH cost in a 1 KB and a 20 MB document: rounds alternate between the

@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMain, machine, printTable } from './lib.mjs';
+import { isMain, machine, median, printTable } from './lib.mjs';
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url));
 const has = (command) => {
@@ -94,7 +94,6 @@ async function timed(fn) {
   return performance.now() - start;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const percentile = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
 
 async function patchLeaf(server, n) {

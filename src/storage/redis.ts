@@ -437,11 +437,7 @@ class RedisDocumentStorage implements RedisStorage {
             String(retention === undefined ? Number.MAX_SAFE_INTEGER : retention.count),
           ];
     this.missed = undefined;
-    const { compaction } = this.options;
-    const compactionArgs =
-      compaction === false || this.closed || Date.now() < this.compactionPausedUntil
-        ? ['', '0', '0']
-        : [String(compaction.minBytes), String(compaction.ratio), String(compaction.maxChanges)];
+    const compactionArgs = this.compactionArgs();
     const args = [
       String(change.revision),
       ops,
@@ -456,6 +452,14 @@ class RedisDocumentStorage implements RedisStorage {
     const keys = [meta, log, snapshot, lock, idempotency, idempotencyTimes, turn, turnQueue];
     const { status, reply } = await this.runCommit(commitScript, 'the commit script', keys, args, change.revision, options?.deadline);
     return this.commitOutcome(status, reply, change.revision);
+  }
+
+  /** The commit scripts' compaction arguments: none while closing or after a failed compaction (paused). */
+  private compactionArgs(): string[] {
+    const { compaction } = this.options;
+    return compaction === false || this.closed || Date.now() < this.compactionPausedUntil
+      ? ['', '0', '0']
+      : [String(compaction.minBytes), String(compaction.ratio), String(compaction.maxChanges)];
   }
 
   /**
@@ -536,11 +540,7 @@ class RedisDocumentStorage implements RedisStorage {
       claim &&= claims === '1';
     }
     this.missed = undefined;
-    const { compaction } = this.options;
-    const compactionArgs =
-      compaction === false || this.closed || Date.now() < this.compactionPausedUntil
-        ? ['', '0', '0']
-        : [String(compaction.minBytes), String(compaction.ratio), String(compaction.maxChanges)];
+    const compactionArgs = this.compactionArgs();
     const args = [
       String(first.revision),
       ...compactionArgs,
