@@ -202,7 +202,6 @@ async function patchRound(target, count) {
   target.rounds.push(Number(process.hrtime.bigint() - started) / 1e3 / count);
 }
 
-
 /**
  * PATCH cost in a 1 KB and a 20 MB document: rounds alternate between the
  * two, so a busy moment on the machine weighs on both alike.
