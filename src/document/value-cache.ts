@@ -99,11 +99,6 @@ export function compactJsonOf(value: JsonValue): CompactJson {
   return json;
 }
 
-/** Whether `value`'s JSON is cached (for tests and benchmarks). */
-export function isCached(value: JsonValue): boolean {
-  return typeof value === 'object' && value !== null ? byContainer.has(value) : byScalar.has(value);
-}
-
 /** Forgets the JSON of a container about to change (or just changed back). */
 export function invalidate(container: object): void {
   const entry = byContainer.get(container);
@@ -138,7 +133,12 @@ const largeTags = new WeakMap<object, { size: number; tag: string; etag: string 
  */
 export function needsSlicing(value: JsonValue): boolean {
   if (typeof value !== 'object' || value === null || byContainer.has(value)) return false;
-  return jsonSize(value, slicedAbove) > slicedAbove;
+  return largeTags.has(value) || jsonSize(value, slicedAbove) > slicedAbove;
+}
+
+/** Size and tags already measured for a container too large for the cache (`slicedJsonOf`), if any. */
+export function knownLargeJson(value: JsonValue): { readonly size: number; readonly etag: string } | undefined {
+  return typeof value === 'object' && value !== null ? largeTags.get(value) : undefined;
 }
 
 /**

@@ -9,7 +9,7 @@ import { JsonStoreError, StorageError } from '../errors.js';
 import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
-import { compactJsonOf, needsSlicing, slicedJsonOf } from '../document/value-cache.js';
+import { compactJsonOf, knownLargeJson, needsSlicing, slicedJsonOf } from '../document/value-cache.js';
 import { isStreamed, sendStreamed, type StreamedBody } from './chunked-body.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
@@ -102,6 +102,16 @@ function prefersMinimal(req: IncomingMessage): boolean {
  * one `setHeader` each: this runs for every request. Headers set before
  * (by Express, CORS, `Vary`) are kept; these win over them.
  */
+/** Whether the preconditions of a read answer it without a body: If-None-Match matches (304) or If-Match fails (412). */
+function answeredWithoutBody(preconditions: ReturnType<typeof preconditionsOf>, etag: string): boolean {
+  if (!hasPreconditions(preconditions)) return false;
+  try {
+    return isNotModified(preconditions, etag, '');
+  } catch {
+    return true;
+  }
+}
+
 function send(res: ServerResponse, status: number, body: string | Buffer | StreamedBody | undefined, headers: Record<string, string | undefined>, head: boolean): void {
   const fields: Record<string, string> = {};
   for (const name in headers) {
@@ -142,6 +152,11 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       const value = valueAt(root, path);
       if (value === undefined) return { value, body: undefined, etag: undefined };
       if (representation === '') {
+        const known = knownLargeJson(value);
+        if (known !== undefined && (head || answeredWithoutBody(preconditions, known.etag))) {
+          // A HEAD, 304 or 412 sends none of the body: no freeze, which would make the next write copy its path.
+          return { value, body: { streamed: value, size: known.size }, etag: known.etag };
+        }
         if (needsSlicing(value)) {
           store.freeze();
           return { value, body: undefined, etag: undefined, sliced: true };

@@ -131,3 +131,31 @@ test('a value too large to cache (over 16 MB) is sent as it is serialized: exact
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }, 120_000);
+
+test('a HEAD, a 304 or a 412 of a value over 16 MB whose tag is known does not freeze the document: the next write changes it in place', async () => {
+  const records: Record<string, JsonValue> = {};
+  for (let i = 0; i < 100_000; i++) records[`r${i}`] = { id: i, text: 'lorem ipsum dolor sit amet '.repeat(7) };
+  const store = jsonStore({ initial: { big: records, n: 0 }, maxDocumentSize: 1e10 });
+  const first = await request(store).get('/big');
+  expect(first.status).toBe(200);
+  expect(Number(first.headers['content-length'])).toBeGreaterThan(16 * 1024 * 1024);
+  const etag = first.headers['etag'] as string;
+  const writeN = async (n: number) => expect((await request(store).put('/n').set('content-type', 'application/json').send(String(n))).status).toBe(200);
+  // The GET froze the document: the first write after it copies the root once (/big keeps its tag: nothing under it changed).
+  await writeN(1);
+  const root = () => store.store.peekWorkingDocument();
+  const before = root();
+  for (const bodiless of [
+    request(store).head('/big'),
+    request(store).get('/big').set('If-None-Match', etag),
+    request(store).get('/big').set('If-Match', '"not-the-tag"'),
+  ]) {
+    const response = await bodiless;
+    expect([200, 304, 412]).toContain(response.status);
+    // Not the value: nothing for a HEAD or a 304, a problem+json for the 412.
+    expect((response.text ?? '').length).toBeLessThan(2000);
+    await writeN(2);
+    expect(root()).toBe(before);
+  }
+  expect((await request(store).get('/big').set('If-None-Match', etag)).status).toBe(304);
+}, 120_000);
