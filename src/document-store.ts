@@ -515,16 +515,17 @@ export class DocumentStore extends EventEmitter {
    */
   private async drainWrites(): Promise<void> {
     this.drainQueued = false;
-    // The first write after a load of empty storage carries the starting document: alone.
-    const jobs = this.jobs.splice(0, this.base === undefined ? maxBatchWrites : 1);
+    // Only a group's first change can carry the starting document (planJob clears it), as commitBatch allows.
+    const jobs = this.jobs.splice(0, maxBatchWrites);
     if (this.jobs.length > 0) this.queueDrain();
     if (jobs.length === 0) return;
     const deadline = earliest(jobs.map((job) => job.deadline));
     try {
       await this.whenLoaded(deadline);
       if (this.behindAfterConflict) {
-        this.behindAfterConflict = false;
         await this.catchUp(deadline);
+        // Cleared only once caught up: a failed catch-up is tried again by the next group.
+        this.behindAfterConflict = false;
       }
     } catch (error) {
       for (const job of jobs) job.reject(error);
