@@ -152,6 +152,8 @@ interface Pending {
   change?: Change;
   replay?: () => unknown;
   rebasedResult?: unknown;
+  /** Group commit: the writes planned right after this change that changed nothing, answered again after it on a rebase. */
+  followers?: (() => void)[];
 }
 
 const noop = () => {};
@@ -547,11 +549,22 @@ export class DocumentStore extends EventEmitter {
     const entries = planned.flatMap((item) => (item.entry === undefined ? [] : [item.entry]));
     let failure: unknown;
     if (entries.length > 0) {
+      // A write that changes nothing is answered again, on a rebase, where it was planned: after the change before it.
+      const leading: (() => void)[] = [];
+      let previous: Pending | undefined;
+      for (const item of planned) {
+        if (item.entry !== undefined) previous = item.entry;
+        else {
+          const reanswer = () => (item.result = this.respondAgain(item.job.respond, item.plan, this.revisionNumber, item.result));
+          if (previous === undefined) leading.push(reanswer);
+          else (previous.followers ??= []).push(reanswer);
+        }
+      }
       let rebased = false;
       try {
         const committed = await this.adapter.commitBatch?.(entries.map((entry) => entry.change as Change), callOptions(deadline));
         if (isRebasedCommit(committed)) {
-          this.rebaseBatch(entries, committed);
+          this.rebaseBatch(entries, committed, leading);
           rebased = true;
         }
         for (const entry of entries) entry.done = true;
@@ -562,10 +575,7 @@ export class DocumentStore extends EventEmitter {
       }
       // Rebased after other processes' changes: answers as of the revisions the changes got.
       if (rebased) {
-        for (const item of planned) {
-          if (item.entry !== undefined) item.result = item.entry.rebasedResult ?? item.result;
-          else item.result = this.respondAgain(item.job.respond, item.plan, this.revisionNumber, item.result);
-        }
+        for (const item of planned) if (item.entry !== undefined) item.result = item.entry.rebasedResult ?? item.result;
       }
     }
     const retried: WriteJob[] = [];
@@ -635,12 +645,13 @@ export class DocumentStore extends EventEmitter {
    * touching its paths: replays those, then the group in order, answering
    * each write again right after its change (the document is then at its revision).
    */
-  private rebaseBatch(entries: Pending[], committed: RebasedCommit): void {
+  private rebaseBatch(entries: Pending[], committed: RebasedCommit, leading: readonly (() => void)[]): void {
     for (let i = entries.length - 1; i >= 0; i--) (entries[i] as Pending).undo();
     const first = entries[0] as Pending;
     this.size = first.sizeBefore;
     this.revisionNumber = first.revision - 1;
     let replayed = this.applyRemote(committed.missed) && this.revisionNumber === committed.revision - 1;
+    if (replayed) for (const reanswer of leading) reanswer();
     for (const entry of entries) {
       entry.sizeBefore = this.size;
       if (replayed) {
@@ -662,6 +673,8 @@ export class DocumentStore extends EventEmitter {
           // The first answer stands (the change is committed either way).
         }
       }
+      // Otherwise their first answers stand (never one read from a half-undone document).
+      if (replayed) for (const reanswer of entry.followers ?? []) reanswer();
     }
     if (!replayed) {
       this.report(new StorageError(`Revisions ${committed.revision} to ${this.revisionNumber} were committed after changes they could not be replayed with here; reloading the document`));

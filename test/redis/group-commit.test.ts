@@ -82,6 +82,32 @@ function gate(): { promise: Promise<void>; open: () => void } {
   return { promise, open };
 }
 
+type Answer = Awaited<ReturnType<typeof fetchJson>>;
+
+/**
+ * Holds `a`'s first write with Redis (it goes alone), lets `rest` reach the
+ * server behind it in this order, then holds their group with Redis too.
+ * `release` lets the group go.
+ */
+async function heldGroup(a: Served, first: () => Promise<Answer>, rest: (() => Promise<Answer>)[]) {
+  const firstGone = gate();
+  const released = gate();
+  const before = a.arrived();
+  const calls = a.groups.length;
+  a.holdNext(firstGone.promise);
+  const firstAnswer = first();
+  await eventually('the first change with Redis', () => a.groups.length === calls + 1);
+  const restAnswers: Promise<Answer>[] = [];
+  for (const [i, send] of rest.entries()) {
+    restAnswers.push(send());
+    await eventually('the request at the server, in order', () => a.arrived() - before === i + 2);
+  }
+  a.holdNext(released.promise);
+  firstGone.open();
+  await eventually('the group with Redis', () => a.groups.length === calls + 2);
+  return { first: firstAnswer, rest: restAnswers, calls, release: released.open };
+}
+
 describeRedis('redisStorage: group commit', (env) => {
   test('concurrent PATCHes go in groups; a failed precondition refuses only its own request; each answer is exact', async () => {
     const key = env.key('group');
@@ -130,23 +156,16 @@ describeRedis('redisStorage: group commit', (env) => {
     await patch(`${a.url}/leaves`, { start: true });
     await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual({ start: true }) ?? true);
     // The first write goes alone and is held; the next three wait, then go as one group, held too.
-    const firstGone = gate();
-    const released = gate();
-    const before = a.arrived();
-    const calls = a.groups.length;
-    a.holdNext(firstGone.promise);
-    const first = patch(`${a.url}/leaves`, { x0: 0 });
-    await eventually('the first change with Redis', () => a.groups.length === calls + 1);
-    const rest = [1, 2, 3].map((i) => patch(`${a.url}/leaves`, { [`x${i}`]: i }));
-    await eventually('every request at the server', () => a.arrived() - before === 4);
-    a.holdNext(released.promise);
-    firstGone.open();
-    await eventually('the group with Redis', () => a.groups.length === calls + 2);
+    const { first, rest, calls, release } = await heldGroup(
+      a,
+      () => patch(`${a.url}/leaves`, { x0: 0 }),
+      [1, 2, 3].map((i) => () => patch(`${a.url}/leaves`, { [`x${i}`]: i })),
+    );
     expect(a.groups[calls + 1]).toBe(3);
     // Meanwhile the other process writes another leaf, and is answered first.
     const fromB = await patch(`${b.url}/leaves`, { fromB: 'b' });
     expect(fromB.status).toBe(200);
-    released.open();
+    release();
     const answers = await Promise.all([first, ...rest]);
     expect(answers[0]?.body).toEqual({ start: true, x0: 0 });
     for (const [i, answer] of answers.entries()) {
@@ -162,6 +181,27 @@ describeRedis('redisStorage: group commit', (env) => {
     await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual(expected) ?? true);
   });
 
+  test('in a group appended after another process\' write, a write that changes nothing is answered as of its place in the group', async () => {
+    const key = env.key('group-noop');
+    const a = await serve(env, key, { leaves: {}, other: 0 });
+    const b = await serve(env, key, { leaves: {}, other: 0 });
+    await patch(`${a.url}/leaves`, { start: true });
+    await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual({ start: true }) ?? true);
+    // The group: an empty merge patch (no change), then a change after it.
+    const { first, rest, release } = await heldGroup(a, () => patch(`${a.url}/leaves`, { x0: 0 }), [
+      () => patch(`${a.url}/leaves`, {}),
+      () => patch(`${a.url}/leaves`, { x1: 1 }),
+    ]);
+    expect((await patch(`${b.url}/leaves`, { fromB: 'b' })).status).toBe(200);
+    release();
+    const [, [noop, after]] = [await first, await Promise.all(rest)];
+    // After b's change (the group was appended after it), before x1 (planned after it).
+    expect(noop?.status).toBe(200);
+    expect(noop?.body).toEqual({ start: true, x0: 0, fromB: 'b' });
+    expect(noop?.etag).toBe(etagOfBody(noop?.body));
+    expect(after?.body).toEqual({ start: true, x0: 0, fromB: 'b', x1: 1 });
+  });
+
   test('a group that overlaps another process\' write is refused whole and retried: no 503, the later writes win', async () => {
     const key = env.key('group-conflict');
     const a = await serve(env, key, { leaves: {} });
@@ -169,23 +209,16 @@ describeRedis('redisStorage: group commit', (env) => {
     await patch(`${a.url}/leaves`, { start: true });
     await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual({ start: true }) ?? true);
     // Hold a group of several changes (the first goes alone: hold the second call).
-    const firstGone = gate();
-    const released = gate();
-    const before = a.arrived();
-    const calls = a.groups.length;
-    a.holdNext(firstGone.promise);
-    const first = patch(`${a.url}/leaves`, { y0: 0 });
-    await eventually('the first change with Redis', () => a.groups.length === calls + 1);
-    const rest = [1, 2, 3].map((i) => patch(`${a.url}/leaves`, { [`y${i}`]: i }));
-    await eventually('every request at the server', () => a.arrived() - before === 4);
-    a.holdNext(released.promise);
-    firstGone.open();
+    const { first, rest, calls, release } = await heldGroup(
+      a,
+      () => patch(`${a.url}/leaves`, { y0: 0 }),
+      [1, 2, 3].map((i) => () => patch(`${a.url}/leaves`, { [`y${i}`]: i })),
+    );
     expect((await first).status).toBe(200);
-    await eventually('the group with Redis', () => a.groups.length === calls + 2);
     expect(a.groups[calls + 1]).toBe(3);
     // b writes y2, which the held group writes too: the group is refused whole, then done again after b's write.
     expect((await patch(`${b.url}/leaves`, { y2: 'b' })).status).toBe(200);
-    released.open();
+    release();
     const answers = await Promise.all(rest);
     for (const answer of answers) {
       expect(answer.status).toBe(200);
