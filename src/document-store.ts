@@ -641,8 +641,9 @@ export class DocumentStore extends EventEmitter {
   }
 
   /**
-   * Storage appended the group after changes this store had not seen, none
-   * touching its paths: replays those, then the group in order, answering
+   * Storage appended the change, or group of changes, after changes this
+   * store had not seen, none touching its paths: replays those, then the
+   * group in order, answering
    * each write again right after its change (the document is then at its revision).
    */
   private rebaseBatch(entries: Pending[], committed: RebasedCommit, leading: readonly (() => void)[]): void {
@@ -651,6 +652,8 @@ export class DocumentStore extends EventEmitter {
     this.size = first.sizeBefore;
     this.revisionNumber = first.revision - 1;
     let replayed = this.applyRemote(committed.missed) && this.revisionNumber === committed.revision - 1;
+    // The revisions storage gave them, even when the missed changes could not all be replayed here.
+    this.revisionNumber = committed.revision - 1;
     if (replayed) for (const reanswer of leading) reanswer();
     for (const entry of entries) {
       entry.sizeBefore = this.size;
@@ -676,8 +679,10 @@ export class DocumentStore extends EventEmitter {
       // Otherwise their first answers stand (never one read from a half-undone document).
       if (replayed) for (const reanswer of entry.followers ?? []) reanswer();
     }
+    // Cannot happen when storage checked the paths; if it does, storage has the truth.
     if (!replayed) {
-      this.report(new StorageError(`Revisions ${committed.revision} to ${this.revisionNumber} were committed after changes they could not be replayed with here; reloading the document`));
+      const revisions = entries.length === 1 ? `Revision ${committed.revision} was` : `Revisions ${committed.revision} to ${this.revisionNumber} were`;
+      this.report(new StorageError(`${revisions} committed after changes ${entries.length === 1 ? 'it' : 'they'} could not be replayed with here; reloading the document`));
       this.enqueue(() => this.reload()).catch((error: unknown) => this.report(error));
     }
   }
@@ -922,7 +927,7 @@ export class DocumentStore extends EventEmitter {
     if (idempotency !== undefined) this.keysInFlight.set(idempotency.key, entry);
     Promise.resolve(outcome).then(
       (committed) => {
-        if (isRebasedCommit(committed)) this.rebase(entry, committed);
+        if (isRebasedCommit(committed)) this.rebaseBatch([entry], committed, []);
         entry.done = true;
         this.advance();
       },
@@ -938,31 +943,6 @@ export class DocumentStore extends EventEmitter {
    * (same values, same member order). Shared storage never pipelines, so
    * `entry` is the only change in flight.
    */
-  private rebase(entry: Pending, committed: RebasedCommit): void {
-    entry.undo();
-    this.size = entry.sizeBefore;
-    this.revisionNumber = entry.revision - 1;
-    // Their `change` events go out first, the entry's when it is published.
-    let replayed = this.applyRemote(committed.missed) && this.revisionNumber === committed.revision - 1;
-    if (replayed) {
-      const meter = new SizeMeter();
-      try {
-        applyOperations(this.state, entry.event.ops, undefined, meter);
-        this.size = meter.sizeAfter(this.size) ?? jsonSize(this.state.root);
-      } catch {
-        replayed = false;
-      }
-    }
-    entry.revision = committed.revision;
-    entry.event.revision = committed.revision;
-    this.revisionNumber = committed.revision;
-    // Cannot happen when storage checked the paths; if it does, storage has the truth.
-    if (!replayed) {
-      this.report(new StorageError(`Revision ${committed.revision} was committed after changes it could not be replayed with here; reloading the document`));
-      this.enqueue(() => this.reload()).catch((error: unknown) => this.report(error));
-    }
-  }
-
   /** `respond` again after a rebase; the first answer stands if it throws (the change is committed either way). */
   private respondAgain<T>(respond: (root: JsonValue, plan: WritePlan, revision: number) => T, planned: WritePlan, revision: number, first: T): T {
     try {
