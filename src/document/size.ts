@@ -92,6 +92,7 @@ export function scalarSize(value: null | boolean | number | string): number {
  */
 export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): number {
   if (!isContainer(value)) return scalarSize(value);
+  if (limit !== Number.POSITIVE_INFINITY) return boundedJsonSize(value, limit);
   let size = 0;
   const pending: JsonValue[] = [value];
   while (pending.length > 0) {
@@ -114,6 +115,50 @@ export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): nu
         if (size > limit) return size;
       }
     }
+  }
+  return size;
+}
+
+/** A container being measured depth-first: its keys (objects) and the next member. */
+interface SizeFrame {
+  node: JsonValue[] | Record<string, JsonValue>;
+  keys: string[] | undefined;
+  next: number;
+}
+
+/**
+ * `jsonSize` against a limit: depth first, so the limit is passed after
+ * about `limit` bytes of members have been visited, however wide the
+ * containers on the way (breadth first, a wide array of objects would be
+ * queued whole before any of it counted).
+ */
+function boundedJsonSize(value: JsonValue[] | Record<string, JsonValue>, limit: number): number {
+  let size = 0;
+  const stack: SizeFrame[] = [];
+  const open = (node: JsonValue[] | Record<string, JsonValue>): void => {
+    const keys = Array.isArray(node) ? undefined : Object.keys(node);
+    const length = keys === undefined ? (node as JsonValue[]).length : keys.length;
+    size += length === 0 ? 2 : length + 1; // brackets or braces, and commas
+    stack.push({ node, keys, next: 0 });
+  };
+  open(value);
+  while (stack.length > 0 && size <= limit) {
+    const frame = stack[stack.length - 1] as SizeFrame;
+    const { node, keys } = frame;
+    if (frame.next >= (keys === undefined ? (node as JsonValue[]).length : keys.length)) {
+      stack.pop();
+      continue;
+    }
+    const index = frame.next++;
+    let child: JsonValue;
+    if (keys === undefined) child = (node as JsonValue[])[index] as JsonValue;
+    else {
+      const key = keys[index] as string;
+      size += stringSize(key) + 1; // the key and its colon
+      child = (node as Record<string, JsonValue>)[key] as JsonValue;
+    }
+    if (isContainer(child)) open(child);
+    else size += scalarSize(child);
   }
   return size;
 }

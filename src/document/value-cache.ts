@@ -128,8 +128,10 @@ const largeTags = new WeakMap<object, { size: number; tag: string; etag: string 
 
 /**
  * Whether serializing `value` in one go could block the event loop: a
- * container not cached with more than 1 MB of JSON. Measuring stops at
- * 1 MB, so asking costs little whatever the value's size.
+ * container not cached with more than 1 MB of JSON. A tag already known
+ * answers at once; else measuring goes depth first and stops at 1 MB, so
+ * asking costs about 1 MB of walking (plus listing the keys of the objects
+ * on the way) whatever the value's size.
  */
 export function needsSlicing(value: JsonValue): boolean {
   if (typeof value !== 'object' || value === null || byContainer.has(value)) return false;

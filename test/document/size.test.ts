@@ -138,6 +138,38 @@ describe('jsonSize', () => {
     // Under the limit it is exact.
     expect(jsonSize([{ i: 1 }], 100)).toBe(bytesOf([{ i: 1 }]));
   });
+
+  test('against a limit, a wide array of containers is visited only until the limit is passed', () => {
+    const elements = Array.from({ length: 100_000 }, (_, i) => ({ i }));
+    let visited = 0;
+    const watched = new Proxy(elements, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) visited++;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    // Each {"i":N} is about 10 bytes: 50 000 bytes are passed after about 5 000 of them.
+    expect(jsonSize(watched as unknown as JsonValue, 50_000 + 100_001)).toBeGreaterThan(150_001);
+    expect(visited).toBeLessThan(20_000);
+  });
+
+  test('against a limit, the size is exact up to it and passes it exactly when the whole does', () => {
+    const random = randomSource(17);
+    const value = (depth: number): JsonValue => {
+      const roll = random();
+      if (depth > 3 || roll < 0.4) return [null, true, 12.5, 'text', 'é\n', -3][Math.floor(random() * 6)] as JsonValue;
+      if (roll < 0.7) return Array.from({ length: Math.floor(random() * 5) }, () => value(depth + 1));
+      return Object.fromEntries(Array.from({ length: Math.floor(random() * 5) }, (_, i) => [`k${i}`, value(depth + 1)]));
+    };
+    for (let round = 0; round < 500; round++) {
+      const sample = value(0);
+      const whole = bytesOf(sample);
+      const limit = Math.floor(random() * (whole + 10));
+      const measured = jsonSize(sample, limit);
+      if (whole <= limit) expect(measured).toBe(whole);
+      else expect(measured).toBeGreaterThan(limit);
+    }
+  });
 });
 
 describe('SizeMeter', () => {
