@@ -165,7 +165,11 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
         const json = compactJsonOf(value);
         return { value, body: json.bytes, etag: json.etag };
       }
-      const shown = shallow ? shallowOf(value) : value;
+      if (!shallow) {
+        // Pretty: the tag is the compact JSON's, cached per value; only the pretty text is made.
+        return { value, body: serialize(value, true), etag: formatEtag(compactJsonOf(value).tag, representation) };
+      }
+      const shown = shallowOf(value);
       const compact = JSON.stringify(shown);
       const body = pretty ? serialize(shown, true) : compact;
       return { value, body, etag: formatEtag(contentTag(compact), representation) };
