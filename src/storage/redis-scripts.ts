@@ -280,7 +280,8 @@ return {meta[1], snapshotRev, snapshot, meta[3] or '0', entries, redis.call('HGE
 
 /**
  * Stores the starting document as the snapshot at revision 0, only when
- * nothing is stored yet (no `rev` in meta): of processes starting together
+ * nothing is stored yet (no `rev` in meta, or `rev` 0 without a snapshot,
+ * which `load` also reads as empty): of processes starting together
  * on an empty key, the first to run this wins and the others load its
  * document, so all agree on one document and one revision numbering. The
  * first change is then appended as revision 1, carrying only itself.
@@ -292,7 +293,8 @@ export const seedScript = luaScript(
   `${checkLayout}
 local meta = redis.call('HMGET', KEYS[1], 'rev', 'layout')
 if meta[2] and meta[2] ~= '${LAYOUT}' then return wrongLayout(meta[2]) end
-if meta[1] then return 0 end
+-- Empty as load sees it: revision 0 without a snapshot holds nothing (a lost snapshot key, or meta alone).
+if meta[1] and (meta[1] ~= '0' or redis.call('EXISTS', KEYS[2]) == 1) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'rev', '0', 'snapshotRev', '0', 'logBytes', '0', 'layout', '${LAYOUT}')
 return 1`,
