@@ -126,8 +126,11 @@ local current = meta[1] or '0'
 local holder = redis.call('GET', KEYS[7])
 if holder and holder ~= ARGV[16] then
   -- Wait in line: the turn goes to the first waiting process when its holder has written.
-  if ARGV[17] == '1' and not redis.call('LPOS', KEYS[8], ARGV[16]) then redis.call('RPUSH', KEYS[8], ARGV[16]) end
-  redis.call('PEXPIRE', KEYS[8], tonumber(ARGV[18]) * 20)
+  -- Only a caller joining touches the line's expiry (one that does not join may have turn ms 0: PEXPIRE 0 deletes the line).
+  if ARGV[17] == '1' and not redis.call('LPOS', KEYS[8], ARGV[16]) then
+    redis.call('RPUSH', KEYS[8], ARGV[16])
+    redis.call('PEXPIRE', KEYS[8], tonumber(ARGV[18]) * 20)
+  end
   return {3, current, redis.call('PTTL', KEYS[7])}
 end
 -- Served without waiting (the turn expired): out of the line.
@@ -207,8 +210,10 @@ if meta[3] and meta[3] ~= '${LAYOUT}' then return wrongLayout(meta[3]) end
 local current = meta[1] or '0'
 local holder = redis.call('GET', KEYS[5])
 if holder and holder ~= ARGV[8] then
-  if ARGV[9] == '1' and not redis.call('LPOS', KEYS[6], ARGV[8]) then redis.call('RPUSH', KEYS[6], ARGV[8]) end
-  redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[10]) * 20)
+  if ARGV[9] == '1' and not redis.call('LPOS', KEYS[6], ARGV[8]) then
+    redis.call('RPUSH', KEYS[6], ARGV[8])
+    redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[10]) * 20)
+  end
   return {3, current, redis.call('PTTL', KEYS[5])}
 end
 if not holder and ARGV[9] == '1' then redis.call('LREM', KEYS[6], 0, ARGV[8]) end
