@@ -932,9 +932,9 @@ class FileStorageAdapter implements FileStorage {
    * to find it unchanged would cost a long garbage collection.
    */
   private async snapshotUnchanged(): Promise<boolean> {
+    // No identity (a file system that is not node's, or no file): unknown, so the bytes decide, read through this.fs.
     const identity = await fileIdentity(this.path);
-    if (identity === undefined) return false;
-    if (this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
+    if (identity !== undefined && this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
     const bytes = await this.fs.readFile(this.path);
     return bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256;
   }

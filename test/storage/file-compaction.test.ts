@@ -259,3 +259,50 @@ function existsTemp(file: string): boolean {
     return false;
   }
 }
+
+/**
+ * A file system that is not node's: every path of the store's folder is
+ * kept under `backing/` instead, so `node:fs` finds nothing at the store's
+ * path (the lock file alone, which always uses `node:fs`, stays where it is).
+ */
+function movedFileSystem(dir: string): FileStorageFileSystem {
+  const moved = (path: string) => (path === dir ? join(dir, 'backing') : path.startsWith(dir + '/') ? join(dir, 'backing', path.slice(dir.length + 1)) : path);
+  return {
+    readFile: (path) => nodeFileSystem.readFile(moved(path)),
+    open: (path, flags, mode) => nodeFileSystem.open(moved(path), flags, mode),
+    rename: (from, to) => nodeFileSystem.rename(moved(from), moved(to)),
+    removeFile: (path) => nodeFileSystem.removeFile(moved(path)),
+    makeDirectory: (path, mode) => nodeFileSystem.makeDirectory(moved(path), mode),
+    syncDirectory: (path) => nodeFileSystem.syncDirectory(moved(path)),
+    entryKind: (path) => nodeFileSystem.entryKind(moved(path)),
+  };
+}
+
+test('a custom fs that is not node:fs compacts the frozen document (the snapshot is checked through it)', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'store.json');
+  const fs = movedFileSystem(dir);
+  await nodeFileSystem.makeDirectory(join(dir, 'backing'));
+  const warnings = await collectWarnings(async (seen) => {
+    const served = await serve(file, { ...compactAlways, fs }, { items: {} });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await served.http.put(`/store/items/i${i}`).send({ i }).expect(201);
+        const failed = () => served.errors.length > 0 || seen.length > 0;
+        await eventually(`compaction ${i + 1}, or a failure`, () => served.storage.stats.compactions === i + 1 || failed());
+      }
+      expect(served.errors).toEqual([]);
+      expect(seen).toEqual([]);
+      expect(JSON.parse(readFileSync(join(dir, 'backing', 'store.json'), 'utf8'))).toEqual({ items: { i0: { i: 0 }, i1: { i: 1 }, i2: { i: 2 } } });
+    } finally {
+      await served.close();
+    }
+  });
+  expect(warnings).toEqual([]);
+  const reopened = await serve(file, { compactRatio: Number.POSITIVE_INFINITY, fs }, {});
+  try {
+    expect(JSON.parse(await textOf(reopened))).toEqual({ items: { i0: { i: 0 }, i1: { i: 1 }, i2: { i: 2 } } });
+  } finally {
+    await reopened.close();
+  }
+});
