@@ -306,3 +306,49 @@ test('a custom fs that is not node:fs compacts the frozen document (the snapshot
     await reopened.close();
   }
 });
+
+/** `node:fs` that counts whole reads of one file. */
+function readCountingFileSystem(counted: string): { fs: FileStorageFileSystem; reads(): number } {
+  let reads = 0;
+  return {
+    fs: {
+      ...nodeFileSystem,
+      readFile: (path) => {
+        if (path === counted) reads += 1;
+        return nodeFileSystem.readFile(path);
+      },
+    },
+    reads: () => reads,
+  };
+}
+
+test('the first compaction after the snapshot was created, or after loading the files, does not read the snapshot back', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'store.json');
+  const counting = readCountingFileSystem(file);
+  const initial = { items: { seeded: true } } as Record<string, JsonValue>;
+  const seeded = await serve(file, { ...compactAlways, fs: counting.fs }, initial);
+  try {
+    await seeded.store.ready();
+    // The first write creates the snapshot (writeFirstSnapshot, as a seed does); then a compaction of the frozen document folds its journal in.
+    const before = counting.reads();
+    await seeded.http.put('/store/items/a').send({ n: 1 }).expect(201);
+    await eventually('the first compaction after the snapshot was created', () => seeded.storage.stats.compactions === 1);
+    expect(counting.reads() - before).toBe(0);
+    expect(seeded.errors).toEqual([]);
+  } finally {
+    await seeded.close();
+  }
+
+  const loaded = await serve(file, { ...compactAlways, fs: counting.fs }, {});
+  try {
+    await loaded.store.ready();
+    const before = counting.reads();
+    await loaded.http.put('/store/items/b').send({ n: 2 }).expect(201);
+    await eventually('the first compaction after loading', () => loaded.storage.stats.compactions === 1);
+    expect(counting.reads() - before).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ items: { seeded: true, a: { n: 1 }, b: { n: 2 } } });
+  } finally {
+    await loaded.close();
+  }
+});
