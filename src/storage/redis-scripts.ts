@@ -302,7 +302,8 @@ export const seedScript = luaScript(
 local meta = redis.call('HMGET', KEYS[1], 'rev', 'layout')
 if meta[2] and meta[2] ~= '${LAYOUT}' then return wrongLayout(meta[2]) end
 -- Empty as load sees it: revision 0 without a snapshot holds nothing (a lost snapshot key, or meta alone).
-if meta[1] and (meta[1] ~= '0' or redis.call('EXISTS', KEYS[2]) == 1) then return 0 end
+-- STRLEN, not EXISTS: the same test as load's, and no command beyond the ACL list in docs/redis.md.
+if meta[1] and (meta[1] ~= '0' or redis.call('STRLEN', KEYS[2]) > 0) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'rev', '0', 'snapshotRev', '0', 'logBytes', '0', 'layout', '${LAYOUT}')
 return 1`,
