@@ -461,6 +461,8 @@ class FileStorageAdapter implements FileStorage {
 
   /** Reads snapshot and journal, checks them, and opens the journal for appends. Changes no file before every check passed. */
   private async readFiles(): Promise<StoredDocument | undefined> {
+    // Taken before the read: an edit after it shows a new identity.
+    const identity = await fileIdentity(this.path);
     const snapshotBytes = await this.fs.readFile(this.path);
     const journalBytes = await this.fs.readFile(this.journalPath);
     this.resetState();
@@ -470,6 +472,8 @@ class FileStorageAdapter implements FileStorage {
       return undefined;
     }
     this.snapshot = { exists: true, ...plan.snapshot };
+    // The store knows these bytes (their hash): the first compaction need not read them back.
+    this.writtenSnapshot = this.seenSnapshot = identity;
     if (plan.supersededJournal !== undefined) await this.setJournalAside(plan.supersededJournal);
     if (plan.journal !== undefined) {
       const file = await this.fs.open(this.journalPath, 'r+');
@@ -789,6 +793,7 @@ class FileStorageAdapter implements FileStorage {
       await this.fs.rename(this.snapshotTemp, this.path);
       renamed = true;
       this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
+      this.writtenSnapshot = this.seenSnapshot = await fileIdentity(this.path);
       await this.syncDirectory();
     } catch (error) {
       throw await undo(ioFailure('writing the snapshot', error));
@@ -932,9 +937,9 @@ class FileStorageAdapter implements FileStorage {
    * to find it unchanged would cost a long garbage collection.
    */
   private async snapshotUnchanged(): Promise<boolean> {
+    // No identity (a file system that is not node's, or no file): unknown, so the bytes decide, read through this.fs.
     const identity = await fileIdentity(this.path);
-    if (identity === undefined) return false;
-    if (this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
+    if (identity !== undefined && this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
     const bytes = await this.fs.readFile(this.path);
     return bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256;
   }
@@ -977,7 +982,8 @@ class FileStorageAdapter implements FileStorage {
     await this.append(encodeMarker(ref), true);
     await this.fs.rename(this.snapshotTemp, this.path);
     this.snapshot = { exists: true, revision, sha256: written.sha256, size: written.size };
-    this.writtenSnapshot = await fileIdentity(this.path);
+    // The watch too: its own compaction is no edit to read back.
+    this.writtenSnapshot = this.seenSnapshot = await fileIdentity(this.path);
     await this.syncDirectory();
 
     // The records of the changes folded in move to the header (the tail's lines carry their own too).
@@ -1049,7 +1055,7 @@ class FileStorageAdapter implements FileStorage {
       if (!this.loaded || this.closing) return;
       const bytes = await this.fs.readFile(this.path);
       if (bytes === undefined) return;
-      const sha256 = sha256Hex(bytes);
+      const sha256 = await sha256InSlices(bytes);
       if (sha256 === this.snapshot.sha256 || sha256 === this.refusedEdit) {
         this.seenSnapshot = seen;
         return;
@@ -1091,7 +1097,8 @@ class FileStorageAdapter implements FileStorage {
         await before.journal?.file.close().catch(noop);
       }
       this.durableRevision = revision;
-      this.seenSnapshot = seen;
+      // Read and hashed above: the next compaction need not read it again.
+      this.writtenSnapshot = this.seenSnapshot = seen;
       this.refusedEdit = undefined;
       onChange({ revision, ops: [{ op: 'replace', path: '', value: document }] });
     });
@@ -1101,7 +1108,7 @@ class FileStorageAdapter implements FileStorage {
   private async snapshotEditedOnDisk(): Promise<boolean> {
     if (!this.snapshot.exists) return false;
     const bytes = await this.fs.readFile(this.path).catch(() => undefined);
-    if (bytes !== undefined && sha256Hex(bytes) === this.snapshot.sha256) return false;
+    if (bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256) return false;
     process.emitWarning(
       `${this.path} was ${bytes === undefined ? 'removed' : 'edited'} while the store had it open, so the journal was not folded into it. ` +
         `The next start ${bytes === undefined ? 'refuses until the snapshot is restored' : 'serves the edit and moves the journal aside'}`,

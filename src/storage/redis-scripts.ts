@@ -84,6 +84,43 @@ local function conflicts(entries, ours)
 end`;
 
 /**
+ * Lua helpers for the turn and the compaction claim, shared by the commit
+ * scripts (which pass their own KEYS and ARGV; each script stays one atomic step).
+ */
+const turnFunctions = `
+-- The turn held by another process: join the line if asked (only a caller joining touches
+-- the line's expiry; turn ms may be 0 for one that does not) and return the reply to send.
+-- Served without waiting (no holder, the turn expired): out of the line.
+local function waitTurn(holder, turnKey, queueKey, token, claim, ms, current)
+  if holder and holder ~= token then
+    if claim == '1' and not redis.call('LPOS', queueKey, token) then
+      redis.call('RPUSH', queueKey, token)
+      redis.call('PEXPIRE', queueKey, tonumber(ms) * 20)
+    end
+    return {3, current, redis.call('PTTL', turnKey)}
+  end
+  if not holder and claim == '1' then redis.call('LREM', queueKey, 0, token) end
+  return nil
+end
+-- After appending in its turn: the turn goes to the first in line, or is given up.
+local function passTurn(holder, turnKey, queueKey, ms)
+  if not holder then return end
+  local waiting = redis.call('LPOP', queueKey)
+  if waiting then redis.call('SET', turnKey, waiting, 'PX', ms) else redis.call('DEL', turnKey) end
+end
+-- 1 when the log has grown enough to compact and this caller took the compaction lock, else 0.
+local function claimCompaction(snapshotKey, lockKey, logBytes, rev, snapshotRev, minBytes, ratio, maxChanges, token, lockMs)
+  if minBytes == '' then return 0 end
+  local changes = rev - tonumber(snapshotRev or '0')
+  local snapshotBytes = redis.call('STRLEN', snapshotKey)
+  local bigLog = logBytes >= tonumber(minBytes) and logBytes >= snapshotBytes * tonumber(ratio)
+  if bigLog or changes >= tonumber(maxChanges) then
+    if redis.call('SET', lockKey, token, 'NX', 'PX', lockMs) then return 1 end
+  end
+  return 0
+end`;
+
+/**
  * Appends one change at the next revision; or, made on an older revision,
  * after the changes since then when none of them overlaps it (a rebase).
  * KEYS: meta, log, snapshot, compaction, idempotency, idempotency-times, turn, turn-queue.
@@ -120,18 +157,14 @@ export const commitScript = luaScript(
   'commit',
   `${checkLayout}
 ${pathFunctions}
+${turnFunctions}
 local meta = redis.call('HMGET', KEYS[1], 'rev', 'snapshotRev', 'layout')
 if meta[3] and meta[3] ~= '${LAYOUT}' then return wrongLayout(meta[3]) end
 local current = meta[1] or '0'
 local holder = redis.call('GET', KEYS[7])
-if holder and holder ~= ARGV[16] then
-  -- Wait in line: the turn goes to the first waiting process when its holder has written.
-  if ARGV[17] == '1' and not redis.call('LPOS', KEYS[8], ARGV[16]) then redis.call('RPUSH', KEYS[8], ARGV[16]) end
-  redis.call('PEXPIRE', KEYS[8], tonumber(ARGV[18]) * 20)
-  return {3, current, redis.call('PTTL', KEYS[7])}
-end
--- Served without waiting (the turn expired): out of the line.
-if not holder and ARGV[17] == '1' then redis.call('LREM', KEYS[8], 0, ARGV[16]) end
+-- Wait in line: the turn goes to the first waiting process when its holder has written.
+local waiting = waitTurn(holder, KEYS[7], KEYS[8], ARGV[16], ARGV[17], ARGV[18], current)
+if waiting then return waiting end
 local rev = ARGV[1]
 local missed = {}
 if tonumber(ARGV[1]) ~= tonumber(current) + 1 then
@@ -165,21 +198,10 @@ else
     redis.call('ZREM', KEYS[6], key)
   end
 end
-if holder then
-  local waiting = redis.call('LPOP', KEYS[8])
-  if waiting then redis.call('SET', KEYS[7], waiting, 'PX', ARGV[18]) else redis.call('DEL', KEYS[7]) end
-end
+passTurn(holder, KEYS[7], KEYS[8], ARGV[18])
 redis.call('HSET', KEYS[1], 'rev', rev, 'layout', '${LAYOUT}')
 local logBytes = redis.call('HINCRBY', KEYS[1], 'logBytes', string.len(ARGV[2]))
-local claimed = 0
-if ARGV[3] ~= '' then
-  local changes = tonumber(rev) - tonumber(meta[2] or '0')
-  local snapshotBytes = redis.call('STRLEN', KEYS[3])
-  local bigLog = logBytes >= tonumber(ARGV[3]) and logBytes >= snapshotBytes * tonumber(ARGV[4])
-  if bigLog or changes >= tonumber(ARGV[5]) then
-    if redis.call('SET', KEYS[4], ARGV[6], 'NX', 'PX', ARGV[7]) then claimed = 1 end
-  end
-end
+local claimed = claimCompaction(KEYS[3], KEYS[4], logBytes, tonumber(rev), meta[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 if #missed > 0 then return {2, claimed, rev, missed} end
 return {1, claimed}`,
 );
@@ -202,16 +224,13 @@ export const commitBatchScript = luaScript(
   'commit-batch',
   `${checkLayout}
 ${pathFunctions}
+${turnFunctions}
 local meta = redis.call('HMGET', KEYS[1], 'rev', 'snapshotRev', 'layout')
 if meta[3] and meta[3] ~= '${LAYOUT}' then return wrongLayout(meta[3]) end
 local current = meta[1] or '0'
 local holder = redis.call('GET', KEYS[5])
-if holder and holder ~= ARGV[8] then
-  if ARGV[9] == '1' and not redis.call('LPOS', KEYS[6], ARGV[8]) then redis.call('RPUSH', KEYS[6], ARGV[8]) end
-  redis.call('PEXPIRE', KEYS[6], tonumber(ARGV[10]) * 20)
-  return {3, current, redis.call('PTTL', KEYS[5])}
-end
-if not holder and ARGV[9] == '1' then redis.call('LREM', KEYS[6], 0, ARGV[8]) end
+local waiting = waitTurn(holder, KEYS[5], KEYS[6], ARGV[8], ARGV[9], ARGV[10], current)
+if waiting then return waiting end
 local first = ARGV[1]
 local missed = {}
 if tonumber(first) ~= tonumber(current) + 1 then
@@ -237,21 +256,10 @@ for i = 11, #ARGV, 3 do
   redis.call('XADD', KEYS[2], string.format('%d', rev) .. '-0', 'ops', ARGV[i], 'paths', ARGV[i + 2])
   bytes = bytes + string.len(ARGV[i])
 end
-if holder then
-  local waiting = redis.call('LPOP', KEYS[6])
-  if waiting then redis.call('SET', KEYS[5], waiting, 'PX', ARGV[10]) else redis.call('DEL', KEYS[5]) end
-end
+passTurn(holder, KEYS[5], KEYS[6], ARGV[10])
 redis.call('HSET', KEYS[1], 'rev', string.format('%d', rev), 'layout', '${LAYOUT}')
 local logBytes = redis.call('HINCRBY', KEYS[1], 'logBytes', bytes)
-local claimed = 0
-if ARGV[2] ~= '' then
-  local changes = rev - tonumber(meta[2] or '0')
-  local snapshotBytes = redis.call('STRLEN', KEYS[3])
-  local bigLog = logBytes >= tonumber(ARGV[2]) and logBytes >= snapshotBytes * tonumber(ARGV[3])
-  if bigLog or changes >= tonumber(ARGV[4]) then
-    if redis.call('SET', KEYS[4], ARGV[5], 'NX', 'PX', ARGV[6]) then claimed = 1 end
-  end
-end
+local claimed = claimCompaction(KEYS[3], KEYS[4], logBytes, rev, meta[2], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 if #missed > 0 then return {2, claimed, string.format('%d', tonumber(current) + 1), missed} end
 return {1, claimed}`,
 );
@@ -280,7 +288,8 @@ return {meta[1], snapshotRev, snapshot, meta[3] or '0', entries, redis.call('HGE
 
 /**
  * Stores the starting document as the snapshot at revision 0, only when
- * nothing is stored yet (no `rev` in meta): of processes starting together
+ * nothing is stored yet (no `rev` in meta, or `rev` 0 without a snapshot,
+ * which `load` also reads as empty): of processes starting together
  * on an empty key, the first to run this wins and the others load its
  * document, so all agree on one document and one revision numbering. The
  * first change is then appended as revision 1, carrying only itself.
@@ -292,7 +301,9 @@ export const seedScript = luaScript(
   `${checkLayout}
 local meta = redis.call('HMGET', KEYS[1], 'rev', 'layout')
 if meta[2] and meta[2] ~= '${LAYOUT}' then return wrongLayout(meta[2]) end
-if meta[1] then return 0 end
+-- Empty as load sees it: revision 0 without a snapshot holds nothing (a lost snapshot key, or meta alone).
+-- STRLEN, not EXISTS: the same test as load's, and no command beyond the ACL list in docs/redis.md.
+if meta[1] and (meta[1] ~= '0' or redis.call('STRLEN', KEYS[2]) > 0) then return 0 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'rev', '0', 'snapshotRev', '0', 'logBytes', '0', 'layout', '${LAYOUT}')
 return 1`,

@@ -10,13 +10,15 @@
  * so a store's copy stays behind until it writes; `maxRetries: 0` turns any
  * refusal into a 503, which is how a test sees that no retry was needed.
  */
+import { createHash } from 'node:crypto';
 import { expect, test } from 'vitest';
+import { commitBatchScript, commitScript, type LuaScript } from '../../src/storage/redis-scripts.js';
 import { jsonStore, type JsonStore } from '../../src/json-store.js';
 import type { JsonStoreOptions } from '../../src/options.js';
 import type { ChangeEvent } from '../../src/document-store.js';
 import { redisStorage, type RedisStorage, type RedisStorageOptions } from '../../src/storage/redis.js';
 import { JsonStoreError, RevisionConflictError, StorageError } from '../../src/errors.js';
-import { describeRedis, eventually, type RedisTestEnv } from './helpers.js';
+import { describeRedis, eventually, type RedisTestEnv, type TestRedisClient } from './helpers.js';
 
 interface OpenOptions extends Omit<JsonStoreOptions, 'storage'> {
   redis?: Partial<RedisStorageOptions>;
@@ -55,6 +57,46 @@ async function refusal(write: Promise<unknown>): Promise<unknown> {
     () => undefined,
     (error: unknown) => error,
   );
+}
+
+/**
+ * A client that notes which scripts (EVALSHA/EVAL) were answered, and whose script calls
+ * can be held back: after `holdAfterNext()`, every script call but the next one waits until `release()`.
+ */
+function scriptGate(client: TestRedisClient): { client: never; answered(script: LuaScript): boolean; held(): number; holdAfterNext(): void; release(): void } {
+  const answered = new Set<string>();
+  let passes = Number.POSITIVE_INFINITY;
+  let waiting: Array<() => void> = [];
+  const isScript = (args: string[]) => args[0] === 'EVALSHA' || args[0] === 'EVAL';
+  const wrapper = {
+    get isOpen() {
+      return client.isOpen;
+    },
+    get isReady() {
+      return client.isReady;
+    },
+    duplicate: () => client.duplicate(),
+    on: client.on.bind(client),
+    removeListener: client.removeListener.bind(client),
+    async sendCommand(args: string[], options?: unknown): Promise<unknown> {
+      if (isScript(args) && passes-- <= 0) await new Promise<void>((resolve) => waiting.push(resolve));
+      const reply = await client.sendCommand(args, options as never);
+      if (isScript(args)) answered.add(args[0] === 'EVAL' ? createHash('sha1').update(args[1] as string).digest('hex') : (args[1] as string));
+      return reply;
+    },
+  };
+  return {
+    client: wrapper as never,
+    answered: (script) => answered.has(script.sha1),
+    held: () => waiting.length,
+    holdAfterNext: () => (passes = 1),
+    release: () => {
+      const resolvers = waiting;
+      waiting = [];
+      passes = Number.POSITIVE_INFINITY;
+      for (const resolve of resolvers) resolve();
+    },
+  };
 }
 
 describeRedis('redisStorage: changes to different paths commit without a retry', (env) => {
@@ -230,6 +272,53 @@ describeRedis('redisStorage: the turn', (env) => {
     expect(await probe.sendCommand(['EXISTS', holder.keys.turn])).toBe(0);
     expect(await probe.sendCommand(['HGET', holder.keys.meta, 'rev'])).toBe('5');
     for (const store of stores) await store.close();
+  });
+
+  test('a process with turnTimeout 0 that meets the turn leaves the line and its expiry alone (commit and commitBatch)', async () => {
+    const key = env.key('turn-zero');
+    const turnTimeout = 60_000;
+    const holder = redisStorage({ client: await env.client(), key, follow: false, turnTimeout });
+    // `first` waits in line; its polls are held back, so only the line itself keeps its place.
+    const firstClient = scriptGate(await env.client());
+    const first = redisStorage({ client: firstClient.client, key, follow: false, turnTimeout });
+    // The other process runs with turnTimeout 0 (mixed configs during a rollout).
+    const zeroClient = scriptGate(await env.client());
+    const zero = redisStorage({ client: zeroClient.client, key, follow: false, turnTimeout: 0 });
+    const probe = await env.client();
+    const replace = (value: number) => ({ ops: [{ op: 'replace' as const, path: '/v', value }], touches: { writes: ['/v'], reads: [] } });
+    for (const store of [holder, first, zero]) await store.load();
+    await holder.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { v: 0, w: 0 } }] });
+    expect(await refusal(holder.commit({ revision: 1, ...replace(1) }))).toBeInstanceOf(RevisionConflictError);
+
+    firstClient.holdAfterNext();
+    const firstInLine = refusal(first.commit({ revision: 2, ...replace(2) }));
+    await eventually('first in line', async () => Number(await probe.sendCommand(['LLEN', holder.keys.turnQueue])) === 1);
+    await eventually('first polling no more', () => firstClient.held() > 0);
+
+    // zero asks while the turn is held, once with commit and once with commitBatch: neither joins nor touches the line.
+    const settled: Array<Promise<unknown>> = [];
+    settled.push(refusal(zero.commit({ revision: 2, ...replace(5) })));
+    settled.push(
+      refusal(
+        zero.commitBatch!([
+          { revision: 2, ...replace(6) },
+          { revision: 3, ops: [{ op: 'replace', path: '/w', value: 6 }], touches: { writes: ['/w'], reads: [] } },
+        ]),
+      ),
+    );
+    await eventually("zero's commit and commit-batch scripts answered", () => zeroClient.answered(commitScript) && zeroClient.answered(commitBatchScript));
+    expect(await probe.sendCommand(['LLEN', holder.keys.turnQueue])).toBe(1);
+    expect(Number(await probe.sendCommand(['PTTL', holder.keys.turnQueue]))).toBeGreaterThan(0);
+
+    // The line still works: the holder writes, the turn goes to `first`, whose stale change is refused in its turn; its retry lands.
+    await holder.commit({ revision: 2, ...replace(1) });
+    firstClient.release();
+    expect(await firstInLine).toBeInstanceOf(RevisionConflictError);
+    await first.commit({ revision: 3, ...replace(3) });
+    expect(await probe.sendCommand(['EXISTS', holder.keys.turn])).toBe(0);
+    // zero's changes, made on revision 1, are refused once the turn is free.
+    for (const outcome of await Promise.all(settled)) expect(outcome).toBeInstanceOf(RevisionConflictError);
+    for (const store of [holder, first, zero]) await store.close();
   });
 
   test('a change that reads (a `test`, a precondition) does not take the turn when refused', async () => {

@@ -146,6 +146,21 @@ describeRedis('redisStorage: seeding an empty key at load', (env) => {
     expect(await third.store.get()).toEqual({ from: 'first', n: 1 });
   });
 
+  test('a key at revision 0 whose snapshot is gone (evicted, or meta alone) is empty to seed as to load: the store starts and serves initial', async () => {
+    const key = env.key('seed-lost-snapshot');
+    const client = await env.client();
+    const lost = await openStore(env, key, { from: 'lost' });
+    await lost.store.close();
+    await client.sendCommand(['DEL', lost.storage.keys.snapshot]);
+    expect(await lost.storage.load()).toBeUndefined();
+
+    const { store, storage } = await openStore(env, key, { from: 'again' });
+    const url = await serve(env, store);
+    expect((await fetchJson(`${url}/`)).body).toEqual({ from: 'again' });
+    expect(JSON.parse((await client.sendCommand(['GET', storage.keys.snapshot])) as string)).toEqual({ from: 'again' });
+    expect(await storage.load()).toEqual({ document: { from: 'again' }, revision: 0 });
+  });
+
   test('two adapters seeding one empty key at once: one stores its document, the other gets that one', async () => {
     const key = env.key('seed-race');
     const a = redisStorage({ client: await env.client(), key });

@@ -259,3 +259,96 @@ function existsTemp(file: string): boolean {
     return false;
   }
 }
+
+/**
+ * A file system that is not node's: every path of the store's folder is
+ * kept under `backing/` instead, so `node:fs` finds nothing at the store's
+ * path (the lock file alone, which always uses `node:fs`, stays where it is).
+ */
+function movedFileSystem(dir: string): FileStorageFileSystem {
+  const moved = (path: string) => (path === dir ? join(dir, 'backing') : path.startsWith(dir + '/') ? join(dir, 'backing', path.slice(dir.length + 1)) : path);
+  return {
+    readFile: (path) => nodeFileSystem.readFile(moved(path)),
+    open: (path, flags, mode) => nodeFileSystem.open(moved(path), flags, mode),
+    rename: (from, to) => nodeFileSystem.rename(moved(from), moved(to)),
+    removeFile: (path) => nodeFileSystem.removeFile(moved(path)),
+    makeDirectory: (path, mode) => nodeFileSystem.makeDirectory(moved(path), mode),
+    syncDirectory: (path) => nodeFileSystem.syncDirectory(moved(path)),
+    entryKind: (path) => nodeFileSystem.entryKind(moved(path)),
+  };
+}
+
+test('a custom fs that is not node:fs compacts the frozen document (the snapshot is checked through it)', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'store.json');
+  const fs = movedFileSystem(dir);
+  await nodeFileSystem.makeDirectory(join(dir, 'backing'));
+  const warnings = await collectWarnings(async (seen) => {
+    const served = await serve(file, { ...compactAlways, fs }, { items: {} });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await served.http.put(`/store/items/i${i}`).send({ i }).expect(201);
+        const failed = () => served.errors.length > 0 || seen.length > 0;
+        await eventually(`compaction ${i + 1}, or a failure`, () => served.storage.stats.compactions === i + 1 || failed());
+      }
+      expect(served.errors).toEqual([]);
+      expect(seen).toEqual([]);
+      expect(JSON.parse(readFileSync(join(dir, 'backing', 'store.json'), 'utf8'))).toEqual({ items: { i0: { i: 0 }, i1: { i: 1 }, i2: { i: 2 } } });
+    } finally {
+      await served.close();
+    }
+  });
+  expect(warnings).toEqual([]);
+  const reopened = await serve(file, { compactRatio: Number.POSITIVE_INFINITY, fs }, {});
+  try {
+    expect(JSON.parse(await textOf(reopened))).toEqual({ items: { i0: { i: 0 }, i1: { i: 1 }, i2: { i: 2 } } });
+  } finally {
+    await reopened.close();
+  }
+});
+
+/** `node:fs` that counts whole reads of one file. */
+function readCountingFileSystem(counted: string): { fs: FileStorageFileSystem; reads(): number } {
+  let reads = 0;
+  return {
+    fs: {
+      ...nodeFileSystem,
+      readFile: (path) => {
+        if (path === counted) reads += 1;
+        return nodeFileSystem.readFile(path);
+      },
+    },
+    reads: () => reads,
+  };
+}
+
+test('the first compaction after the snapshot was created, or after loading the files, does not read the snapshot back', async () => {
+  const dir = await tempDir();
+  const file = join(dir, 'store.json');
+  const counting = readCountingFileSystem(file);
+  const initial = { items: { seeded: true } } as Record<string, JsonValue>;
+  const seeded = await serve(file, { ...compactAlways, fs: counting.fs }, initial);
+  try {
+    await seeded.store.ready();
+    // The first write creates the snapshot (writeFirstSnapshot, as a seed does); then a compaction of the frozen document folds its journal in.
+    const before = counting.reads();
+    await seeded.http.put('/store/items/a').send({ n: 1 }).expect(201);
+    await eventually('the first compaction after the snapshot was created', () => seeded.storage.stats.compactions === 1);
+    expect(counting.reads() - before).toBe(0);
+    expect(seeded.errors).toEqual([]);
+  } finally {
+    await seeded.close();
+  }
+
+  const loaded = await serve(file, { ...compactAlways, fs: counting.fs }, {});
+  try {
+    await loaded.store.ready();
+    const before = counting.reads();
+    await loaded.http.put('/store/items/b').send({ n: 2 }).expect(201);
+    await eventually('the first compaction after loading', () => loaded.storage.stats.compactions === 1);
+    expect(counting.reads() - before).toBe(0);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ items: { seeded: true, a: { n: 1 }, b: { n: 2 } } });
+  } finally {
+    await loaded.close();
+  }
+});

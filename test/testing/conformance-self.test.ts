@@ -5,6 +5,7 @@
  */
 import { AssertionError } from 'node:assert';
 import { describe, expect, test } from 'vitest';
+import { conflictsWith } from '../../src/document/touched-paths.js';
 import { applyOperations, RevisionConflictError, type Change, type JsonValue, type StorageAdapter, type StoredDocument } from '../../src/index.js';
 import { conformanceCases, storageConformance, type ConformanceCase, type ConformanceSetup } from '../../src/testing/index.js';
 
@@ -116,6 +117,57 @@ function newSharedDisk(): SharedDisk {
   return { document: undefined, revision: 0, log: [], listeners: new Set() };
 }
 
+/**
+ * Shared storage that keeps the document and rebases (`capabilities.rebase`,
+ * `commitBatch`): a stale change goes in after the ones since when none of
+ * those wrote where it writes or reads. `checksFirstOnly` breaks it: a batch
+ * is checked by its first change's paths alone.
+ */
+function rebasingStorage(disk: SharedDisk, options: { checksFirstOnly?: boolean; neverRebases?: boolean } = {}): StorageAdapter {
+  const append = (changes: readonly Change[]): Change[] | undefined => {
+    const first = changes[0] as Change;
+    let missed: Change[] = [];
+    if (first.revision !== disk.revision + 1) {
+      missed = disk.log.filter((change) => change.revision >= first.revision);
+      const checked = options.checksFirstOnly ? [first] : changes;
+      const overlaps = checked.some(
+        (change) => change.touches === undefined || missed.some((done) => done.touches === undefined || conflictsWith(done.touches.writes, change.touches!)),
+      );
+      if (options.neverRebases || first.revision > disk.revision + 1 || missed.length !== disk.revision - first.revision + 1 || overlaps) {
+        throw new RevisionConflictError(undefined, disk.revision);
+      }
+    }
+    for (const change of changes) {
+      const state = { root: structuredClone(disk.document ?? {}) as JsonValue };
+      applyOperations(state, change.ops);
+      disk.document = state.root;
+      disk.revision += 1;
+      const kept: Change = structuredClone({ revision: disk.revision, ops: change.ops, touches: change.touches ?? { writes: [''], reads: [] } });
+      disk.log.push(kept);
+      for (const listener of disk.listeners) setImmediate(() => listener(structuredClone({ revision: kept.revision, ops: kept.ops })));
+    }
+    return missed.length === 0 ? undefined : structuredClone(missed.map(({ revision, ops }) => ({ revision, ops })));
+  };
+  const base = sharedStorage(disk);
+  const adapter: StorageAdapter = {
+    ...base,
+    name: 'rebasing shared memory',
+    capabilities: { shared: true, rebase: true },
+    load: () => (disk.document === undefined ? undefined : { document: structuredClone(disk.document), revision: disk.revision }),
+    commit(change) {
+      return adapter.commitBatch!([change]);
+    },
+    commitBatch(changes) {
+      const landed = disk.revision + 1;
+      const missed = append(changes);
+      return missed === undefined ? undefined : { revision: landed, missed };
+    },
+    changesSince: (revision) => structuredClone(disk.log.filter((change) => change.revision > revision).map(({ revision: at, ops }) => ({ revision: at, ops }))),
+  };
+  sharedDisks.set(adapter, disk);
+  return adapter;
+}
+
 /** Takes overlapping commits and makes them durable a tick later, in order. */
 function pipelinedStorage(disk: Disk = { text: undefined }, options: { copy?: boolean } = {}): StorageAdapter {
   const copy = options.copy ?? true;
@@ -162,6 +214,13 @@ describe('reference adapters pass the whole suite', () => {
     factory: () => sharedStorage(newSharedDisk()),
     reopen: (closed) => sharedStorage(sharedDiskOf(closed)),
     peer: (adapter) => sharedStorage(sharedDiskOf(adapter)),
+  });
+  storageConformance({
+    test,
+    name: 'rebasing shared memory',
+    factory: () => rebasingStorage(newSharedDisk()),
+    reopen: (closed) => rebasingStorage(sharedDiskOf(closed)),
+    peer: (adapter) => rebasingStorage(sharedDiskOf(adapter)),
   });
   storageConformance({
     test,
@@ -367,6 +426,19 @@ describe('broken adapters fail', () => {
       peer: (adapter) => sharedStorage(sharedDiskOf(adapter), { conflict }),
     };
     await expectFailure(setup, 'a commit at a stale revision', /must throw RevisionConflictError .* it threw Error: stale/);
+  });
+
+  test('a rebasing adapter whose commitBatch checks only the first change for overlap, or never rebases', async () => {
+    for (const [broken, message] of [
+      [{ checksFirstOnly: true }, /a batch made at revision 4, its second change overlapping/],
+      [{ neverRebases: true }, /overlaps nothing committed since must be appended after it .* it threw RevisionConflictError/],
+    ] as const) {
+      const setup: ConformanceSetup = {
+        factory: () => rebasingStorage(newSharedDisk(), broken),
+        peer: (adapter) => rebasingStorage(sharedDiskOf(adapter), broken),
+      };
+      await expectFailure(setup, 'commitBatch(): consecutive changes go in together', message);
+    }
   });
 
   test('a shared adapter registered without the peer option', async () => {

@@ -6,7 +6,9 @@
  * instead when it does not.
  */
 import assert from 'node:assert/strict';
-import type { StorageAdapter } from '../../storage/types.js';
+import type { JsonValue } from '../../document/json.js';
+import { touchedPaths } from '../../document/touched-paths.js';
+import type { Change, StorageAdapter } from '../../storage/types.js';
 import { assertSameJson } from '../assert-json.js';
 import type { CaseContext } from '../context.js';
 import { assertRevisionConflict, assertStoredDocument, attempt, changeFor, rejection, type CaseDefinition } from './helpers.js';
@@ -15,6 +17,11 @@ import { assertRevisionConflict, assertStoredDocument, attempt, changeFor, rejec
 async function storedNow(context: CaseContext, adapter: StorageAdapter) {
   const reader = context.setup.peer ? await context.peer(adapter) : adapter;
   return reader.load();
+}
+
+/** The change with `touches`, as the engine gives them to an adapter with `capabilities.rebase`. */
+function touching(adapter: StorageAdapter, change: Change): Change {
+  return adapter.capabilities?.rebase ? { ...change, touches: touchedPaths(change.ops) } : change;
 }
 
 export const optionalMethodCases: CaseDefinition[] = [
@@ -74,7 +81,7 @@ export const optionalMethodCases: CaseDefinition[] = [
     },
   },
   {
-    title: 'commitBatch(): consecutive changes go in together, and a batch on a stale revision is refused whole (when declared)',
+    title: 'commitBatch(): consecutive changes go in together; a stale batch is refused whole when one of its changes overlaps, and rebased when none does (when declared)',
     async run(context) {
       const adapter = await context.open();
       // Optional: without it the engine commits one change per call.
@@ -83,28 +90,56 @@ export const optionalMethodCases: CaseDefinition[] = [
       await adapter.load();
       await adapter.commit(changeFor(adapter, 1, [{ op: 'replace', path: '', value: { a: 0, b: 0, list: [] } }], { a: 0, b: 0, list: [] }));
       await adapter.commitBatch([
-        changeFor(adapter, 2, [{ op: 'replace', path: '/a', value: 1 }], { a: 1, b: 0, list: [] }),
-        changeFor(adapter, 3, [{ op: 'add', path: '/list/-', value: 'x' }], { a: 1, b: 0, list: ['x'] }),
-        changeFor(adapter, 4, [{ op: 'replace', path: '/b', value: 2 }], { a: 1, b: 2, list: ['x'] }),
+        touching(adapter, changeFor(adapter, 2, [{ op: 'replace', path: '/a', value: 1 }], { a: 1, b: 0, list: [] })),
+        touching(adapter, changeFor(adapter, 3, [{ op: 'add', path: '/list/-', value: 'x' }], { a: 1, b: 0, list: ['x'] })),
+        touching(adapter, changeFor(adapter, 4, [{ op: 'replace', path: '/b', value: 2 }], { a: 1, b: 2, list: ['x'] })),
       ]);
       assertStoredDocument(await storedNow(context, adapter), { a: 1, b: 2, list: ['x'] }, 4, 'after a batch of three changes');
 
       if (!context.setup.peer) return;
-      // Another process appends revision 5 on /list; a batch made at revision 4 that also touches /list overlaps it.
+      // Another process appends revision 5 on /list; a batch made at revision 4 whose second change also touches /list overlaps it.
       const peer = await context.peer(adapter);
       await peer.load();
-      await peer.commit(changeFor(peer, 5, [{ op: 'add', path: '/list/-', value: 'peer' }], { a: 1, b: 2, list: ['x', 'peer'] }));
+      await peer.commit(touching(peer, changeFor(peer, 5, [{ op: 'add', path: '/list/-', value: 'peer' }], { a: 1, b: 2, list: ['x', 'peer'] })));
       const stale = await rejection(
         attempt(() =>
           adapter.commitBatch!([
-            changeFor(adapter, 5, [{ op: 'replace', path: '/a', value: 'stale' }], { a: 'stale', b: 2, list: ['x'] }),
-            changeFor(adapter, 6, [{ op: 'add', path: '/list/-', value: 'stale' }], { a: 'stale', b: 2, list: ['x', 'stale'] }),
+            touching(adapter, changeFor(adapter, 5, [{ op: 'replace', path: '/a', value: 'stale' }], { a: 'stale', b: 2, list: ['x'] })),
+            touching(adapter, changeFor(adapter, 6, [{ op: 'add', path: '/list/-', value: 'stale' }], { a: 'stale', b: 2, list: ['x', 'stale'] })),
           ]),
         ),
-        'a batch made at revision 4, one of its changes overlapping the revision another adapter committed since',
+        'a batch made at revision 4, its second change overlapping the revision another adapter committed since',
       );
       assertRevisionConflict(stale, 'a stale batch that overlaps a newer change');
       assertStoredDocument(await storedNow(context, adapter), { a: 1, b: 2, list: ['x', 'peer'] }, 5, 'after the refused batch (none of it may be stored)');
+
+      // Revision 6 on /list again; a batch made at revision 5 on /a and /b alone overlaps nothing: with
+      // capabilities.rebase it is appended after revision 6 (a RebasedCommit), else refused.
+      const peerChange = touching(peer, changeFor(peer, 6, [{ op: 'add', path: '/list/-', value: 'peer 2' }], { a: 1, b: 2, list: ['x', 'peer', 'peer 2'] }));
+      const peerOps = structuredClone(peerChange.ops);
+      await peer.commit(peerChange);
+      const disjoint = () =>
+        adapter.commitBatch!([
+          touching(adapter, changeFor(adapter, 6, [{ op: 'replace', path: '/a', value: 'A' }], { a: 'A', b: 2, list: ['x', 'peer'] })),
+          touching(adapter, changeFor(adapter, 7, [{ op: 'replace', path: '/b', value: 'B' }], { a: 'A', b: 'B', list: ['x', 'peer'] })),
+        ]);
+      if (!adapter.capabilities?.rebase) {
+        assertRevisionConflict(await rejection(attempt(disjoint), 'a stale batch, without capabilities.rebase'), 'a stale batch without capabilities.rebase');
+        assertStoredDocument(await storedNow(context, adapter), { a: 1, b: 2, list: ['x', 'peer', 'peer 2'] }, 6, 'after the refused batch');
+        return;
+      }
+      const rebased = await attempt(disjoint).catch((error: unknown) =>
+        assert.fail(`a stale batch that overlaps nothing committed since must be appended after it (capabilities.rebase), resolving with a RebasedCommit; it threw ${String(error)}`),
+      );
+      assert.ok(rebased, 'a stale batch that overlaps nothing committed since resolves with a RebasedCommit (capabilities.rebase), not nothing');
+      assert.equal(rebased.revision, 7, 'RebasedCommit.revision: the revision the first change of the batch got');
+      assert.deepEqual(
+        rebased.missed.map((change) => change.revision),
+        [6],
+        'RebasedCommit.missed: the changes committed since the batch was made, oldest first',
+      );
+      assertSameJson(rebased.missed[0]!.ops as unknown as JsonValue, peerOps as unknown as JsonValue, 'RebasedCommit.missed: the ops of the change it missed');
+      assertStoredDocument(await storedNow(context, adapter), { a: 'A', b: 'B', list: ['x', 'peer', 'peer 2'] }, 8, 'after the rebased batch (both processes\' changes)');
     },
   },
 ];
