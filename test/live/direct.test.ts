@@ -139,7 +139,7 @@ function valueAt(root: JsonValue, path: readonly string[]): JsonValue | null {
 /**
  * Memory storage behind an adapter whose commits are asynchronous and, while
  * `holding`, wait until the test lets them go (saved or refused); one at a
- * time, like Redis.
+ * time (no pipelining, no commitBatch).
  */
 function heldStorage(): { storage: StorageAdapter; held: () => number; release: (refuse?: boolean) => void; setHolding: (on: boolean) => void } {
   const inner = memoryStorage();
