@@ -79,6 +79,18 @@ export const explorerScript = String.raw`
     render();
   }
 
+  // At most one load in flight and one waiting: an older answer never lands after a newer one,
+  // and a burst of events costs two GETs, not one each. The promise is of a load started after the call.
+  var loading = null, pending = null;
+  function refresh() {
+    if (!loading) {
+      loading = load().finally(function () { loading = null; });
+      return loading;
+    }
+    if (!pending) pending = loading.catch(function () {}).then(function () { pending = null; return refresh(); });
+    return pending;
+  }
+
   /** Sends a JSON Patch; true when the editor should close (saved, or a conflict showed the latest). */
   async function send(ops, done) {
     var headers = { 'Content-Type': 'application/json-patch+json', Accept: 'application/json' };
@@ -92,13 +104,13 @@ export const explorerScript = String.raw`
     }
     if (res.ok) {
       say(done);
-      await load();
+      await refresh();
       return true;
     }
     if (res.status === 412) {
       // The editor closes: what it was editing may be gone or different now.
       etag = null;
-      await load();
+      await refresh();
       say('Not saved: someone else changed this since it was loaded. Showing the latest version; try again.', true);
       return true;
     }
@@ -252,24 +264,24 @@ export const explorerScript = String.raw`
     if (polling) return;
     polling = true;
     live.textContent = 'live (checking every ' + pollMs / 1000 + ' s)';
-    setInterval(function () { if (!document.hidden) load().catch(function () {}); }, pollMs);
+    setInterval(function () { if (!document.hidden) refresh().catch(function () {}); }, pollMs);
   }
 
   function startLive() {
     if (typeof EventSource !== 'function') { startPolling(); return; }
     var opened = false;
     var source = new EventSource(url);
-    var refresh = function () { load().catch(function () {}); };
+    var onEvent = function () { refresh().catch(function () {}); };
     source.onopen = function () { opened = true; live.textContent = 'live'; };
-    source.addEventListener('put', refresh);
-    source.addEventListener('patch', refresh);
-    source.onmessage = refresh;
+    source.addEventListener('put', onEvent);
+    source.addEventListener('patch', onEvent);
+    source.onmessage = onEvent;
     source.onerror = function () {
       // The store does not stream (yet), or the stream broke for good: poll instead.
       if (!opened || source.readyState === 2) { source.close(); startPolling(); }
     };
   }
 
-  load().then(startLive, function (e) { say('Could not load: ' + e.message, true); startPolling(); });
+  refresh().then(startLive, function (e) { say('Could not load: ' + e.message, true); startPolling(); });
 })();
 `;

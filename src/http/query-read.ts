@@ -17,11 +17,6 @@ import { mountPrefix, splitTarget } from './request-target.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-function acceptsEventStream(req: IncomingMessage): boolean {
-  const accept = req.headers.accept;
-  return accept !== undefined && /(?:^|,)\s*text\/event-stream\s*(?:[;,]|$)/i.test(accept);
-}
-
 /** RFC 8288 links to the neighbouring pages: this request's own target with `_page` changed. */
 function linkHeader(req: IncomingMessage, links: PageLinks): string | undefined {
   const target = splitTarget(req.url);
@@ -46,9 +41,6 @@ export async function answerCollectionQuery(
   query: CollectionQuery,
   options: { pretty: boolean; head: boolean; describeMissing: () => Promise<string> },
 ): Promise<void> {
-  if (acceptsEventStream(req)) {
-    throw liveQueryRefused();
-  }
   const preconditions = preconditionsOf(req.headers);
   const where = displayPath(path);
   const result = await store.read<QueryResult | undefined>((root) => {

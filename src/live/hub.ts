@@ -118,7 +118,7 @@ export class LiveHub {
   private listening = false;
   private closed = false;
   private readonly history: RecentChanges;
-  /** Direct mode: work waiting for the store to be in sync. */
+  /** Direct mode only (copy mode never queues): work waiting for the store to be in sync. */
   private waiters: Waiter[] = [];
   private polling = false;
 
@@ -300,6 +300,12 @@ export class LiveHub {
       waiter.ready();
       return;
     }
+    // Copy mode is in sync whenever it has a copy; no copy after \`follow()\` means the hub started afresh
+    // (resync): nothing would ever wake a waiter, so fail now and let the client reconnect.
+    if (!this.direct) {
+      waiter.failed(new StorageError('live: the server lost track of the document; reconnect'));
+      return;
+    }
     this.waiters.push(waiter);
     this.poll();
   }
@@ -317,7 +323,7 @@ export class LiveHub {
    * store's revision falls back to the last one published).
    */
   private poll(): void {
-    if (!this.direct || this.polling || !this.listening) return;
+    if (this.polling || !this.listening) return;
     this.polling = true;
     this.store.read(() => this.store.revision).then(
       (seen) => {

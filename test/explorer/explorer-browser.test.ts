@@ -121,6 +121,37 @@ describe('the explorer page in Chromium', () => {
     await page.context().close();
   });
 
+  test('a burst of changes: at most one GET of the value in flight, and the page ends at the last value', { timeout: 120_000 }, async () => {
+    expect([200, 201]).toContain((await fetch(`${base}/burst`, { method: 'PUT', headers: json, body: '{"n":0}' })).status);
+    const context = await browser!.newContext();
+    // Counted in the page itself: the page's GETs from the call of fetch until its answer is in.
+    await context.addInitScript(`
+      var counts = (window.loadCounts = { inFlight: 0, most: 0, loads: 0 });
+      var original = window.fetch.bind(window);
+      window.fetch = function (input, init) {
+        if (init && init.method && init.method !== 'GET') return original(input, init);
+        counts.loads++;
+        counts.most = Math.max(counts.most, ++counts.inFlight);
+        return original(input, init).finally(function () { counts.inFlight--; });
+      };
+    `);
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    await page.goto(`${base}/burst`);
+    await expect.poll(() => page.locator('#live').textContent()).toMatch(/^live/);
+    const writes = 60;
+    for (let n = 1; n <= writes; n++) {
+      expect((await fetch(`${base}/burst/n`, { method: 'PUT', headers: json, body: String(n) })).status).toBe(200);
+    }
+    await expect.poll(() => page.locator('#tree').textContent(), { timeout: 20_000 }).toContain(String(writes));
+    const counts = (await page.evaluate('window.loadCounts')) as { inFlight: number; most: number; loads: number };
+    expect(counts.loads).toBeGreaterThan(1);
+    expect(counts.most).toBe(1);
+    expect(problems).toEqual([]);
+    await context.close();
+  });
+
   test('a change made meanwhile by someone else is a 412 the page shows, then it shows the latest; bad JSON is refused', { timeout: 120_000 }, async () => {
     const { page, problems } = await openPage('/posts/1');
     await expect.poll(() => page.locator('#live').textContent()).toMatch(/^live/);

@@ -241,6 +241,16 @@ describe.each(chosen)('$name', (host) => {
       expectProblem(await ctx.get('/posts?_sort=id', { Accept: 'text/event-stream' }), 400, /Live queries are not supported yet/);
     });
 
+    test('without live updates (live: false) a query asked for as text/event-stream gets its JSON answer', async () => {
+      const ctx = await serve(host, { initial: { posts }, live: false });
+      const reply = await ctx.get('/posts?_limit=1', { Accept: 'text/event-stream' });
+      expect({ status: reply.status, type: reply.headers['content-type'], total: reply.headers['x-total-count'] }).toEqual({
+        status: 200,
+        type: 'application/json; charset=utf-8',
+        total: String(posts.length),
+      });
+    });
+
     test('writes take no query string; reads keep ?shallow, ?pretty and jQuery cache busting', async () => {
       const ctx = await serve(host, { initial: { posts, m: { a: 1 } } });
       expectProblem(await ctx.put('/m/b?_sort=id', 2), 400, /PUT takes no query parameters \(got _sort\)/);

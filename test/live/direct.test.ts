@@ -84,6 +84,49 @@ describe('touched paths read after the change', () => {
   });
 });
 
+describe('direct mode: one JSON Patch of many operations on one array', () => {
+  test('3000 appends and removals in one PATCH: every stream ends at what GET gives', async () => {
+    const live = await serveLive({ storage: memoryStorage(), initial: { list: [0, 1, 2, 3, 4] }, maxPatchOperations: 5000 });
+    await live.store.ready();
+    expect(live.store.store.pipelinesWrites).toBe(false);
+    const paths = ['/', '/list', '/list/0', '/list/3', '/list/700', '/list/1499', '/list/5000'];
+    const clients = await Promise.all(paths.map((path) => SseClient.open(`${live.url}${path}`)));
+    for (const client of clients) await client.waitForMessages(1);
+    // Appends and removals at the end only: each touches one element, placed by the array's length at that point of the change.
+    let length = 5;
+    const atTheEnd: PatchOperation[] = [];
+    for (let i = 0; atTheEnd.length < 3000; i++) {
+      if (i % 4 === 3) atTheEnd.push({ op: 'remove', path: `/list/${--length}` });
+      else if (i % 4 === 1) atTheEnd.push({ op: 'add', path: `/list/${length++}`, value: i });
+      else atTheEnd.push({ op: 'add', path: '/list/-', value: (length++, i) });
+    }
+    // Then the same mixed with insertions at the front and removals from the middle (these touch the whole array).
+    const mixed: PatchOperation[] = [];
+    for (let i = 0; mixed.length < 3000; i++) {
+      mixed.push({ op: 'add', path: '/list/-', value: -i });
+      if (i % 3 === 0) mixed.push({ op: 'remove', path: '/list/1' });
+      else if (i % 3 === 1) mixed.push({ op: 'add', path: '/list/0', value: `front${i}` });
+      else mixed.push({ op: 'remove', path: '/list/' + String(4 + i) });
+    }
+    for (const ops of [atTheEnd, mixed]) {
+      const seen = (clients[1] as SseClient).messages.length;
+      expect((await live.write('PATCH', '/', ops, 'application/json-patch+json')).status).toBe(200);
+      for (let k = 0; k < paths.length; k++) {
+        const response = await fetch(`${live.url}${paths[k]}`);
+        const text = await response.text();
+        expect([200, 404]).toContain(response.status);
+        // A path with no value streams null.
+        const expected = response.status === 200 ? JSON.stringify(JSON.parse(text)) : 'null';
+        const client = clients[k] as SseClient;
+        await eventually(`${paths[k]} caught up`, () => JSON.stringify(replayClient(client, null).value) === expected);
+      }
+      // A wrong length would widen an append to the whole array: still right, but not what the end-only change should cost.
+      const onList = (clients[1] as SseClient).messages.slice(seen);
+      if (ops === atTheEnd) expect(onList.filter((m) => m.path === '/').length).toBe(0);
+    }
+  });
+});
+
 function valueAt(root: JsonValue, path: readonly string[]): JsonValue | null {
   let node: JsonValue | undefined = root;
   for (const segment of path) {
@@ -96,7 +139,7 @@ function valueAt(root: JsonValue, path: readonly string[]): JsonValue | null {
 /**
  * Memory storage behind an adapter whose commits are asynchronous and, while
  * `holding`, wait until the test lets them go (saved or refused); one at a
- * time, like Redis.
+ * time (no pipelining, no commitBatch).
  */
 function heldStorage(): { storage: StorageAdapter; held: () => number; release: (refuse?: boolean) => void; setHolding: (on: boolean) => void } {
   const inner = memoryStorage();

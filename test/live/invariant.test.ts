@@ -97,7 +97,7 @@ describe('the invariant: events applied in order give what GET gives at each rev
 });
 
 describeRedis('the invariant on Redis storage', (env) => {
-  test('Redis storage (one change at a time: events read from the store without a copy)', async () => {
+  test('Redis storage (group commit: events from the hub\'s copy)', async () => {
     await invariant(redisStorage({ client: await env.client(), key: env.key('live-invariant') }), 5);
   }, 60_000);
 });

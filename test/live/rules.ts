@@ -120,7 +120,7 @@ export function liveRules(makeStorage: () => Promise<StorageAdapter>): void {
     expect(four.status).toBe(200);
   });
 
-  test('a query on a stream is 400 (live queries are not offered yet); Accept with q=0 for event streams gets JSON; HEAD is a plain HEAD', async () => {
+  test('a query on a stream is 400 (live queries are not offered yet); Accept with q=0 for event streams gets JSON; HEAD is a plain HEAD (also with a collection query)', async () => {
     const live = await serveLive({ storage: await makeStorage(), initial: { a: 1 } });
     for (const [query, detail] of [
       ['orderBy=%22%24key%22&limitToFirst=1', /Live queries are not supported yet/],
@@ -136,6 +136,17 @@ export function liveRules(makeStorage: () => Promise<StorageAdapter>): void {
     expect({ status: refused.status, body: refused.body }).toEqual({ status: 200, body: '1' });
     const head = await fetch(`${live.url}/a`, { method: 'HEAD', headers: { accept: 'text/event-stream' } });
     expect(head.headers.get('content-type')).toMatch(/application\/json/);
+    // The same for a collection query: q=0 or HEAD is an ordinary query answer, not the 400 for live queries.
+    await live.write('PUT', '/posts', [{ id: 1 }, { id: 2 }]);
+    const query = await SseClient.open(`${live.url}/posts?_limit=1`, { headers: { accept: 'text/event-stream;q=0, application/json' } });
+    await eventually('the answer', () => query.ended);
+    expect({ status: query.status, body: query.body, total: query.headers['x-total-count'] }).toEqual({ status: 200, body: '[{"id":1}]', total: '2' });
+    const headQuery = await fetch(`${live.url}/posts?_limit=1`, { method: 'HEAD', headers: { accept: 'text/event-stream' } });
+    expect({ status: headQuery.status, type: headQuery.headers.get('content-type'), total: headQuery.headers.get('x-total-count') }).toEqual({
+      status: 200,
+      type: 'application/json; charset=utf-8',
+      total: '2',
+    });
   });
 
   test('mw.subscribe gives server code the same events, and its unsubscribe releases it', async () => {
