@@ -33,7 +33,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
-import { describeRequest, receiveBody, type ProgramInput } from './request-body.js';
+import { describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 type Params = Readonly<Record<string, string>>;
@@ -425,6 +425,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
         stdinSource.removeAllListeners('data');
         if (stdinSource !== req) stdinSource.destroy();
       }
+      discardRestOfBody(req);
       if (input.kind === 'file') void input.file.close();
     };
     /** Ends this request's use of the connection: kept for the next request only after a clean END_REQUEST. */

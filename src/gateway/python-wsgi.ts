@@ -16,6 +16,7 @@ import { PythonWorkerPool, runnerPath, type PoolJob, type PythonWorker, type Wor
 import { Deadlines, type Expiring } from './deadlines.js';
 import { decodeResponseHead, FromWorker, requestFrames, ToWorker, type Frame } from './python-protocol.js';
 import { buildHead, parseStatusLine } from './response-head.js';
+import { discardRestOfBody } from './request-body.js';
 import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 import { optionChecks, shown, type OptionChecks } from '../option-checks.js';
@@ -179,6 +180,7 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
     this.#deadlines.delete(this);
     this.#stopWatchingClient();
     this.#detachBody?.();
+    discardRestOfBody(this.#req);
     const worker = this.#worker;
     this.#worker = undefined;
     worker?.detach();

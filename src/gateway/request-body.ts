@@ -26,6 +26,16 @@ export interface BodyLimits {
   readonly tempDir: string;
 }
 
+/**
+ * The response is over and the rest of the body is unwanted: read and drop
+ * it, as Node does for a body nobody read. A bridge pauses the request for
+ * backpressure, and Node skips its own drain for a request that was read
+ * from, so a paused remainder would stall the keep-alive connection.
+ */
+export function discardRestOfBody(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}
+
 /** `METHOD /target` of a request, for log lines. */
 export function describeRequest(req: IncomingMessage): string {
   return `${req.method ?? 'GET'} ${originalTarget(req)}`;

@@ -9,13 +9,14 @@ import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { IncomingMessage } from 'node:http';
 import express from 'express';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pythonWsgi, type PythonWsgiMiddleware, type PythonWsgiOptions } from '../../src/gateway/index.js';
 import { expectProblemAnswer } from '../support/problem.js';
 import { eventually } from '../support/wait.js';
-import { captureLogger, clientThatDoesNotRead, expressVersions, isRunning, leaveAfterFirstChunk, listen, rawRequest, waitForStall, type Listening } from './helpers.js';
+import { captureLogger, clientThatDoesNotRead, expressVersions, isRunning, leaveAfterFirstChunk, listen, postUnreadThenGet, rawRequest, waitForStall, type Listening } from './helpers.js';
 import { connect } from 'node:net';
 
 const python = '/usr/bin/python3';
@@ -362,6 +363,27 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       servers.push(listening);
       return listening;
     }
+
+    it('reads and drops a body the app never read, so the keep-alive connection serves the next request', async () => {
+      // The app holds the worker until the upload has backed up (the request paused), then answers without reading it.
+      const probe = pool('probe:app', { workers: 1 });
+      await probe.ready();
+      let uploading: IncomingMessage | undefined;
+      const app = express();
+      app.use((req, _res, next) => {
+        if (req.method === 'POST') uploading = req;
+        next();
+      });
+      app.use('/app', probe);
+      const listening = await listen(app);
+      servers.push(listening);
+      const gate = join(scratch, `unread-${randomBytes(4).toString('hex')}`);
+      const result = await postUnreadThenGet(listening.port, `/app/block?${gate}`, '/app/pid', undefined, async () => {
+        await eventually('the upload to back up', () => uploading?.isPaused());
+        writeFileSync(gate, '');
+      });
+      expect(result).toEqual({ postStatus: 200, getStatus: 200, sockets: 1 });
+    });
 
     it('a worker crash mid-request gives 502, and the next request succeeds on its replacement', async () => {
       const probe = pool('probe:app', { workers: 1 });
