@@ -385,6 +385,17 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(result).toEqual({ postStatus: 200, getStatus: 200, sockets: 1 });
     });
 
+    it('a worker streaming its answer holds at most about 1 MiB of a body its app does not read', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { url } = await serve(probe);
+      const response = await fetch(`${url}/app/stream-unread?20000`, { method: 'POST', body: Buffer.alloc(32 * 1024 * 1024, 'x') });
+      const text = await response.text();
+      expect(text.length).toBeGreaterThan(20000);
+      const mostUnread = Number(text.trim().split('\n').at(-1));
+      // The runner stops reading ahead past 1 MiB (one more read of up to 64 KiB may land first).
+      expect(mostUnread).toBeLessThan(1.25 * 1024 * 1024);
+    });
+
     it('a worker crash mid-request gives 502, and the next request succeeds on its replacement', async () => {
       const probe = pool('probe:app', { workers: 1 });
       const { server, url } = await serve(probe);

@@ -30,6 +30,9 @@ from urllib.parse import unquote_to_bytes
 FRAME = struct.Struct('>cI')
 READ_SIZE = 65536
 MAX_READ = 1 << 20
+# Unread request body the worker holds while it polls for an abort; past it,
+# it stops reading ahead, the pipe fills and Node stops reading the upload.
+MAX_UNREAD_BODY = 1 << 20
 
 
 class ClientDisconnected(OSError):
@@ -132,12 +135,14 @@ class Exchange:
     def __init__(self, channel):
         self.channel = channel
         self.chunks = []
+        self.buffered = 0
         self.body_ended = False
         self.aborted = False
 
     def accept(self, kind, payload):
         if kind == b'B':
             self.chunks.append(payload)
+            self.buffered += len(payload)
         elif kind == b'E':
             self.body_ended = True
         elif kind == b'A':
@@ -152,8 +157,10 @@ class Exchange:
             raise ClientDisconnected('the client disconnected')
 
     def poll_abort(self):
-        for kind, payload in self.channel.poll():
-            self.accept(kind, payload)
+        """Whether the client left, as far as the frames read so far say (an abort behind a full pipe waits for the timeout)."""
+        if self.buffered < MAX_UNREAD_BODY:
+            for kind, payload in self.channel.poll():
+                self.accept(kind, payload)
         return self.aborted
 
 
@@ -172,6 +179,7 @@ class WsgiInput:
             for chunk in exchange.chunks:
                 self.buffer += chunk
             exchange.chunks = []
+            exchange.buffered = 0
             return True
         if exchange.body_ended:
             return False
