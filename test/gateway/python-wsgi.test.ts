@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pythonWsgi, type PythonWsgiMiddleware, type PythonWsgiOptions } from '../../src/gateway/index.js';
 import { expectProblemAnswer } from '../support/problem.js';
 import { eventually } from '../support/wait.js';
-import { captureLogger, clientThatDoesNotRead, expressVersions, isRunning, leaveAfterFirstChunk, listen, postUnreadThenGet, rawRequest, waitForStall, type Listening } from './helpers.js';
+import { captureLogger, clientThatDoesNotRead, expressVersions, header, isRunning, leaveAfterFirstChunk, listen, postUnreadThenGet, rawRequest, waitForStall, type Listening } from './helpers.js';
 import { connect } from 'node:net';
 
 const python = '/usr/bin/python3';
@@ -394,6 +394,29 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       const mostUnread = Number(text.trim().split('\n').at(-1));
       // The runner stops reading ahead past 1 MiB (one more read of up to 64 KiB may land first).
       expect(mostUnread).toBeLessThan(1.25 * 1024 * 1024);
+    });
+
+    it('maxBodySize: 413 for a declared Content-Length over it, before the app runs', async () => {
+      const probe = pool('probe:app', { workers: 1, maxBodySize: 1000 });
+      const { server, port } = await serve(probe);
+      const answer = await rawRequest(port, 'POST /app/sum HTTP/1.1\nHost: x\nContent-Length: 5000', 'x'.repeat(5000));
+      expect(answer.status).toBe(413);
+      const problem = expectProblemAnswer({ status: answer.status, contentType: header(answer, 'content-type')[0], text: answer.body.toString() }, 413);
+      expect(problem.detail).toBe('The request body is larger than 1000 bytes.');
+      expect(probe.lines.join('\n')).toMatch(/pythonWsgi: 413 for POST \/app\/sum: Content-Length 5000 is over maxBodySize \(1000\)/);
+      expect((await request(server).post('/app/sum').send('x'.repeat(1000)).expect(200)).body).toMatchObject({ length: 1000 });
+    });
+
+    it('maxBodySize: a chunked body past it is cut off with 413, and the worker serves the next request', async () => {
+      const probe = pool('probe:app', { workers: 1, maxBodySize: 1000 });
+      const { server, port } = await serve(probe);
+      const [before] = probe.workerPids;
+      const answer = await rawRequest(port, 'POST /app/sum HTTP/1.1\nHost: x\nTransfer-Encoding: chunked', `200\r\n${'x'.repeat(512)}\r\n1388\r\n${'x'.repeat(5000)}\r\n0\r\n\r\n`);
+      expect(answer.status).toBe(413);
+      expect(header(answer, 'connection')).toEqual(['close']);
+      expect(probe.lines.join('\n')).toMatch(/413 for POST \/app\/sum: the chunked body passed maxBodySize \(1000\)/);
+      expect((await request(server).post('/app/sum').send('x'.repeat(1000)).expect(200)).body).toMatchObject({ length: 1000 });
+      expect(probe.workerPids).toEqual([before]);
     });
 
     it('a worker crash mid-request gives 502, and the next request succeeds on its replacement', async () => {
