@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { encodeEndRequest, encodeRecords, RecordReader, RecordType } from '../../src/gateway/fastcgi-protocol.js';
 import { fastcgi, type FastCgiMiddleware } from '../../src/gateway/index.js';
 import { captureLogger, expressVersions, header, listen, postUnreadThenGet, rawRequest, waitFor, type Listening } from './helpers.js';
@@ -289,6 +289,46 @@ describe('fastcgi() with a scripted FastCGI server', () => {
       await http.close();
       await middleware.close();
       for (const socket of sockets) socket.destroy(); // The paused one never sees the end.
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('fastcgi() queue', () => {
+  it('answers 503 past maxQueue, and a waiting request whose client left gives up its place', async () => {
+    // A FastCGI server that takes connections and never answers (a stuck php-fpm).
+    const held: Socket[] = [];
+    const server = createNetServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const log = captureLogger();
+    const middleware = fastcgi({ host: '127.0.0.1', port, maxConnections: 1, maxQueue: 1, logger: log.logger });
+    const http = await listen((req, res) => middleware(req, res));
+    const clients: Socket[] = [];
+    const openRequest = (path: string): Socket => {
+      const socket = connect(http.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      clients.push(socket);
+      return socket;
+    };
+    try {
+      openRequest('/holding');
+      await waitFor(() => middleware.connections.busy === 1 && held.length === 1, 'the first request to hold the only connection');
+      const waiting = openRequest('/waiting');
+      await waitFor(() => middleware.connections.queued === 1, 'the second request to wait');
+      const refused = await request(http.url).get('/refused').expect(503);
+      expect(refused.body.detail).toBe('All 1 FastCGI connections are busy and 1 requests are already waiting; retry shortly.');
+      waiting.destroy();
+      await waitFor(() => middleware.connections.queued === 0, 'the request whose client left to leave the queue', 15_000);
+    } finally {
+      for (const socket of [...clients, ...held]) socket.destroy();
+      await http.close();
+      await middleware.close();
       await new Promise((resolve) => server.close(resolve));
     }
   });
