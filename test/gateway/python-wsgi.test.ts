@@ -461,18 +461,25 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
     });
 
     it('a request still queued at the timeout: 504, and so is the one holding the worker', async () => {
-      const probe = pool('probe:app', { workers: 1, timeout: 1500 });
+      // The killed worker's replacement is held at import until both answers are in, so it cannot serve the queued request.
+      const holdImport = join(scratch, `hold-import-${randomBytes(4).toString('hex')}`);
+      const probe = pool('probe:app', { workers: 1, timeout: 1500, env: { PROBE_HOLD_IMPORT: holdImport } });
       const { url } = await serve(probe);
+      writeFileSync(holdImport, '');
       const gate = blocker();
-      const blocked = fetch(`${url}/app/block?${gate.query}`);
-      await eventually('the worker blocked', gate.started);
-      const queued = fetch(`${url}/app/pid`);
-      await eventually('one request queued', () => probe.load.queued === 1);
-      const [first, second] = await Promise.all([blocked, queued]);
-      expect(first.status).toBe(504);
-      expect(second.status).toBe(504);
-      expect(((await second.json()) as { detail: string }).detail).toBe('No Python worker became free within 1500 ms.');
-      gate.release();
+      try {
+        const blocked = fetch(`${url}/app/block?${gate.query}`);
+        await eventually('the worker blocked', gate.started);
+        const queued = fetch(`${url}/app/pid`);
+        await eventually('one request queued', () => probe.load.queued === 1);
+        const [first, second] = await Promise.all([blocked, queued]);
+        expect(first.status).toBe(504);
+        expect(second.status).toBe(504);
+        expect(((await second.json()) as { detail: string }).detail).toBe('No Python worker became free within 1500 ms.');
+      } finally {
+        gate.release();
+        rmSync(holdImport, { force: true });
+      }
       expect(await pidOf(`${url}/app`)).toBeGreaterThan(0);
       expect(probe.load).toEqual({ busy: 0, queued: 0 });
     });
