@@ -419,6 +419,26 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(probe.workerPids).toEqual([before]);
     });
 
+    it('a huge wsgi.errors write is logged cut to 16 KiB, and the worker lives on', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { server } = await serve(probe);
+      const [before] = probe.workerPids;
+      expect((await request(server).get('/app/errors-huge').expect(200)).body).toEqual({ logged: true });
+      await eventually('the line after the huge one', () => probe.lines.includes('wsgi.errors: after the huge line'));
+      const huge = probe.lines.filter((line) => line.startsWith('wsgi.errors: eee'));
+      expect(huge).toEqual([`wsgi.errors: ${'e'.repeat(16 * 1024)}… (truncated)`]);
+      expect(probe.workerPids).toEqual([before]);
+    });
+
+    it('a response head over 64 KiB: 500, and the worker lives on', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { server } = await serve(probe);
+      const [before] = probe.workerPids;
+      await request(server).get('/app/big-head').expect(500);
+      expect(probe.workerPids).toEqual([before]);
+      expect(probe.lines.join('\n')).toMatch(/the response head is larger than 65536 bytes/);
+    });
+
     it('a worker crash mid-request gives 502, and the next request succeeds on its replacement', async () => {
       const probe = pool('probe:app', { workers: 1 });
       const { server, url } = await serve(probe);

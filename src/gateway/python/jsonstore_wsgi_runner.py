@@ -119,6 +119,17 @@ def frame(kind, payload=b''):
 
 
 MAX_BODY_FRAME = 1 << 20
+# Node's limits per frame type (python-protocol.ts): past them it kills the worker as corrupt.
+MAX_FRAME = 1 << 20
+MAX_HEAD_FRAME = 64 << 10
+
+
+def text_frame(kind, text):
+    """A traceback as one frame: past MAX_FRAME only its end (where the exception is) is kept."""
+    data = text.encode('utf-8', 'replace')
+    if len(data) > MAX_FRAME:
+        data = b'(traceback cut to its end)\n' + data[-(MAX_FRAME - 64):]
+    return frame(kind, data)
 
 
 def body_frames(chunk):
@@ -253,7 +264,9 @@ class WsgiErrors:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode('utf-8', 'replace')
         if text:
-            self.channel.send(frame(b'L', str(text).encode('utf-8', 'replace')))
+            data = str(text).encode('utf-8', 'replace')
+            # Split as body_frames does; Node joins the pieces (a character split in two included).
+            self.channel.send(b''.join(frame(b'L', data[start:start + MAX_FRAME]) for start in range(0, len(data), MAX_FRAME)))
         return len(text)
 
     def writelines(self, lines):
@@ -333,7 +346,13 @@ class Response:
     def head_frame(self):
         if self.status is None:
             raise AssertionError('the app produced a body before calling start_response()')
+        head = self._head_frame()
+        if len(head) > MAX_HEAD_FRAME + FRAME.size:
+            raise ValueError('the response head is larger than %d bytes' % MAX_HEAD_FRAME)
         self.headers_sent = True
+        return head
+
+    def _head_frame(self):
         fields = [self.status]
         for name, value in self.headers:
             fields.append(name)
@@ -406,7 +425,10 @@ def handle(app, channel, kind, payload):
         channel.send(frame(b'X', json.dumps({'traceback': '', 'disconnected': True}).encode('utf-8')))
     except Exception:
         text = traceback.format_exc()
-        channel.send(frame(b'X', json.dumps({'traceback': text}).encode('utf-8')))
+        payload = json.dumps({'traceback': text}).encode('utf-8')
+        if len(payload) > MAX_FRAME:
+            payload = json.dumps({'traceback': '(traceback cut to its end)\n' + text[-(MAX_FRAME // 8):]}).encode('utf-8')
+        channel.send(frame(b'X', payload))
     finally:
         close = getattr(result, 'close', None)
         if close is not None:
@@ -455,7 +477,7 @@ def main():
     try:
         app = load(sys.argv[1])
     except BaseException:
-        channel.send(frame(b'F', traceback.format_exc().encode('utf-8', 'replace')))
+        channel.send(text_frame(b'F', traceback.format_exc()))
         return 1
     channel.send(frame(b'R', json.dumps({'pid': os.getpid()}).encode('utf-8')))
     while True:
