@@ -14,7 +14,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, originalTarget, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
-import { describeRequest, receiveBody, type ProgramInput } from './request-body.js';
+import { describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
 import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
@@ -369,7 +369,10 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       clearTimeout(deadline);
       stopOnLeave();
       stderr.flush();
-      if (input.kind === 'stream') req.unpipe(child.stdin ?? undefined);
+      if (input.kind === 'stream') {
+        req.unpipe(child.stdin ?? undefined);
+        discardRestOfBody(req);
+      }
       if (spawnError !== undefined) {
         if (phase === 'head') failWith(new GatewayError('bad-gateway', 'The CGI script could not be started.', { cause: spawnError }));
         return;

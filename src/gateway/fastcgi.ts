@@ -15,6 +15,7 @@ import { isAbsolute, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { statSync } from 'node:fs';
 import { JsonStoreError } from '../errors.js';
+import { optionChecks } from '../option-checks.js';
 import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, decodePath, originalTarget, requestScheme, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
@@ -33,7 +34,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
-import { describeRequest, receiveBody, type ProgramInput } from './request-body.js';
+import { describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 type Params = Readonly<Record<string, string>>;
@@ -84,6 +85,8 @@ export interface FastCgiOptions extends GatewayOptions {
    * freed). Default 5, php-fpm's own default `pm.max_children`.
    */
   maxConnections?: number;
+  /** Requests that may wait for a connection when all `maxConnections` are busy; past it, 503. Default 100, as `pythonWsgi()`. */
+  maxQueue?: number;
   /** Milliseconds an unused kept-open connection stays open (and holds its php-fpm child). Default 10000. */
   idleTimeout?: number;
   /** Largest CGI header block accepted in STDOUT, in bytes; larger is a 502. Default 65536. */
@@ -105,8 +108,8 @@ export interface FastCgiOptions extends GatewayOptions {
 
 /** What `fastcgi()` returns: middleware, plus its connection pool's state and a way to close it. */
 export interface FastCgiMiddleware extends GatewayMiddleware {
-  /** Connections opened so far, and those open now (idle or serving a request). */
-  readonly connections: { opened: number; idle: number; busy: number };
+  /** Connections opened so far, those open now (idle or serving a request), and requests waiting for one. */
+  readonly connections: { opened: number; idle: number; busy: number; queued: number };
   /** Closes idle connections now and the others when their request ends; new requests get 502. */
   close(): Promise<void>;
 }
@@ -191,35 +194,50 @@ class ConnectionPool {
   readonly #address: Address;
   readonly #max: number;
   readonly #idleTimeout: number;
+  readonly #maxQueue: number;
   #idle: Connection[] = [];
   #open = new Set<Connection>();
   #waiting: Array<{ resolve: (connection: Connection) => void; reject: (error: Error) => void }> = [];
   #closing = false;
   opened = 0;
 
-  constructor(address: Address, max: number, idleTimeout: number) {
+  constructor(address: Address, max: number, idleTimeout: number, maxQueue: number) {
     this.#address = address;
     this.#max = max;
     this.#idleTimeout = idleTimeout;
+    this.#maxQueue = maxQueue;
   }
 
-  get stats(): { opened: number; idle: number; busy: number } {
-    return { opened: this.opened, idle: this.#idle.length, busy: this.#open.size - this.#idle.length };
+  get stats(): { opened: number; idle: number; busy: number; queued: number } {
+    return { opened: this.opened, idle: this.#idle.length, busy: this.#open.size - this.#idle.length, queued: this.#waiting.length };
   }
 
-  acquire(): Promise<Connection> {
-    if (this.#closing) return Promise.reject(new Error('the FastCGI client was closed'));
+  /**
+   * A connection: idle, new, or the next one freed. `cancel` gives up a place
+   * in the queue (the request timed out or its client left). Rejects with a
+   * 503 GatewayError when `maxQueue` requests already wait.
+   */
+  acquire(): { connection: Promise<Connection>; cancel: () => void } {
+    const now = (connection: Promise<Connection>) => ({ connection, cancel: () => undefined });
+    if (this.#closing) return now(Promise.reject(new Error('the FastCGI client was closed')));
     for (let idle = this.#idle.pop(); idle !== undefined; idle = this.#idle.pop()) {
       idle.clearIdle();
-      if (idle.reusable) return Promise.resolve(idle);
+      if (idle.reusable) return now(Promise.resolve(idle));
     }
-    if (this.#open.size < this.#max) return this.#connect();
-    return new Promise((resolve, reject) => this.#waiting.push({ resolve, reject }));
+    if (this.#open.size < this.#max) return now(this.#connect());
+    if (this.#waiting.length >= this.#maxQueue) {
+      return now(Promise.reject(new GatewayError('service-unavailable', `All ${this.#max} FastCGI connections are busy and ${this.#maxQueue} requests are already waiting; retry shortly.`)));
+    }
+    let waiter: { resolve: (connection: Connection) => void; reject: (error: Error) => void } | undefined;
+    const connection = new Promise<Connection>((resolve, reject) => {
+      waiter = { resolve, reject };
+      this.#waiting.push(waiter);
+    });
+    return { connection, cancel: () => this.#forget(waiter) };
   }
 
-  /** Gives up a place in the queue (the request timed out or its client left). */
-  forget(resolve: (connection: Connection) => void): void {
-    this.#waiting = this.#waiting.filter((waiter) => waiter.resolve !== resolve);
+  #forget(gone: unknown): void {
+    this.#waiting = this.#waiting.filter((waiter) => waiter !== gone);
   }
 
   #connect(): Promise<Connection> {
@@ -316,6 +334,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     'params',
     'timeout',
     'maxConnections',
+    'maxQueue',
     'idleTimeout',
     'maxHeaderSize',
     'maxBodySize',
@@ -328,6 +347,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
   const timeout = checkPositiveNumber(bridge, 'timeout', raw.timeout, 30_000);
   const maxConnections = checkPositiveNumber(bridge, 'maxConnections', raw.maxConnections, 5);
   const idleTimeout = checkPositiveNumber(bridge, 'idleTimeout', raw.idleTimeout, 10_000);
+  const maxQueue = optionChecks(`${bridge}()`).wholeNumber('maxQueue', raw.maxQueue, 100, { min: 0 });
   const maxHeaderSize = checkPositiveNumber(bridge, 'maxHeaderSize', raw.maxHeaderSize, 64 * 1024);
   const maxBodySize = checkPositiveNumber(bridge, 'maxBodySize', raw.maxBodySize, defaultMaxBodySize);
   const spoolThreshold = checkPositiveNumber(bridge, 'spoolThreshold', raw.spoolThreshold, defaultSpoolThreshold);
@@ -357,7 +377,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
           const fixed = checkParams(bridge, paramsOption);
           return () => fixed;
         })();
-  const pool = new ConnectionPool(address, maxConnections, idleTimeout);
+  const pool = new ConnectionPool(address, maxConnections, idleTimeout, maxQueue);
   const bodyLimits = { where: bridge, logger: common.logger, maxBodySize, spoolThreshold, tempDir };
 
   /** The params of one request; a JsonStoreError (404) for a path that leaves `root`. */
@@ -412,6 +432,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     type Phase = 'connecting' | 'head' | 'body' | 'done';
     let phase: Phase = 'connecting';
     let connection: Connection | undefined;
+    let cancelWait = (): void => undefined;
     let stdinDone = false;
     let stdinSource: Readable | undefined;
     const headReader = new CgiHeadReader(maxHeaderSize);
@@ -425,11 +446,14 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
         stdinSource.removeAllListeners('data');
         if (stdinSource !== req) stdinSource.destroy();
       }
+      discardRestOfBody(req);
       if (input.kind === 'file') void input.file.close();
     };
     /** Ends this request's use of the connection: kept for the next request only after a clean END_REQUEST. */
     const finish = (reusable: boolean): void => {
       if (phase === 'done') return;
+      // Over while waiting for a connection: its place in the queue goes too.
+      if (phase === 'connecting') cancelWait();
       phase = 'done';
       cleanUp();
       if (connection !== undefined) pool.release(connection, reusable && stdinDone);
@@ -542,7 +566,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
           retried = true;
           connection = undefined;
           phase = 'connecting';
-          pool.acquire().then(start, unreachable);
+          acquire();
           return;
         }
         if (writer.headersSent) {
@@ -602,10 +626,20 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
 
     const unreachable = (error: Error): void => {
       if (phase === 'done') return;
+      if (error instanceof GatewayError) {
+        safeLog(common.logger, `${bridge}: 503 for ${describeRequest(req)}: ${error.message}`);
+        failWith(error);
+        return;
+      }
       safeLog(common.logger, `${bridge}: cannot reach the FastCGI server for ${describeRequest(req)}: ${error.message}`);
       failWith(new GatewayError('bad-gateway', 'The FastCGI server could not be reached.'));
     };
-    pool.acquire().then(start, unreachable);
+    function acquire(): void {
+      const waiting = pool.acquire();
+      cancelWait = waiting.cancel;
+      waiting.connection.then(start, unreachable);
+    }
+    acquire();
   }
 
   const middleware = function fastcgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {

@@ -7,13 +7,15 @@ import { StringDecoder } from 'node:string_decoder';
 import { safeLog } from './options.js';
 import type { ErrorStream, GatewayLogger } from './types.js';
 
-/** Longest partial line kept while waiting for its end; past it the text is logged as is. */
+/** Longest partial line kept while waiting for its end; past it that much is logged, marked truncated, and the rest of the line dropped. */
 const maxPending = 16 * 1024;
 
 export class LineLogStream implements ErrorStream {
   readonly #logger: GatewayLogger;
   readonly #prefix: string;
   #pending = '';
+  /** Past maxPending: the rest of the current line is dropped until its newline. */
+  #dropping = false;
   #decoder: StringDecoder | undefined;
 
   constructor(logger: GatewayLogger, prefix: string) {
@@ -26,16 +28,25 @@ export class LineLogStream implements ErrorStream {
       this.#decoder ??= new StringDecoder('utf8');
       text = this.#decoder.write(Buffer.from(text.buffer, text.byteOffset, text.byteLength));
     }
-    let pending = this.#pending + String(text);
+    let pending = String(text);
+    if (this.#dropping) {
+      const newline = pending.indexOf('\n');
+      if (newline === -1) return;
+      this.#dropping = false;
+      pending = pending.slice(newline + 1);
+    }
+    pending = this.#pending + pending;
     let newline = pending.indexOf('\n');
     while (newline !== -1) {
-      safeLog(this.#logger, this.#prefix + pending.slice(0, newline).replace(/\r$/, ''));
+      const line = pending.slice(0, newline).replace(/\r$/, '');
+      safeLog(this.#logger, this.#prefix + (line.length > maxPending ? `${line.slice(0, maxPending)}… (truncated)` : line));
       pending = pending.slice(newline + 1);
       newline = pending.indexOf('\n');
     }
     if (pending.length > maxPending) {
-      safeLog(this.#logger, this.#prefix + pending);
+      safeLog(this.#logger, `${this.#prefix}${pending.slice(0, maxPending)}… (truncated)`);
       pending = '';
+      this.#dropping = true;
     }
     this.#pending = pending;
   }
@@ -45,8 +56,10 @@ export class LineLogStream implements ErrorStream {
   }
 
   flush(): void {
-    const rest = this.#pending + (this.#decoder?.end() ?? '');
+    const tail = this.#decoder?.end() ?? '';
+    const rest = this.#dropping ? '' : this.#pending + tail;
     this.#pending = '';
+    this.#dropping = false;
     if (rest !== '') safeLog(this.#logger, this.#prefix + rest);
   }
 }

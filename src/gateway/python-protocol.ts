@@ -47,8 +47,15 @@ export interface Frame {
 }
 
 const headerSize = 5;
-/** A worker never sends more than this in one frame (the runner's chunks are the app's); a larger length means a corrupt stream. */
-export const maxFramePayload = 256 * 1024 * 1024;
+/** A worker never sends more than this in one frame (the runner splits bodies and log text, and cuts tracebacks); a larger length means a corrupt stream. */
+export const maxFramePayload = 1024 * 1024;
+/** The response head (s, S): the same limit as cgi's and fastcgi's `maxHeaderSize` default. */
+export const maxHeadPayload = 64 * 1024;
+
+/** Largest payload a frame of this type may have; checked when its header arrives, before it is buffered. */
+function maxPayloadOf(type: number | undefined): number {
+  return type === FromWorker.startResponse || type === FromWorker.startResponseJson ? maxHeadPayload : maxFramePayload;
+}
 
 /** The 5-byte header of a frame. */
 export function frameHeader(type: number, length: number): Buffer {
@@ -143,7 +150,7 @@ export class FrameDecoder {
     let offset = 0;
     while (buffer.length - offset >= headerSize) {
       const length = buffer.readUInt32BE(offset + 1);
-      if (length > maxFramePayload) throw new Error(`corrupt frame: payload length ${length}`);
+      if (length > maxPayloadOf(buffer[offset])) throw new Error(`corrupt frame: payload length ${length} for type ${String(buffer[offset])}`);
       const end = offset + headerSize + length;
       if (end > buffer.length) {
         this.#needed = headerSize + length;

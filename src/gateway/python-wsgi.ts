@@ -16,6 +16,7 @@ import { PythonWorkerPool, runnerPath, type PoolJob, type PythonWorker, type Wor
 import { Deadlines, type Expiring } from './deadlines.js';
 import { decodeResponseHead, FromWorker, requestFrames, ToWorker, type Frame } from './python-protocol.js';
 import { buildHead, parseStatusLine } from './response-head.js';
+import { declaredOverLimit, describeRequest, discardRestOfBody, refuseTooLarge } from './request-body.js';
 import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 import { optionChecks, shown, type OptionChecks } from '../option-checks.js';
@@ -35,6 +36,13 @@ export interface PythonWsgiOptions extends GatewayOptions {
   maxRequestsJitter?: number;
   /** Requests that may wait when every worker is busy; past it, 503. Default 100. */
   maxQueue?: number;
+  /**
+   * Largest request body in bytes. A declared Content-Length over it is
+   * answered 413 before the app runs; a chunked body that passes it is cut
+   * off (the app's next read fails as if the client left) and answered 413,
+   * or the connection is cut if the response had started. Default 1 GiB.
+   */
+  maxBodySize?: number;
   /** Milliseconds a retiring worker (recycled, or on `close()`) gets to exit after its stdin closes, before SIGKILL. Default 2000. */
   killGrace?: number;
   /** Extra environment variables for the workers (on top of this process's environment). */
@@ -54,7 +62,7 @@ export interface PythonWsgiMiddleware extends GatewayMiddleware {
 }
 
 const bridge = 'pythonWsgi';
-const optionNames = [...commonOptionNames, 'python', 'cwd', 'workers', 'timeout', 'maxRequests', 'maxRequestsJitter', 'maxQueue', 'killGrace', 'env'] as const;
+const optionNames = [...commonOptionNames, 'python', 'cwd', 'workers', 'timeout', 'maxRequests', 'maxRequestsJitter', 'maxQueue', 'maxBodySize', 'killGrace', 'env'] as const;
 const appSpecPattern = /^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*(?::[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)?$/;
 
 interface ResolvedPythonOptions {
@@ -66,6 +74,7 @@ interface ResolvedPythonOptions {
   maxRequests: number;
   maxRequestsJitter: number;
   maxQueue: number;
+  maxBodySize: number;
   killGrace: number;
   env: Record<string, string>;
 }
@@ -116,6 +125,7 @@ function resolveOptions(appSpec: unknown, options: unknown): ResolvedPythonOptio
     maxRequests,
     maxRequestsJitter,
     maxQueue: checks.wholeNumber('maxQueue', raw.maxQueue, 100, { min: 0 }),
+    maxBodySize: checks.positiveNumber('maxBodySize', raw.maxBodySize, 1024 * 1024 * 1024),
     killGrace: checks.positiveNumber('killGrace', raw.killGrace, 2_000),
     env,
   };
@@ -144,6 +154,7 @@ const emptyBody = Buffer.alloc(0);
 /** One request through the pool. */
 class Exchange implements PoolJob, WorkerSession, Expiring {
   readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
   readonly #writer: ResponseWriter;
   readonly #settings: ResolvedPythonOptions;
   readonly #pool: PythonWorkerPool;
@@ -154,8 +165,9 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
   #detachBody: (() => void) | undefined;
   #stopWatchingClient: () => void;
 
-  constructor(req: IncomingMessage, writer: ResponseWriter, settings: ResolvedPythonOptions, pool: PythonWorkerPool, deadlines: Deadlines<Exchange>) {
+  constructor(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, settings: ResolvedPythonOptions, pool: PythonWorkerPool, deadlines: Deadlines<Exchange>) {
     this.#req = req;
+    this.#res = res;
     this.#writer = writer;
     this.#settings = settings;
     this.#pool = pool;
@@ -179,6 +191,7 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
     this.#deadlines.delete(this);
     this.#stopWatchingClient();
     this.#detachBody?.();
+    discardRestOfBody(this.#req);
     const worker = this.#worker;
     this.#worker = undefined;
     worker?.detach();
@@ -206,7 +219,13 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
   #streamBody(worker: PythonWorker): void {
     const req = this.#req;
     let undrain: (() => void) | undefined;
+    let received = 0;
     const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > this.#settings.maxBodySize) {
+        this.#bodyTooLarge(worker);
+        return;
+      }
       if (!worker.send(ToWorker.body, chunk)) {
         req.pause();
         undrain = worker.onDrain(() => {
@@ -330,6 +349,21 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
    * frame, which ends a generator at its next chunk and fails wsgi.input
    * reads) and its output is dropped until it finishes, within the timeout.
    */
+  /** A chunked body passed maxBodySize: the app sees the client leave, the client gets 413 (or a cut connection). */
+  #bodyTooLarge(worker: PythonWorker): void {
+    const { maxBodySize, common } = this.#settings;
+    this.#state = 'discarding';
+    this.#detachBody?.();
+    worker.send(ToWorker.abort);
+    this.#bodySent = true;
+    worker.send(ToWorker.bodyEnd);
+    const why = `the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`;
+    if (this.#writer.headersSent) {
+      safeLog(common.logger, `${bridge}: ${describeRequest(this.#req)}: ${why}; connection cut`);
+      this.#writer.abort();
+    } else refuseTooLarge(this.#req, this.#res, this.#writer, { where: bridge, logger: common.logger, maxBodySize }, why);
+  }
+
   #clientGone(): void {
     if (this.#state === 'queued') {
       this.#pool.withdraw(this);
@@ -386,7 +420,12 @@ export function pythonWsgi(appSpec: string, options?: PythonWsgiOptions): Python
 
   const middleware = function pythonWsgiMiddleware(req: IncomingMessage, res: ServerResponse, next?: NextFunction): void {
     const writer = new ResponseWriter(req, res, { options: common, next, missingHeadMessage: `${bridge}: no response head` });
-    const exchange = new Exchange(req, writer, settings, pool, deadlines);
+    const tooLarge = consumedBody(req) === undefined ? declaredOverLimit(req, settings.maxBodySize) : undefined;
+    if (tooLarge !== undefined) {
+      refuseTooLarge(req, res, writer, { where: bridge, logger: common.logger, maxBodySize: settings.maxBodySize }, tooLarge);
+      return;
+    }
+    const exchange = new Exchange(req, res, writer, settings, pool, deadlines);
     if (exchange.finished) return;
     const result = pool.submit(exchange);
     if (result === 'started' || result === 'queued') return;

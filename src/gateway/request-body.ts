@@ -26,9 +26,39 @@ export interface BodyLimits {
   readonly tempDir: string;
 }
 
+/**
+ * The response is over and the rest of the body is unwanted: read and drop
+ * it, as Node does for a body nobody read. A bridge pauses the request for
+ * backpressure, and Node skips its own drain for a request that was read
+ * from, so a paused remainder would stall the keep-alive connection.
+ */
+export function discardRestOfBody(req: IncomingMessage): void {
+  if (!req.complete) req.resume();
+}
+
 /** `METHOD /target` of a request, for log lines. */
 export function describeRequest(req: IncomingMessage): string {
   return `${req.method ?? 'GET'} ${originalTarget(req)}`;
+}
+
+/** Why a declared Content-Length is over `maxBodySize`, or undefined when it is not (or none is declared). */
+export function declaredOverLimit(req: IncomingMessage, maxBodySize: number): string | undefined {
+  const declared = req.headers['content-length'];
+  if (declared === undefined || !(Number(declared) > maxBodySize)) return undefined;
+  return `Content-Length ${declared} is over maxBodySize (${maxBodySize})`;
+}
+
+/** Answers 413 (logged with `why`) and closes the connection after it: the rest of the body stays unread. */
+export function refuseTooLarge(
+  req: IncomingMessage,
+  res: ServerResponse,
+  writer: ResponseWriter,
+  limits: Pick<BodyLimits, 'where' | 'logger' | 'maxBodySize'>,
+  why: string,
+): void {
+  safeLog(limits.logger, `${limits.where}: 413 for ${describeRequest(req)}: ${why}`);
+  res.setHeader('Connection', 'close');
+  writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${limits.maxBodySize} bytes.`), limits.where);
 }
 
 /** Calls `run` with the body once it can be handed over, or answers 413 or the failure. */
@@ -40,18 +70,14 @@ export function receiveBody(
   run: (input: ProgramInput) => void,
 ): void {
   const { where, maxBodySize } = limits;
-  const tooLarge = (why: string): void => {
-    safeLog(limits.logger, `${where}: 413 for ${describeRequest(req)}: ${why}`);
-    // The rest of the body stays unread: close the connection after answering.
-    res.setHeader('Connection', 'close');
-    writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${maxBodySize} bytes.`), where);
-  };
+  const tooLarge = (why: string): void => refuseTooLarge(req, res, writer, limits, why);
   const consumed = consumedBody(req);
   const declared = req.headers['content-length'];
   if (!hasRequestBody(req)) run({ kind: 'none' });
   else if (consumed !== undefined) run({ kind: 'memory', data: consumed });
   else if (declared !== undefined) {
-    if (Number(declared) > maxBodySize) tooLarge(`Content-Length ${declared} is over maxBodySize (${maxBodySize})`);
+    const over = declaredOverLimit(req, maxBodySize);
+    if (over !== undefined) tooLarge(over);
     else run({ kind: 'stream' });
   } else {
     spoolRequestBody(req, { memoryLimit: limits.spoolThreshold, maxSize: maxBodySize, directory: limits.tempDir })

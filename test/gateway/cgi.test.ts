@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cgi, GatewayError } from '../../src/gateway/index.js';
-import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, leaveAfterFirstChunk, listen, rawRequest, waitFor, type Listening } from './helpers.js';
+import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, leaveAfterFirstChunk, listen, postUnreadThenGet, rawRequest, waitFor, type Listening } from './helpers.js';
 
 let scratch: string;
 beforeAll(() => {
@@ -204,6 +204,12 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
   });
 
   describe('request', () => {
+    it('reads and drops a body the script never read, so the keep-alive connection serves the next request', async () => {
+      const server = await serveScript('respond.sh');
+      const result = await postUnreadThenGet(server.port, '/cgi/respond', '/cgi/respond?status');
+      expect(result).toEqual({ postStatus: 200, getStatus: 201, sockets: 1 });
+    });
+
     it('runs the script in a clean environment: meta-variables, PATH and the env option only', async () => {
       process.env.GATEWAY_TEST_SECRET = 'must-not-leak';
       try {

@@ -5,16 +5,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
+import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { encodeEndRequest, encodeRecords, RecordReader, RecordType } from '../../src/gateway/fastcgi-protocol.js';
 import { fastcgi, type FastCgiMiddleware } from '../../src/gateway/index.js';
-import { captureLogger, expressVersions, header, listen, rawRequest, waitFor, type Listening } from './helpers.js';
+import { captureLogger, expressVersions, header, listen, postUnreadThenGet, rawRequest, waitFor, type Listening } from './helpers.js';
 
 const phpFixtures = fileURLToPath(new URL('./fixtures/php', import.meta.url));
 const phpFpm = ['/usr/sbin/php-fpm8.2', '/usr/sbin/php-fpm'].find((path) => existsSync(path)) ?? 'php-fpm8.2';
@@ -242,6 +242,91 @@ describe('fastcgi() with a scripted FastCGI server', () => {
       expect((await request(http.url).get('/two').expect(200)).text).toBe('answer on connection 2');
       expect(middleware.connections.opened).toBe(2);
     } finally {
+      await http.close();
+      await middleware.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+  it('reads and drops a body the server never read, so the keep-alive connection serves the next request', async () => {
+    // Answers each request when the test says so, reading no STDIN: the upload backs up first.
+    const answerNow: Array<() => void> = [];
+    const sockets: Socket[] = [];
+    const server = createNetServer((socket) => {
+      sockets.push(socket);
+      const reader = new RecordReader();
+      let answered = false;
+      socket.on('error', () => undefined);
+      socket.on('data', (chunk: Buffer) => {
+        if (answered) return;
+        for (const record of reader.push(chunk)) {
+          if (record.type !== RecordType.Params || record.content.length !== 0) continue;
+          answered = true;
+          const answer = (): void => {
+            socket.write(Buffer.concat([...encodeRecords(RecordType.Stdout, 1, Buffer.from('Content-Type: text/plain\r\n\r\nanswered')), ...encodeRecords(RecordType.Stdout, 1), encodeEndRequest(1, 0, 0)]));
+          };
+          if (answerNow.length === 0) socket.pause(); // The POST: held until the test answers it.
+          answerNow.push(answer);
+          if (answerNow.length > 1) answer(); // The GET: at once.
+          return;
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const middleware = fastcgi({ host: '127.0.0.1', port, maxConnections: 1, logger: captureLogger().logger });
+    let uploading: IncomingMessage | undefined;
+    const http = await listen((req, res) => {
+      if (req.method === 'POST') uploading = req;
+      middleware(req, res);
+    });
+    try {
+      const result = await postUnreadThenGet(http.port, '/upload', '/next', undefined, async () => {
+        await waitFor(() => uploading?.isPaused() === true && answerNow.length === 1, 'the upload to back up');
+        answerNow[0]?.();
+      });
+      expect(result).toEqual({ postStatus: 200, getStatus: 200, sockets: 1 });
+    } finally {
+      await http.close();
+      await middleware.close();
+      for (const socket of sockets) socket.destroy(); // The paused one never sees the end.
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe('fastcgi() queue', () => {
+  it('answers 503 past maxQueue, and a waiting request whose client left gives up its place', async () => {
+    // A FastCGI server that takes connections and never answers (a stuck php-fpm).
+    const held: Socket[] = [];
+    const server = createNetServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const log = captureLogger();
+    const middleware = fastcgi({ host: '127.0.0.1', port, maxConnections: 1, maxQueue: 1, logger: log.logger });
+    const http = await listen((req, res) => middleware(req, res));
+    const clients: Socket[] = [];
+    const openRequest = (path: string): Socket => {
+      const socket = connect(http.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      clients.push(socket);
+      return socket;
+    };
+    try {
+      openRequest('/holding');
+      await waitFor(() => middleware.connections.busy === 1 && held.length === 1, 'the first request to hold the only connection');
+      const waiting = openRequest('/waiting');
+      await waitFor(() => middleware.connections.queued === 1, 'the second request to wait');
+      const refused = await request(http.url).get('/refused').expect(503);
+      expect(refused.body.detail).toBe('All 1 FastCGI connections are busy and 1 requests are already waiting; retry shortly.');
+      waiting.destroy();
+      await waitFor(() => middleware.connections.queued === 0, 'the request whose client left to leave the queue', 15_000);
+    } finally {
+      for (const socket of [...clients, ...held]) socket.destroy();
       await http.close();
       await middleware.close();
       await new Promise((resolve) => server.close(resolve));

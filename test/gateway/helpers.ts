@@ -4,7 +4,7 @@
  * wire (repeated header lines, missing bodies, cut connections).
  */
 import { chmodSync, existsSync, readFileSync } from 'node:fs';
-import { createServer, get, type RequestListener, type Server } from 'node:http';
+import { Agent, createServer, get, request as httpRequest, type RequestListener, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -257,4 +257,49 @@ export function bridgeHarness<App, Options extends { logger?: unknown }>(
   }
 
   return { mount, serve };
+}
+
+/**
+ * POSTs `bodyBytes` to `postPath` (for an app that answers without reading
+ * its input), then GETs `getPath`, both through a keep-alive agent with one
+ * socket, so the GET can only go out once the POST's connection is free again.
+ * `whilePosting` runs once the POST is on its way (to hold the app until the
+ * upload backs up). Resolves with both statuses and how many sockets the agent opened; fails if
+ * the GET is not answered within the shared generous guard.
+ */
+export async function postUnreadThenGet(
+  port: number,
+  postPath: string,
+  getPath: string,
+  bodyBytes = 8 * 1024 * 1024,
+  whilePosting: () => Promise<void> = async () => undefined,
+): Promise<{ postStatus: number; getStatus: number; sockets: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  let sockets = 0;
+  const send = (method: string, path: string, body?: Buffer): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, method, path, agent }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('socket', (socket) => {
+        if (!(socket as Socket & { counted?: boolean }).counted) {
+          (socket as Socket & { counted?: boolean }).counted = true;
+          sockets += 1;
+        }
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  try {
+    const posted = send('POST', postPath, Buffer.alloc(bodyBytes, 'x'));
+    await whilePosting();
+    const postStatus = await posted;
+    let getStatus: number | undefined;
+    void send('GET', getPath).then((status) => (getStatus = status));
+    await eventually('the GET after an unread POST body to be answered on the same connection', () => getStatus, 15_000);
+    return { postStatus, getStatus: getStatus as number, sockets };
+  } finally {
+    agent.destroy();
+  }
 }

@@ -53,6 +53,18 @@ describe('python protocol frames', () => {
     expect(() => new FrameDecoder().push(frameHeader(0x42, maxFramePayload + 1), [])).toThrow(/corrupt frame/);
   });
 
+  it('limits frames by type when their header arrives: 1 MiB, 64 KiB for a response head', () => {
+    expect(maxFramePayload).toBe(1024 * 1024);
+    for (const type of [0x42, 0x4c, 0x58, 0x46]) {
+      expect(() => new FrameDecoder().push(frameHeader(type, 1024 * 1024), [])).not.toThrow();
+      expect(() => new FrameDecoder().push(frameHeader(type, 1024 * 1024 + 1), [])).toThrow(/corrupt frame/);
+    }
+    for (const type of [0x73, 0x53]) {
+      expect(() => new FrameDecoder().push(frameHeader(type, 64 * 1024), [])).not.toThrow();
+      expect(() => new FrameDecoder().push(frameHeader(type, 64 * 1024 + 1), [])).toThrow(/corrupt frame/);
+    }
+  });
+
   it('starts a request with the environ as NUL-separated pairs, body and end in the same buffer', () => {
     const frames: Frame[] = [];
     new FrameDecoder().push(requestFrames({ PATH_INFO: '/caf\u00e9', HTTP_X: '' }, Buffer.from('body')), frames);

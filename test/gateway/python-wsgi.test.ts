@@ -9,13 +9,14 @@ import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { IncomingMessage } from 'node:http';
 import express from 'express';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pythonWsgi, type PythonWsgiMiddleware, type PythonWsgiOptions } from '../../src/gateway/index.js';
 import { expectProblemAnswer } from '../support/problem.js';
 import { eventually } from '../support/wait.js';
-import { captureLogger, clientThatDoesNotRead, expressVersions, isRunning, leaveAfterFirstChunk, listen, rawRequest, waitForStall, type Listening } from './helpers.js';
+import { captureLogger, clientThatDoesNotRead, expressVersions, header, isRunning, leaveAfterFirstChunk, listen, postUnreadThenGet, rawRequest, waitForStall, type Listening } from './helpers.js';
 import { connect } from 'node:net';
 
 const python = '/usr/bin/python3';
@@ -363,6 +364,90 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       return listening;
     }
 
+    it('reads and drops a body the app never read, so the keep-alive connection serves the next request', async () => {
+      // The app holds the worker until the upload has backed up (the request paused), then answers without reading it.
+      const probe = pool('probe:app', { workers: 1 });
+      await probe.ready();
+      let uploading: IncomingMessage | undefined;
+      const app = express();
+      app.use((req, _res, next) => {
+        if (req.method === 'POST') uploading = req;
+        next();
+      });
+      app.use('/app', probe);
+      const listening = await listen(app);
+      servers.push(listening);
+      const gate = join(scratch, `unread-${randomBytes(4).toString('hex')}`);
+      const result = await postUnreadThenGet(listening.port, `/app/block?${gate}`, '/app/pid', undefined, async () => {
+        await eventually('the upload to back up', () => uploading?.isPaused());
+        writeFileSync(gate, '');
+      });
+      expect(result).toEqual({ postStatus: 200, getStatus: 200, sockets: 1 });
+    });
+
+    it('a worker streaming its answer holds at most about 1 MiB of a body its app does not read', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { url } = await serve(probe);
+      const response = await fetch(`${url}/app/stream-unread?20000`, { method: 'POST', body: Buffer.alloc(32 * 1024 * 1024, 'x') });
+      const text = await response.text();
+      expect(text.length).toBeGreaterThan(20000);
+      const mostUnread = Number(text.trim().split('\n').at(-1));
+      // The runner stops reading ahead past 1 MiB (one more read of up to 64 KiB may land first).
+      expect(mostUnread).toBeLessThan(1.25 * 1024 * 1024);
+    });
+
+    it('maxBodySize: 413 for a declared Content-Length over it, before the app runs', async () => {
+      const probe = pool('probe:app', { workers: 1, maxBodySize: 1000 });
+      const { server, port } = await serve(probe);
+      const answer = await rawRequest(port, 'POST /app/sum HTTP/1.1\nHost: x\nContent-Length: 5000', 'x'.repeat(5000));
+      expect(answer.status).toBe(413);
+      const problem = expectProblemAnswer({ status: answer.status, contentType: header(answer, 'content-type')[0], text: answer.body.toString() }, 413);
+      expect(problem.detail).toBe('The request body is larger than 1000 bytes.');
+      expect(probe.lines.join('\n')).toMatch(/pythonWsgi: 413 for POST \/app\/sum: Content-Length 5000 is over maxBodySize \(1000\)/);
+      expect((await request(server).post('/app/sum').send('x'.repeat(1000)).expect(200)).body).toMatchObject({ length: 1000 });
+    });
+
+    it('maxBodySize: a chunked body past it is cut off with 413, and the worker serves the next request', async () => {
+      const probe = pool('probe:app', { workers: 1, maxBodySize: 1000 });
+      const { server, port } = await serve(probe);
+      const [before] = probe.workerPids;
+      const answer = await rawRequest(port, 'POST /app/sum HTTP/1.1\nHost: x\nTransfer-Encoding: chunked', `200\r\n${'x'.repeat(512)}\r\n1388\r\n${'x'.repeat(5000)}\r\n0\r\n\r\n`);
+      expect(answer.status).toBe(413);
+      expect(header(answer, 'connection')).toEqual(['close']);
+      expect(probe.lines.join('\n')).toMatch(/413 for POST \/app\/sum: the chunked body passed maxBodySize \(1000\)/);
+      expect((await request(server).post('/app/sum').send('x'.repeat(1000)).expect(200)).body).toMatchObject({ length: 1000 });
+      expect(probe.workerPids).toEqual([before]);
+    });
+
+    it('a huge wsgi.errors write is logged cut to 16 KiB, and the worker lives on', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { server } = await serve(probe);
+      const [before] = probe.workerPids;
+      expect((await request(server).get('/app/errors-huge').expect(200)).body).toEqual({ logged: true });
+      await eventually('the line after the huge one', () => probe.lines.includes('wsgi.errors: after the huge line'));
+      const huge = probe.lines.filter((line) => line.startsWith('wsgi.errors: eee'));
+      expect(huge).toEqual([`wsgi.errors: ${'e'.repeat(16 * 1024)}… (truncated)`]);
+      expect(probe.workerPids).toEqual([before]);
+    });
+
+    it('an exception with a 3 MB message: 500 with its traceback logged cut to its end, and the worker lives on', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { server } = await serve(probe);
+      const [before] = probe.workerPids;
+      await request(server).get('/app/huge-exception').expect(500);
+      expect(probe.workerPids).toEqual([before]);
+      expect(probe.lines.join('\n')).toMatch(/traceback cut to its end/);
+    });
+
+    it('a response head over 64 KiB: 500, and the worker lives on', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { server } = await serve(probe);
+      const [before] = probe.workerPids;
+      await request(server).get('/app/big-head').expect(500);
+      expect(probe.workerPids).toEqual([before]);
+      expect(probe.lines.join('\n')).toMatch(/the response head is larger than 65536 bytes/);
+    });
+
     it('a worker crash mid-request gives 502, and the next request succeeds on its replacement', async () => {
       const probe = pool('probe:app', { workers: 1 });
       const { server, url } = await serve(probe);
@@ -405,18 +490,25 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
     });
 
     it('a request still queued at the timeout: 504, and so is the one holding the worker', async () => {
-      const probe = pool('probe:app', { workers: 1, timeout: 1500 });
+      // The killed worker's replacement is held at import until both answers are in, so it cannot serve the queued request.
+      const holdImport = join(scratch, `hold-import-${randomBytes(4).toString('hex')}`);
+      const probe = pool('probe:app', { workers: 1, timeout: 1500, env: { PROBE_HOLD_IMPORT: holdImport } });
       const { url } = await serve(probe);
+      writeFileSync(holdImport, '');
       const gate = blocker();
-      const blocked = fetch(`${url}/app/block?${gate.query}`);
-      await eventually('the worker blocked', gate.started);
-      const queued = fetch(`${url}/app/pid`);
-      await eventually('one request queued', () => probe.load.queued === 1);
-      const [first, second] = await Promise.all([blocked, queued]);
-      expect(first.status).toBe(504);
-      expect(second.status).toBe(504);
-      expect(((await second.json()) as { detail: string }).detail).toBe('No Python worker became free within 1500 ms.');
-      gate.release();
+      try {
+        const blocked = fetch(`${url}/app/block?${gate.query}`);
+        await eventually('the worker blocked', gate.started);
+        const queued = fetch(`${url}/app/pid`);
+        await eventually('one request queued', () => probe.load.queued === 1);
+        const [first, second] = await Promise.all([blocked, queued]);
+        expect(first.status).toBe(504);
+        expect(second.status).toBe(504);
+        expect(((await second.json()) as { detail: string }).detail).toBe('No Python worker became free within 1500 ms.');
+      } finally {
+        gate.release();
+        rmSync(holdImport, { force: true });
+      }
       expect(await pidOf(`${url}/app`)).toBeGreaterThan(0);
       expect(probe.load).toEqual({ busy: 0, queued: 0 });
     });

@@ -30,6 +30,9 @@ from urllib.parse import unquote_to_bytes
 FRAME = struct.Struct('>cI')
 READ_SIZE = 65536
 MAX_READ = 1 << 20
+# Unread request body the worker holds while it polls for an abort; past it,
+# it stops reading ahead, the pipe fills and Node stops reading the upload.
+MAX_UNREAD_BODY = 1 << 20
 
 
 class ClientDisconnected(OSError):
@@ -116,6 +119,17 @@ def frame(kind, payload=b''):
 
 
 MAX_BODY_FRAME = 1 << 20
+# Node's limits per frame type (python-protocol.ts): past them it kills the worker as corrupt.
+MAX_FRAME = 1 << 20
+MAX_HEAD_FRAME = 64 << 10
+
+
+def text_frame(kind, text):
+    """A traceback as one frame: past MAX_FRAME only its end (where the exception is) is kept."""
+    data = text.encode('utf-8', 'replace')
+    if len(data) > MAX_FRAME:
+        data = b'(traceback cut to its end)\n' + data[-(MAX_FRAME - 64):]
+    return frame(kind, data)
 
 
 def body_frames(chunk):
@@ -132,12 +146,14 @@ class Exchange:
     def __init__(self, channel):
         self.channel = channel
         self.chunks = []
+        self.buffered = 0
         self.body_ended = False
         self.aborted = False
 
     def accept(self, kind, payload):
         if kind == b'B':
             self.chunks.append(payload)
+            self.buffered += len(payload)
         elif kind == b'E':
             self.body_ended = True
         elif kind == b'A':
@@ -152,8 +168,10 @@ class Exchange:
             raise ClientDisconnected('the client disconnected')
 
     def poll_abort(self):
-        for kind, payload in self.channel.poll():
-            self.accept(kind, payload)
+        """Whether the client left, as far as the frames read so far say (an abort behind a full pipe waits for the timeout)."""
+        if self.buffered < MAX_UNREAD_BODY:
+            for kind, payload in self.channel.poll():
+                self.accept(kind, payload)
         return self.aborted
 
 
@@ -172,6 +190,7 @@ class WsgiInput:
             for chunk in exchange.chunks:
                 self.buffer += chunk
             exchange.chunks = []
+            exchange.buffered = 0
             return True
         if exchange.body_ended:
             return False
@@ -245,7 +264,9 @@ class WsgiErrors:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode('utf-8', 'replace')
         if text:
-            self.channel.send(frame(b'L', str(text).encode('utf-8', 'replace')))
+            data = str(text).encode('utf-8', 'replace')
+            # Split as body_frames does; Node joins the pieces (a character split in two included).
+            self.channel.send(b''.join(frame(b'L', data[start:start + MAX_FRAME]) for start in range(0, len(data), MAX_FRAME)))
         return len(text)
 
     def writelines(self, lines):
@@ -325,7 +346,13 @@ class Response:
     def head_frame(self):
         if self.status is None:
             raise AssertionError('the app produced a body before calling start_response()')
+        head = self._head_frame()
+        if len(head) > MAX_HEAD_FRAME + FRAME.size:
+            raise ValueError('the response head is larger than %d bytes' % MAX_HEAD_FRAME)
         self.headers_sent = True
+        return head
+
+    def _head_frame(self):
         fields = [self.status]
         for name, value in self.headers:
             fields.append(name)
@@ -398,7 +425,10 @@ def handle(app, channel, kind, payload):
         channel.send(frame(b'X', json.dumps({'traceback': '', 'disconnected': True}).encode('utf-8')))
     except Exception:
         text = traceback.format_exc()
-        channel.send(frame(b'X', json.dumps({'traceback': text}).encode('utf-8')))
+        payload = json.dumps({'traceback': text}).encode('utf-8')
+        if len(payload) > MAX_FRAME:
+            payload = json.dumps({'traceback': '(traceback cut to its end)\n' + text[-(MAX_FRAME // 8):]}).encode('utf-8')
+        channel.send(frame(b'X', payload))
     finally:
         close = getattr(result, 'close', None)
         if close is not None:
@@ -447,7 +477,7 @@ def main():
     try:
         app = load(sys.argv[1])
     except BaseException:
-        channel.send(frame(b'F', traceback.format_exc().encode('utf-8', 'replace')))
+        channel.send(text_frame(b'F', traceback.format_exc()))
         return 1
     channel.send(frame(b'R', json.dumps({'pid': os.getpid()}).encode('utf-8')))
     while True:
