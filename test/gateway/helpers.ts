@@ -163,14 +163,20 @@ export function clientThatDoesNotRead(port: number, path = '/app'): Socket {
   return socket;
 }
 
-/** Waits until `count()` has grown and then stays the same between two polls: the app is being held back. */
-export async function waitForStall(count: () => number, what: string): Promise<void> {
+/** Waits until `count()` has grown and then stays the same for `quietMs`: the app is being held back. */
+export async function waitForStall(count: () => number, what: string, quietMs = 300): Promise<void> {
+  // Unchanged across two polls could be a pause of this process (a GC) or of the
+  // producer's, not backpressure: it must hold still for a while.
   let last = -1;
+  let changedAt = performance.now();
   await waitFor(() => {
     const current = count();
-    const stalled = current > 0 && current === last;
-    last = current;
-    return stalled;
+    if (current !== last) {
+      last = current;
+      changedAt = performance.now();
+      return false;
+    }
+    return current > 0 && performance.now() - changedAt >= quietMs;
   }, what);
 }
 
