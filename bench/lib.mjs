@@ -1,6 +1,7 @@
 // Shared helpers for the benchmarks: servers run in child processes so the
 // load generator (autocannon, in this process) does not share their event loop.
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 // On a machine with two or more cores, the servers run on the last core and
@@ -10,10 +11,26 @@ const serverCpu = cpus().length - 1;
 const pinned = process.env.BENCH_PIN !== '0' && serverCpu > 0 && spawnSync('taskset', ['-pc', '0', String(process.pid)], { stdio: 'ignore' }).status === 0;
 import autocannon from 'autocannon';
 
+/**
+ * `[command, args]` to run `command` on the servers' CPU (`'server'`) or the
+ * load generator's (`'load'`), with taskset when pinning is on.
+ */
+export function pinnedCommand(role, command, args) {
+  return pinned ? ['taskset', ['-c', String(role === 'server' ? serverCpu : 0), command, ...args]] : [command, args];
+}
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc (clock ticks of 10 ms). */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The name in parentheses may itself hold ") ": the fields start after the last one.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Starts `node script ...args`; resolves once it prints `listening <port>`. */
 export function startServer(script, args = [], env = {}) {
   return new Promise((resolve, reject) => {
-    const [command, commandArgs] = pinned ? ['taskset', ['-c', String(serverCpu), process.execPath, script, ...args]] : [process.execPath, [script, ...args]];
+    const [command, commandArgs] = pinnedCommand('server', process.execPath, [script, ...args]);
     const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
     let buffer = '';
     child.stdout.on('data', (chunk) => {

@@ -5,12 +5,11 @@
 // second client process; for (b) and (c) they are real HTTP connections from
 // this process, and for (b') raw sockets that only note arrival times.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { jsonStore } from '../dist/index.js';
-import { isMain, machine, measure, median, printTable, startServer } from './lib.mjs';
+import { cpuSeconds, isMain, machine, measure, median, printTable, startServer } from './lib.mjs';
 
 const server = fileURLToPath(new URL('./servers/live-store.mjs', import.meta.url));
 const subscribersScript = fileURLToPath(new URL('./live-subscribers.mjs', import.meta.url));
@@ -113,12 +112,6 @@ async function fanOutRaw(port) {
     socket.destroy();
   }
   return latencies.sort((a, b) => a - b);
-}
-
-/** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** Runs a load test and adds the server's CPU per request (warm-up included in both). */

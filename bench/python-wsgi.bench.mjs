@@ -34,10 +34,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { isMain, machine, median, printTable } from './lib.mjs';
+import { cpuSeconds as cpuSecondsOf, isMain, machine, median, pinnedCommand, printTable } from './lib.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -45,10 +44,6 @@ const self = fileURLToPath(import.meta.url);
 const appDir = fileURLToPath(new URL('../test/gateway/fixtures/python', import.meta.url));
 const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const gunicorn = process.env.BENCH_GUNICORN ?? '/usr/bin/gunicorn';
-const cpuCount = cpus().length;
-const canPin = cpuCount >= 2 && existsSync('/usr/bin/taskset') && process.env.BENCH_PIN !== '0';
-const serverCpu = String(cpuCount - 1);
-const loadCpu = '0';
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -76,7 +71,7 @@ function accepting(port) {
 
 /** Spawns `command args` on the server CPU; resolves once something accepts on `port`. */
 async function startProcess(command, args, port) {
-  const [file, argv] = canPin ? ['taskset', ['-c', serverCpu, command, ...args]] : [command, args];
+  const [file, argv] = pinnedCommand('server', command, args);
   // Express reads NODE_ENV; production is how it is deployed (it only changes error pages and view caching, not this path).
   const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_ENV: 'production' } });
   let exited = false;
@@ -173,8 +168,6 @@ async function startExpress(kind, upstream) {
 }
 
 const wrk = process.env.BENCH_WRK ?? '/usr/bin/wrk';
-const clockTicks = 100; // USER_HZ on Linux
-
 /** `pid` and all its descendants. */
 function processTree(pid) {
   const pids = [pid];
@@ -193,9 +186,7 @@ function cpuSeconds(pid) {
   const used = new Map();
   for (const member of processTree(pid)) {
     try {
-      const stat = readFileSync(`/proc/${member}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      used.set(member, (Number(fields[11]) + Number(fields[12])) / clockTicks);
+      used.set(member, cpuSecondsOf(member));
     } catch {
       // Exited meanwhile.
     }
@@ -218,8 +209,7 @@ function milliseconds(text) {
 
 /** Requests per second with wrk (one thread, `connections` connections), after a 1 s warm-up. */
 async function measure({ url, duration, connections, pid }) {
-  const command = (seconds) =>
-    canPin ? ['taskset', ['-c', loadCpu, wrk, '-t1', `-c${connections}`, `-d${seconds}s`, url]] : [wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, url]];
+  const command = (seconds) => pinnedCommand('load', wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, url]);
   await execFileAsync(...command(1));
   const cpuBefore = cpuSeconds(pid);
   const { stdout } = await execFileAsync(...command(duration));
@@ -288,9 +278,8 @@ export default async function run({
       perRound: own.map((r) => Math.round(r.rps)),
     };
   });
-  const pinning = canPin ? `servers on CPU ${serverCpu}, wrk on CPU ${loadCpu}` : 'not pinned';
   printTable(
-    `GET /, Python hello_world "Hello world!\\n" (${machine()}; ${pinning}; ${connections} connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
+    `GET /, Python hello_world "Hello world!\\n" (${machine()}; ${connections} connections, ${duration} s per run after 1 s warm-up, ${rounds} rounds, medians)`,
     [
       ['server', 'req/s', 'mean latency ms', 'ratio to gunicorn', 'server CPU µs/request', 'CPU ratio', 'req/s per round'],
       ...results.map((r) => [r.label, Math.round(r.rps), r.latency.toFixed(2), r.ratio.toFixed(2), Math.round(r.cpuPerRequest), r.cpuRatio.toFixed(2), r.perRound.join(' / ')]),

@@ -2,16 +2,16 @@
 // hot path itself (issue 12). Every figure comes with a baseline measured in
 // the same run, because the machine is shared and absolute figures move.
 //
-// Servers run in child processes pinned to core 0 (`taskset`), with
-// --expose-gc; the load generator (wrk, else autocannon in a child process)
-// and this process are pinned to core 1. `SCALE_MAX_MB` (default 100) caps
+// Servers run in child processes, with --expose-gc, pinned like every bench
+// (lib.mjs: the servers on the last core, the load generator, wrk or else
+// autocannon in a child process, and this process on core 0). `SCALE_MAX_MB` (default 100) caps
 // the document sizes for a quick run; `BENCH_DURATION` (s) the wrk runs.
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMain, machine, median, printTable } from './lib.mjs';
+import { isMain, machine, median, pinnedCommand, printTable } from './lib.mjs';
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url));
 const has = (command) => {
@@ -22,13 +22,11 @@ const has = (command) => {
     return false;
   }
 };
-const canPin = has('taskset');
 const hasWrk = has('wrk');
-const pinned = (core, command, args) => (canPin ? ['taskset', ['-c', String(core), command, ...args]] : [command, args]);
 
-/** Starts the server on core 0; resolves with its port once it listens (it loads after that). */
+/** Starts the server on the servers' core; resolves with its port once it listens (it loads after that). */
 function startServer(script, args, { gc = true } = {}) {
-  const [command, argv] = pinned(0, process.execPath, [...(gc ? ['--expose-gc', '--max-old-space-size=8192'] : []), script, ...args]);
+  const [command, argv] = pinnedCommand('server', process.execPath, [...(gc ? ['--expose-gc', '--max-old-space-size=8192'] : []), script, ...args]);
   const startedAt = performance.now();
   return new Promise((resolve, reject) => {
     const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -56,11 +54,11 @@ function startServer(script, args, { gc = true } = {}) {
   });
 }
 
-/** Requests per second from wrk on core 1 (or autocannon in a child process on core 1). */
+/** Requests per second from wrk on the load generator's core (or autocannon in a child process there). */
 function load(url, { connections = 10, duration = Number(process.env.BENCH_DURATION ?? 5) } = {}) {
   const [command, args] = hasWrk
-    ? pinned(1, 'wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--timeout', '60s', url])
-    : pinned(1, process.execPath, [here('../node_modules/autocannon/autocannon.js'), '-j', '-c', String(connections), '-d', String(duration), url]);
+    ? pinnedCommand('load', 'wrk', ['-t1', `-c${connections}`, `-d${duration}s`, '--timeout', '60s', url])
+    : pinnedCommand('load', process.execPath, [here('../node_modules/autocannon/autocannon.js'), '-j', '-c', String(connections), '-d', String(duration), url]);
   const out = execFileSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (hasWrk) {
     if (/Non-2xx|Socket errors/.test(out)) throw new Error(`${url}: failed requests\n${out}`);
@@ -168,9 +166,8 @@ const f2 = (x) => (x === undefined ? '-' : x.toFixed(2));
 
 export default async function run() {
   const maxMb = Number(process.env.SCALE_MAX_MB ?? 100);
-  if (canPin) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
   const dir = mkdtempSync(join(tmpdir(), 'jsonstore-scale-'));
-  console.log(`${machine()}; servers on core 0, load generator (${hasWrk ? 'wrk' : 'autocannon'}) on core 1${canPin ? '' : ' (taskset missing: not pinned)'}; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`${machine()}; load generator: ${hasWrk ? 'wrk' : 'autocannon'}; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   try {
     // ---- the hot path: a small leaf ----
     const floor = await startServer(here('./servers/http-floor.mjs'), ['node-fixed'], { gc: false });
