@@ -143,17 +143,36 @@ export function knownLargeJson(value: JsonValue): { readonly size: number; reado
   return typeof value === 'object' && value !== null ? largeTags.get(value) : undefined;
 }
 
+/** Serializations in slices under way, by container: concurrent GETs of one value share one. */
+const inFlight = new WeakMap<object, { result: Promise<CompactJson | StreamedJson | undefined>; waiting: Set<() => boolean> }>();
+
 /**
  * `value`'s compact JSON made in slices (json-slices.ts), the event loop
  * free between them, and cached like `compactJsonOf` when it fits; a larger
  * value is only measured and hashed (its size and tag are cached), to be
  * serialized again as it is sent. The value must not change meanwhile (the
- * engine freezes it). `undefined` when `aborted` said to stop.
+ * engine freezes it). Concurrent calls for one container share the work (N
+ * readers of a 16 MB value must not hold N copies of it); it stops, and
+ * gives `undefined`, once every caller's `aborted` says so.
  */
-export async function slicedJsonOf(value: JsonValue, aborted?: () => boolean): Promise<CompactJson | StreamedJson | undefined> {
-  const container = typeof value === 'object' && value !== null ? value : undefined;
-  const known = container === undefined ? undefined : largeTags.get(container);
+export async function slicedJsonOf(value: JsonValue, aborted: () => boolean = () => false): Promise<CompactJson | StreamedJson | undefined> {
+  if (typeof value !== 'object' || value === null) return measureInSlices(value, undefined, aborted);
+  const known = largeTags.get(value);
   if (known !== undefined) return { value, ...known };
+  const shared = inFlight.get(value);
+  if (shared !== undefined) {
+    shared.waiting.add(aborted);
+    const json = await shared.result;
+    // Stopped because every caller before this one left: start again.
+    return json === undefined && !aborted() ? slicedJsonOf(value, aborted) : json;
+  }
+  const waiting = new Set([aborted]);
+  const result = measureInSlices(value, value, () => [...waiting].every((gone) => gone())).finally(() => inFlight.delete(value));
+  inFlight.set(value, { result, waiting });
+  return result;
+}
+
+async function measureInSlices(value: JsonValue, container: object | undefined, aborted: () => boolean): Promise<CompactJson | StreamedJson | undefined> {
   const sliced = await serializeInSlices(value, aborted, undefined, largestCached);
   if (sliced === undefined) return undefined;
   const tag = sliced.sha256.slice(0, 27);
