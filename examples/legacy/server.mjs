@@ -111,10 +111,10 @@ const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => {
   console.log(`listening on ${base}`);
   for (const path of mounted) console.log(`  ${base}${path}`);
 });
-function shutdown() {
+async function shutdown() {
   server.close();
-  void fpm?.close();
-  for (const pool of pools) void pool.close();
+  // The workers first: they may still hold the notes database open.
+  await Promise.allSettled([fpm?.close(), ...pools.map((pool) => pool.close())]);
   if (repositories) rmSync(repositories, { recursive: true, force: true });
   if (notesFolder) rmSync(notesFolder, { recursive: true, force: true });
 }

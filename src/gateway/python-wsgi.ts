@@ -294,7 +294,13 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
         this.#finish();
         return undefined;
       case FromWorker.failed: {
-        const report = JSON.parse(frame.payload.toString('utf8')) as { traceback?: string; disconnected?: boolean };
+        let report: { traceback?: string; disconnected?: boolean };
+        try {
+          report = JSON.parse(frame.payload.toString('utf8')) as typeof report;
+        } catch {
+          // The runner writes this frame itself; unreadable, it is reported as the failure it announces.
+          report = { traceback: `(an unreadable failure report from the worker: ${frame.payload.subarray(0, 200).toString('utf8')})` };
+        }
         if (report.disconnected !== true) {
           const error = pythonError(report.traceback ?? '');
           if (this.#state === 'running') this.#fail(error);

@@ -87,7 +87,15 @@ export function receiveBody(
         else if (body.kind === 'failed') writer.fail(body.error, where);
         else if (writer.clientGone) {
           if (body.kind === 'file') void body.file.close();
-        } else run(body);
+        } else {
+          try {
+            run(body);
+          } catch (error) {
+            // The spooled file is closed (it may be already), and the client answered, or cut if the answer had begun.
+            if (body.kind === 'file') body.file.close().catch(() => {});
+            writer.fail(error, where);
+          }
+        }
       })
       .catch((error: unknown) => reportEscaped(limits.logger, where, error));
   }
