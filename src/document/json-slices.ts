@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { JsonValue } from './json.js';
+import { keysOf } from './member-keys.js';
 import { jsonSize } from './size.js';
 
 /** Containers with more members than this are walked; so are smaller ones with more JSON than `wholeChars`. */
@@ -26,7 +27,7 @@ const pieceChars = 64 * 1024;
 
 interface ContainerFrame {
   node: JsonValue[] | Record<string, JsonValue>;
-  keys: string[] | undefined;
+  keys: readonly string[] | undefined;
   next: number;
   /** Nesting depth of the container itself (the root is 0): its lines are indented by that much. */
   depth: number;
@@ -48,7 +49,7 @@ function opened(node: JsonValue, depth: number): Frame | undefined {
     if (node.length > walkedMembers || jsonSize(node, wholeBytes) > wholeBytes) return { node, keys: undefined, next: 0, depth };
     return undefined;
   }
-  const keys = Object.keys(node);
+  const keys = keysOf(node);
   if (keys.length > walkedMembers || jsonSize(node, wholeBytes) > wholeBytes) return { node, keys, next: 0, depth };
   return undefined;
 }
@@ -67,9 +68,13 @@ function stringPart(frame: StringFrame): string {
   return escaped.slice(1, -1);
 }
 
+/** What `jsonPieces` yields, between pieces, before a member that may be large: no text, a good place to end a slice. */
+export const pausePoint = '';
+
 /**
  * Pieces of `value`'s JSON text, about 64 KB each, in order: compact, or
  * pretty-printed with `indent` spaces as `JSON.stringify(value, null, indent)`.
+ * Between them may come `pausePoint`s (empty strings).
  */
 export function* jsonPieces(value: JsonValue, indent = 0): Generator<string, void, undefined> {
   const newlines: string[] = [];
@@ -114,6 +119,13 @@ export function* jsonPieces(value: JsonValue, indent = 0): Generator<string, voi
           member = (node as Record<string, JsonValue>)[key] as JsonValue;
           out += JSON.stringify(key) + colon;
         }
+        if (length <= walkedMembers && typeof member === 'object' && member !== null) {
+          // This container is walked for its size, not its count: its members
+          // may be huge, and listing one's keys cannot be cut. A pause point.
+          if (out.length > 0) yield out;
+          out = '';
+          yield pausePoint;
+        }
         const inner = opened(member, depth + 1);
         if (inner === undefined) out += whole(member, depth + 1);
         else {
@@ -148,14 +160,21 @@ export interface SliceOptions {
  */
 export async function* piecesInSlices(value: JsonValue, options: SliceOptions = {}): AsyncGenerator<string, void, undefined> {
   const { indent = 0, sliceMs = 10, aborted = () => false } = options;
+  // The first slice waits for a timer, not an immediate: asked from an I/O
+  // callback (a request), an immediate would run before any other I/O, and
+  // that turn has often spent its share deciding to slice.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  if (aborted()) return;
   const pieces = jsonPieces(value, indent);
-  let until = performance.now() + sliceMs;
+  let started = performance.now();
   for (const piece of pieces) {
-    yield piece;
-    if (performance.now() >= until) {
+    if (piece !== pausePoint) yield piece;
+    const used = performance.now() - started;
+    // At a pause point a slice well under way ends early, rather than take on a member that may cost tens of ms alone.
+    if (used >= sliceMs || (piece === pausePoint && used >= sliceMs / 4)) {
       await nextTurn();
       if (aborted()) return;
-      until = performance.now() + sliceMs;
+      started = performance.now();
     }
   }
 }

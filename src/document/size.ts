@@ -11,6 +11,7 @@
 import { JsonStoreError } from '../errors.js';
 import type { ApplyObserver } from './apply.js';
 import { hasMember, isContainer, isObject, type JsonValue } from './json.js';
+import { keysOf } from './member-keys.js';
 
 /** Characters that JSON.stringify escapes, and surrogates (escaped when lone, 4 bytes when paired). */
 const notPlain = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -105,7 +106,7 @@ export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): nu
         if (size > limit) return size;
       }
     } else if (isObject(node)) {
-      const keys = Object.keys(node);
+      const keys = keysOf(node);
       size += keys.length === 0 ? 2 : keys.length + 1; // braces and commas
       for (const key of keys) {
         size += stringSize(key) + 1; // the key and its colon
@@ -122,7 +123,7 @@ export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): nu
 /** A container being measured depth-first: its keys (objects) and the next member. */
 interface SizeFrame {
   node: JsonValue[] | Record<string, JsonValue>;
-  keys: string[] | undefined;
+  keys: readonly string[] | undefined;
   next: number;
 }
 
@@ -136,10 +137,14 @@ function boundedJsonSize(value: JsonValue[] | Record<string, JsonValue>, limit: 
   let size = 0;
   const stack: SizeFrame[] = [];
   const open = (node: JsonValue[] | Record<string, JsonValue>): void => {
-    const keys = Array.isArray(node) ? undefined : Object.keys(node);
+    const keys = Array.isArray(node) ? undefined : keysOf(node);
     const length = keys === undefined ? (node as JsonValue[]).length : keys.length;
     size += length === 0 ? 2 : length + 1; // brackets or braces, and commas
-    stack.push({ node, keys, next: 0 });
+    // Each member is at least a byte (`"":0` in an object: four), so a container
+    // with more members than the rest of the budget is over it: no need to walk them.
+    const atLeast = size + (keys === undefined ? length : 4 * length);
+    if (atLeast > limit) size = atLeast;
+    else stack.push({ node, keys, next: 0 });
   };
   open(value);
   while (stack.length > 0 && size <= limit) {

@@ -22,6 +22,7 @@
 import { contentTag, formatEtag } from './etag.js';
 import type { JsonValue } from './json.js';
 import { serializeInSlices } from './json-slices.js';
+import { forgetKeys } from './member-keys.js';
 import { jsonSize } from './size.js';
 
 export interface CompactJson {
@@ -99,11 +100,12 @@ export function compactJsonOf(value: JsonValue): CompactJson {
   return json;
 }
 
-/** Forgets the JSON of a container about to change (or just changed back). */
+/** Forgets the JSON of a container about to change (or just changed back), and its listed keys (`member-keys.ts`). */
 export function invalidate(container: object): void {
   const entry = byContainer.get(container);
   if (entry !== undefined) drop(entry);
   largeTags.delete(container);
+  forgetKeys(container);
 }
 
 /** Values with more JSON than this are serialized in slices, off the hot path. */

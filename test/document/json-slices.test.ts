@@ -1,5 +1,5 @@
 import { expect, test } from 'vitest';
-import { jsonPieces, serializeInSlices } from '../../src/document/json-slices.js';
+import { jsonPieces, pausePoint, piecesInSlices, serializeInSlices } from '../../src/document/json-slices.js';
 import type { JsonValue } from '../../src/document/json.js';
 import { contentTag } from '../../src/document/etag.js';
 import { randomSource } from '../support/random.js';
@@ -67,3 +67,20 @@ test('a serialization told to stop stops', async () => {
   const value = big(randomSource(9), 20_000, 1);
   expect(await serializeInSlices(value, () => true, 0)).toBeUndefined();
 }, 60_000);
+
+test('members of a container walked for its size get a pause point before them; the slicer hands out no empty piece', async () => {
+  const part = (n: number) => Object.fromEntries(Array.from({ length: 2_000 }, (_, i) => [`r${i}`, { n, text: 'lorem ipsum '.repeat(4) }]));
+  const value = { meta: { count: 1 }, parts: { p0: part(0), p1: part(1) } } as JsonValue;
+  const pieces = [...jsonPieces(value)];
+  expect(pieces.join('')).toBe(JSON.stringify(value));
+  // Before meta and parts (members of the root), and before p0 and p1.
+  expect(pieces.filter((piece) => piece === pausePoint).length).toBe(4);
+  // A pause point comes right before p1's value (after its key).
+  const p1 = pieces.findIndex((piece) => piece.endsWith('"p1":'));
+  expect(p1).toBeGreaterThan(0);
+  expect(pieces[p1 + 1]).toBe(pausePoint);
+  const sliced: string[] = [];
+  for await (const piece of piecesInSlices(value)) sliced.push(piece);
+  expect(sliced).not.toContain('');
+  expect(sliced.join('')).toBe(JSON.stringify(value));
+});
