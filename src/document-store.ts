@@ -175,6 +175,9 @@ interface WriteJob {
 /** The most writes one group commit sends to storage in one call. */
 const maxBatchWrites = 64;
 
+/** A group write's answer not made yet: it is made once storage has said at which revision the change landed. */
+const unanswered: unique symbol = Symbol('unanswered');
+
 
 /** What a client is told when storage cannot say whether a write was saved. */
 const outcomeUnknownDetail =
@@ -267,6 +270,15 @@ export class DocumentStore extends EventEmitter {
   private drainQueued = false;
   /** A batch was refused as stale: the next one catches up first. */
   private behindAfterConflict = false;
+  /**
+   * The last group was appended after other processes' changes (rebased). Its
+   * answers were then made twice, as planned and as landed; while groups keep
+   * landing so, the next one's are made only once it has landed (an undo and
+   * a replay of its changes, much cheaper than serializing answers). Such a
+   * write's answer can no longer fail before its change is saved: if making
+   * it throws, the client is told the revision the change was saved as.
+   */
+  private lastGroupRebased = false;
   /** Other processes' changes heard from the feed, applied by one queued task. */
   private inbox: Change[] = [];
   /** The adapter writes the document out itself, slice by slice (file compaction): it asks for it frozen. */
@@ -534,13 +546,14 @@ export class DocumentStore extends EventEmitter {
       return;
     }
     const planned: { job: WriteJob; plan: WritePlan; result: unknown; entry: Pending | undefined }[] = [];
+    const answerLater = this.lastGroupRebased;
     for (const job of jobs) {
       if (job.deadline !== undefined && performance.now() >= job.deadline) {
         job.reject(outOfTime('The storage did not finish the requests before this one in time', this.requestTimeout as number));
         continue;
       }
       try {
-        planned.push({ job, ...this.planJob(job) });
+        planned.push({ job, ...this.planJob(job, answerLater) });
       } catch (error) {
         // Nothing of it is left applied: the writes before and after it are unaffected.
         job.reject(error);
@@ -563,8 +576,13 @@ export class DocumentStore extends EventEmitter {
       let rebased = false;
       try {
         const committed = await this.adapter.commitBatch?.(entries.map((entry) => entry.change as Change), callOptions(deadline));
+        this.lastGroupRebased = isRebasedCommit(committed);
         if (isRebasedCommit(committed)) {
           this.rebaseBatch(entries, committed, leading);
+          rebased = true;
+        } else if (answerLater) {
+          // Landed as planned: the same pass with nothing missed, to answer each write at its revision.
+          this.rebaseBatch(entries, { revision: (entries[0] as Pending).revision, missed: [] }, leading);
           rebased = true;
         }
         for (const entry of entries) entry.done = true;
@@ -579,8 +597,11 @@ export class DocumentStore extends EventEmitter {
       }
     }
     const retried: WriteJob[] = [];
-    for (const { job, result } of planned) {
-      if (failure === undefined) job.resolve(result);
+    for (const { job, result, entry } of planned) {
+      if (failure === undefined) {
+        if (result !== unanswered) job.resolve(result);
+        else job.reject(new JsonStoreError('internal-error', `The change was saved as revision ${(entry as Pending).revision}, but its answer could not be made; read the document (GET) to see it`));
+      }
       else if (failure instanceof RevisionConflictError && mayRetryConflict(this.options.maxRetries, job.attempt, job.deadline)) {
         job.attempt += 1;
         retried.push(job);
@@ -594,8 +615,12 @@ export class DocumentStore extends EventEmitter {
     }
   }
 
-  /** Plans and applies one job of a group; its pending entry, or none when it changes nothing. Throws with nothing applied. */
-  private planJob(job: WriteJob): { plan: WritePlan; result: unknown; entry: Pending | undefined } {
+  /**
+   * Plans and applies one job of a group; its pending entry, or none when it
+   * changes nothing. Throws with nothing applied. With `answerLater` a change's
+   * answer is left `unanswered`, for `rebaseBatch` to make as it lands.
+   */
+  private planJob(job: WriteJob, answerLater = false): { plan: WritePlan; result: unknown; entry: Pending | undefined } {
     const plan = (job.guard === undefined ? job.plan : this.guarded(job.guard, job.plan))(this.state.root);
     if (plan.ops.length === 0) return { plan, result: job.respond(this.state.root, plan, this.revisionNumber), entry: undefined };
     const meter = new SizeMeter(this.options.maxWriteGrowth, plan.describe !== undefined);
@@ -605,7 +630,7 @@ export class DocumentStore extends EventEmitter {
       const sizeBefore = this.size;
       const sizeAfter = meter.sizeAfter(sizeBefore) ?? jsonSize(this.state.root);
       this.checkSize(sizeBefore, sizeAfter);
-      const result = job.respond(this.state.root, plan, this.revisionNumber + 1);
+      const result = answerLater ? unanswered : job.respond(this.state.root, plan, this.revisionNumber + 1);
       const revision = this.revisionNumber + 1;
       // After a load of empty storage the first change carries the starting document, and then writes everything.
       const carriedBase = this.base;

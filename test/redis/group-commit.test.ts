@@ -230,6 +230,67 @@ describeRedis('redisStorage: group commit', (env) => {
     // More calls than groups: the refused group went again.
     expect(a.groups.length).toBeGreaterThan(calls + 2);
   });
+  test('after a group lands behind another process\' write, the next group is answered as it lands: each answer exact at its revision, landed as planned or not', async () => {
+    const key = env.key('group-later');
+    const a = await serve(env, key, { leaves: {} });
+    const b = await serve(env, key, { leaves: {} });
+    await patch(`${a.url}/leaves`, { start: true });
+    await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual({ start: true }) ?? true);
+
+    /** `first` goes alone and is held while b writes (it lands after b's write); `rest` waits behind it as one group, held until `meanwhile` has run. */
+    const round = async (first: unknown, rest: unknown[], fromB: unknown, meanwhile: () => Promise<void>) => {
+      const firstGone = gate();
+      const released = gate();
+      const before = a.arrived();
+      const calls = a.groups.length;
+      a.holdNext(firstGone.promise);
+      const firstAnswer = patch(`${a.url}/leaves`, first);
+      await eventually('the first change with Redis', () => a.groups.length === calls + 1);
+      expect((await patch(`${b.url}/leaves`, fromB)).status).toBe(200);
+      const restAnswers: Promise<Answer>[] = [];
+      for (const [i, body] of rest.entries()) {
+        restAnswers.push(patch(`${a.url}/leaves`, body));
+        await eventually('the request at the server, in order', () => a.arrived() - before === i + 2);
+      }
+      a.holdNext(released.promise);
+      firstGone.open();
+      await eventually('the group with Redis', () => a.groups.length === calls + 2);
+      // One call for the group (a write that changes nothing hands storage no change).
+      expect(a.groups[calls + 1]).toBe(rest.filter((body) => Object.keys(body as object).length > 0).length);
+      await meanwhile();
+      released.open();
+      return [await firstAnswer, ...(await Promise.all(restAnswers))];
+    };
+    const exact = (answers: Answer[], bodies: unknown[]) => {
+      expect(answers.map((answer) => answer.status)).toEqual(bodies.map(() => 200));
+      expect(answers.map((answer) => answer.body)).toEqual(bodies);
+      for (const answer of answers) expect(answer.etag).toBe(etagOfBody(answer.body));
+    };
+
+    // Landed as planned: each answer holds the writes up to its own, a write that changes nothing the state where it stands.
+    const s = { start: true, b1: 1 };
+    exact(await round({ x0: 0 }, [{ x1: 1 }, {}, { x2: 2 }], { b1: 1 }, async () => {}), [
+      { ...s, x0: 0 },
+      { ...s, x0: 0, x1: 1 },
+      { ...s, x0: 0, x1: 1 },
+      { ...s, x0: 0, x1: 1, x2: 2 },
+    ]);
+    // Landed behind another write of b's, made while the group was held.
+    const t = { ...s, x0: 0, x1: 1, x2: 2, b2: 2 };
+    const answers = await round({ y0: 0 }, [{ y1: 1 }, {}, { y2: 2 }], { b2: 2 }, async () => {
+      expect((await patch(`${b.url}/leaves`, { b3: 3 })).status).toBe(200);
+    });
+    exact(answers, [
+      { ...t, y0: 0 },
+      { ...t, y0: 0, b3: 3, y1: 1 },
+      { ...t, y0: 0, b3: 3, y1: 1 },
+      { ...t, y0: 0, b3: 3, y1: 1, y2: 2 },
+    ]);
+    const expected = { ...t, y0: 0, b3: 3, y1: 1, y2: 2 };
+    await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual(expected) ?? true);
+    expect((await fetchJson(`${a.url}/leaves`)).etag).toBe(etagOfBody(expected));
+  });
+
   test('in one group, a write whose answer throws after its change was applied is undone alone; the others commit', async () => {
     const key = env.key('group-respond');
     const a = await serve(env, key, { leaves: {} });
