@@ -57,9 +57,10 @@ afterAll(async () => {
 });
 
 /** A page that fails the test on any dialog (an injected alert would open one) or script error. */
-async function openPage(path: string, javaScriptEnabled = true): Promise<{ page: Page; problems: string[] }> {
+async function openPage(path: string, javaScriptEnabled = true, beforeOpening?: (page: Page) => Promise<unknown>): Promise<{ page: Page; problems: string[] }> {
   const context = await browser!.newContext({ javaScriptEnabled });
   const page = await context.newPage();
+  await beforeOpening?.(page);
   const problems: string[] = [];
   page.on('dialog', (dialog) => {
     problems.push(`dialog: ${dialog.message()}`);
@@ -153,14 +154,27 @@ describe('the explorer page in Chromium', () => {
   });
 
   test('a change made meanwhile by someone else is a 412 the page shows, then it shows the latest; bad JSON is refused', { timeout: 120_000 }, async () => {
-    const { page, problems } = await openPage('/posts/1');
+    // The page checks for changes with conditional GETs (on each event of its stream, the first one
+    // included). Once `hold` is set they are answered "not modified", so its view stays as loaded.
+    let hold = false;
+    let checksOnTheirWay = 0;
+    const { page, problems } = await openPage('/posts/1', true, (page) =>
+      page.route('**/*', async (route) => {
+        const request = route.request();
+        if (request.method() !== 'GET' || request.headers()['if-none-match'] === undefined) return route.continue();
+        if (hold) return route.fulfill({ status: 304 });
+        checksOnTheirWay += 1;
+        try {
+          await route.fulfill({ response: await route.fetch() });
+        } finally {
+          checksOnTheirWay -= 1;
+        }
+      }),
+    );
     await expect.poll(() => page.locator('#live').textContent()).toMatch(/^live/);
-    // Hold the page's view still: its checks for changes are answered "not modified".
-    await page.route('**/*', async (route) => {
-      const request = route.request();
-      if (request.method() === 'GET' && request.headers()['if-none-match'] !== undefined) await route.fulfill({ status: 304 });
-      else await route.continue();
-    });
+    hold = true;
+    // A check sent before (the stream's first event sets one off) could reach the store after the change below.
+    await expect.poll(() => checksOnTheirWay, { timeout: 30_000 }).toBe(0);
     expect((await fetch(`${base}/posts/1/draft`, { method: 'PUT', headers: json, body: 'false' })).status).toBe(200);
     await page.getByRole('button', { name: 'Edit /draft' }).click();
     const input = page.getByRole('textbox', { name: 'New JSON value for /draft' });
