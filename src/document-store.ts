@@ -589,6 +589,8 @@ export class DocumentStore extends EventEmitter {
         this.advance();
       } catch (error) {
         failure = error;
+        // Refused as stale: another process is writing too, so the retry is likely to land behind it.
+        if (error instanceof RevisionConflictError) this.lastGroupRebased = true;
         this.rollback(entries[0] as Pending, error);
       }
       // Rebased after other processes' changes: answers as of the revisions the changes got.
@@ -601,8 +603,7 @@ export class DocumentStore extends EventEmitter {
       if (failure === undefined) {
         if (result !== unanswered) job.resolve(result);
         else job.reject(new JsonStoreError('internal-error', `The change was saved as revision ${(entry as Pending).revision}, but its answer could not be made; read the document (GET) to see it`));
-      }
-      else if (failure instanceof RevisionConflictError && mayRetryConflict(this.options.maxRetries, job.attempt, job.deadline)) {
+      } else if (failure instanceof RevisionConflictError && mayRetryConflict(this.options.maxRetries, job.attempt, job.deadline)) {
         job.attempt += 1;
         retried.push(job);
       } else job.reject(this.failure(failure));
