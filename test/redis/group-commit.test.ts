@@ -85,11 +85,11 @@ function gate(): { promise: Promise<void>; open: () => void } {
 type Answer = Awaited<ReturnType<typeof fetchJson>>;
 
 /**
- * Holds `a`'s first write with Redis (it goes alone), lets `rest` reach the
- * server behind it in this order, then holds their group with Redis too.
- * `release` lets the group go.
+ * Holds `a`'s first write with Redis (it goes alone), runs `whileFirstHeld`,
+ * lets `rest` reach the server behind it in this order, then holds their
+ * group with Redis too. `release` lets the group go.
  */
-async function heldGroup(a: Served, first: () => Promise<Answer>, rest: (() => Promise<Answer>)[]) {
+async function heldGroup(a: Served, first: () => Promise<Answer>, rest: (() => Promise<Answer>)[], whileFirstHeld?: () => Promise<void>) {
   const firstGone = gate();
   const released = gate();
   const before = a.arrived();
@@ -97,6 +97,7 @@ async function heldGroup(a: Served, first: () => Promise<Answer>, rest: (() => P
   a.holdNext(firstGone.promise);
   const firstAnswer = first();
   await eventually('the first change with Redis', () => a.groups.length === calls + 1);
+  await whileFirstHeld?.();
   const restAnswers: Promise<Answer>[] = [];
   for (const [i, send] of rest.entries()) {
     restAnswers.push(send());
@@ -239,27 +240,17 @@ describeRedis('redisStorage: group commit', (env) => {
 
     /** `first` goes alone and is held while b writes (it lands after b's write); `rest` waits behind it as one group, held until `meanwhile` has run. */
     const round = async (first: unknown, rest: unknown[], fromB: unknown, meanwhile: () => Promise<void>) => {
-      const firstGone = gate();
-      const released = gate();
-      const before = a.arrived();
-      const calls = a.groups.length;
-      a.holdNext(firstGone.promise);
-      const firstAnswer = patch(`${a.url}/leaves`, first);
-      await eventually('the first change with Redis', () => a.groups.length === calls + 1);
-      expect((await patch(`${b.url}/leaves`, fromB)).status).toBe(200);
-      const restAnswers: Promise<Answer>[] = [];
-      for (const [i, body] of rest.entries()) {
-        restAnswers.push(patch(`${a.url}/leaves`, body));
-        await eventually('the request at the server, in order', () => a.arrived() - before === i + 2);
-      }
-      a.holdNext(released.promise);
-      firstGone.open();
-      await eventually('the group with Redis', () => a.groups.length === calls + 2);
+      const held = await heldGroup(
+        a,
+        () => patch(`${a.url}/leaves`, first),
+        rest.map((body) => () => patch(`${a.url}/leaves`, body)),
+        async () => expect((await patch(`${b.url}/leaves`, fromB)).status).toBe(200),
+      );
       // One call for the group (a write that changes nothing hands storage no change).
-      expect(a.groups[calls + 1]).toBe(rest.filter((body) => Object.keys(body as object).length > 0).length);
+      expect(a.groups[held.calls + 1]).toBe(rest.filter((body) => Object.keys(body as object).length > 0).length);
       await meanwhile();
-      released.open();
-      return [await firstAnswer, ...(await Promise.all(restAnswers))];
+      held.release();
+      return [await held.first, ...(await Promise.all(held.rest))];
     };
     const exact = (answers: Answer[], bodies: unknown[]) => {
       expect(answers.map((answer) => answer.status)).toEqual(bodies.map(() => 200));
