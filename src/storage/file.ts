@@ -542,6 +542,8 @@ class FileStorageAdapter implements FileStorage {
     this.compactAgainAt = 0;
     this.idempotency = new Map();
     this.writtenSnapshot = undefined;
+    // The engine's document, held by the reader: a closed adapter must not keep it.
+    this.freezeDocument = undefined;
   }
 
   private rememberKey(record: IdempotencyRecord): void {
@@ -937,11 +939,17 @@ class FileStorageAdapter implements FileStorage {
    * to find it unchanged would cost a long garbage collection.
    */
   private async snapshotUnchanged(): Promise<boolean> {
+    return (await this.snapshotOnDisk()) === 'unchanged';
+  }
+
+  /** What became of the snapshot file since the store wrote or loaded it (see `snapshotUnchanged`). */
+  private async snapshotOnDisk(): Promise<'unchanged' | 'edited' | 'removed'> {
     // No identity (a file system that is not node's, or no file): unknown, so the bytes decide, read through this.fs.
     const identity = await fileIdentity(this.path);
-    if (identity !== undefined && this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return true;
+    if (identity !== undefined && this.writtenSnapshot !== undefined && sameIdentity(this.writtenSnapshot, identity)) return 'unchanged';
     const bytes = await this.fs.readFile(this.path);
-    return bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256;
+    if (bytes === undefined) return 'removed';
+    return (await sha256InSlices(bytes)) === this.snapshot.sha256 ? 'unchanged' : 'edited';
   }
 
   private async rebuild(cut: { revision: number; offset: number }): Promise<JsonValue> {
@@ -1107,11 +1115,11 @@ class FileStorageAdapter implements FileStorage {
   /** Whether the snapshot file holds something other than what the store wrote or loaded. */
   private async snapshotEditedOnDisk(): Promise<boolean> {
     if (!this.snapshot.exists) return false;
-    const bytes = await this.fs.readFile(this.path).catch(() => undefined);
-    if (bytes !== undefined && (await sha256InSlices(bytes)) === this.snapshot.sha256) return false;
+    const state = await this.snapshotOnDisk().catch(() => 'removed' as const);
+    if (state === 'unchanged') return false;
     process.emitWarning(
-      `${this.path} was ${bytes === undefined ? 'removed' : 'edited'} while the store had it open, so the journal was not folded into it. ` +
-        `The next start ${bytes === undefined ? 'refuses until the snapshot is restored' : 'serves the edit and moves the journal aside'}`,
+      `${this.path} was ${state} while the store had it open, so the journal was not folded into it. ` +
+        `The next start ${state === 'removed' ? 'refuses until the snapshot is restored' : 'serves the edit and moves the journal aside'}`,
       { type: 'JsonStoreWarning', code: 'JSONSTORE_COMPACTION_FAILED' },
     );
     return true;
