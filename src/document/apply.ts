@@ -268,6 +268,8 @@ function applyOne(
       touchPath(state, from, touched);
       observer?.removing(state.root, from, 'move', where);
       remove(state, from, where, undo);
+      // Removing from an array shifts its later members: `path` may now lead through other containers.
+      touchPath(state, path, touched);
       observer?.adding(state.root, path, value, 'move', where);
       const pointer = insert(state, path, value, where, undo);
       applied.push({ op: 'move', from: op.from, path: pointer });

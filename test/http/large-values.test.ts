@@ -227,3 +227,20 @@ test('keys listed while measuring an object follow the writes made in place afte
   expect(response.text).toBe(JSON.stringify(model));
   expect(response.headers['etag']).toBe(etagOf(model));
 }, 60_000);
+
+test('a move out of an array into a later member of it changes that member, not a stale copy: cached JSON, ETags and `initial` stay right', async () => {
+  const initial = { a: [{ n: 0 }, { n: 1 }, { n: 2 }] };
+  const store = jsonStore({ initial });
+  // Cached before the move: /a/2 is the member that becomes /a/1.
+  expect((await request(store).get('/a/2')).body).toEqual({ n: 2 });
+  const move = [{ op: 'move', from: '/a/0', path: '/a/1/x' }];
+  expect((await request(store).patch('/').type('application/json-patch+json').send(move)).status).toBe(200);
+  const expected = { a: [{ n: 1 }, { n: 2, x: { n: 0 } }] };
+  for (const [path, value] of [['/a/1', expected.a[1]], ['/a', expected.a], ['/', expected]] as const) {
+    const response = await request(store).get(path);
+    expect(response.body).toEqual(value);
+    expect(response.headers['etag']).toBe(etagOf(value as JsonValue));
+  }
+  // Copy-on-write: the caller's object is never changed.
+  expect(initial).toEqual({ a: [{ n: 0 }, { n: 1 }, { n: 2 }] });
+});
