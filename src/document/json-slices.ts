@@ -68,7 +68,7 @@ function stringPart(frame: StringFrame): string {
   return escaped.slice(1, -1);
 }
 
-/** What `jsonPieces` yields, between pieces, before a member that may be large: no text, a good place to end a slice. */
+/** What `jsonPieces` yields before a member that may be large: no text, a good place to end a slice. */
 export const pausePoint = '';
 
 /**
@@ -121,9 +121,8 @@ export function* jsonPieces(value: JsonValue, indent = 0): Generator<string, voi
         }
         if (length <= walkedMembers && typeof member === 'object' && member !== null) {
           // This container is walked for its size, not its count: its members
-          // may be huge, and listing one's keys cannot be cut. A pause point.
-          if (out.length > 0) yield out;
-          out = '';
+          // may be huge, and listing one's keys cannot be cut. A pause point
+          // (the text gathered so far stays gathered: pieces stay ~64 KB).
           yield pausePoint;
         }
         const inner = opened(member, depth + 1);
