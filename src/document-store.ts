@@ -415,7 +415,11 @@ export class DocumentStore extends EventEmitter {
    * Atomic: whatever throws once the change is applied (a budget, the depth
    * check, `respond`, preparing the change for the adapter, the adapter
    * refusing it) undoes it exactly, and the adapter is handed only changes
-   * the store keeps.
+   * the store keeps. One exception: while other processes write to shared
+   * storage, a group's answers are made only once it has landed
+   * (see `lastGroupRebased`), so a `respond` that throws then
+   * finds its change saved, and the write is rejected with an error that
+   * says so and names the revision.
    */
   async write<T>(
     plan: (root: JsonValue) => WritePlan,
@@ -595,7 +599,8 @@ export class DocumentStore extends EventEmitter {
       }
       // Rebased after other processes' changes: answers as of the revisions the changes got.
       if (rebased) {
-        for (const item of planned) if (item.entry !== undefined) item.result = item.entry.rebasedResult ?? item.result;
+        // Set only when answering again succeeded (an answer may itself be undefined).
+        for (const item of planned) if (item.entry !== undefined && 'rebasedResult' in item.entry) item.result = item.entry.rebasedResult;
       }
     }
     const retried: WriteJob[] = [];

@@ -280,6 +280,10 @@ describeRedis('redisStorage: group commit', (env) => {
     const expected = { ...t, y0: 0, b3: 3, y1: 1, y2: 2 };
     await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual(expected) ?? true);
     expect((await fetchJson(`${a.url}/leaves`)).etag).toBe(etagOfBody(expected));
+    // The last group landed behind b's write, so the next is answered as it lands too: an answer that is undefined is still an answer.
+    const quiet = await a.store.store.write((root) => planPut(root, ['leaves', 'quiet'], true), () => undefined);
+    expect(quiet).toBeUndefined();
+    expect((await fetchJson(`${a.url}/leaves/quiet`)).body).toBe(true);
   });
 
   test('in one group, a write whose answer throws after its change was applied is undone alone; the others commit', async () => {
