@@ -279,6 +279,8 @@ export class DocumentStore extends EventEmitter {
    * it throws, the client is told the revision the change was saved as.
    */
   private lastGroupRebased = false;
+  /** Bumped each time `rebaseBatch` undoes and replays changes in place: a read whose view ran before looks again. */
+  private replays = 0;
   /** Other processes' changes heard from the feed, applied by one queued task. */
   private inbox: Change[] = [];
   /** The adapter writes the document out itself, slice by slice (file compaction): it asks for it frozen. */
@@ -375,9 +377,11 @@ export class DocumentStore extends EventEmitter {
       const result = view(this.state.root);
       const last = this.pending[this.pending.length - 1];
       if (last === undefined) return result;
-      // Rebased after other processes' changes: they come before it, so view again.
+      // Rebased after other processes' changes (they come before it), or replayed
+      // to answer as it landed (undone in place meanwhile): view again.
       const revisionSeen = last.revision;
-      if ((await last.settled) && last.revision === revisionSeen) return result;
+      const replaysSeen = this.replays;
+      if ((await last.settled) && last.revision === revisionSeen && this.replays === replaysSeen) return result;
     }
   }
 
@@ -387,7 +391,7 @@ export class DocumentStore extends EventEmitter {
    * slices): from now on a write copies each container it changes
    * (copy-on-write, see `DocumentState.owned`) instead of changing it in
    * place. Costs nothing now; the next write to each path copies the
-   * containers on it once. Call it from a `read` view, so the values are committed ones
+   * containers on it once. Call it from a `read` view, so the values are those the read answers with (it views again when storage placed a change elsewhere or it was replayed)
    * (the file adapter's compaction calls it from a commit, and drops what it
    * wrote if a change it holds is refused: undoing that change is in place).
    */
@@ -678,6 +682,7 @@ export class DocumentStore extends EventEmitter {
    * each write again right after its change (the document is then at its revision).
    */
   private rebaseBatch(entries: Pending[], committed: RebasedCommit, leading: readonly (() => void)[]): void {
+    this.replays += 1;
     for (let i = entries.length - 1; i >= 0; i--) (entries[i] as Pending).undo();
     const first = entries[0] as Pending;
     this.size = first.sizeBefore;
