@@ -582,8 +582,17 @@ export class DocumentStore extends EventEmitter {
         }
       }
       let rebased = false;
+      let committed: RebasedCommit | void | undefined;
+      // Only the call is undone on failure: once storage has the changes, they stay.
       try {
-        const committed = await this.adapter.commitBatch?.(entries.map((entry) => entry.change as Change), callOptions(deadline));
+        committed = await this.adapter.commitBatch?.(entries.map((entry) => entry.change as Change), callOptions(deadline));
+      } catch (error) {
+        failure = error;
+        // Refused as stale: another process is writing too, so the retry is likely to land behind it.
+        if (error instanceof RevisionConflictError) this.lastGroupRebased = true;
+        this.rollback(entries[0] as Pending, error);
+      }
+      if (failure === undefined) {
         this.lastGroupRebased = isRebasedCommit(committed);
         if (isRebasedCommit(committed)) {
           this.rebaseBatch(entries, committed, leading);
@@ -595,11 +604,6 @@ export class DocumentStore extends EventEmitter {
         }
         for (const entry of entries) entry.done = true;
         this.advance();
-      } catch (error) {
-        failure = error;
-        // Refused as stale: another process is writing too, so the retry is likely to land behind it.
-        if (error instanceof RevisionConflictError) this.lastGroupRebased = true;
-        this.rollback(entries[0] as Pending, error);
       }
       // Rebased after other processes' changes: answers as of the revisions the changes got.
       if (rebased) {
