@@ -103,7 +103,6 @@ export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): nu
       for (const child of node) {
         if (isContainer(child)) pending.push(child);
         else size += scalarSize(child);
-        if (size > limit) return size;
       }
     } else if (isObject(node)) {
       const keys = keysOf(node);
@@ -113,7 +112,6 @@ export function jsonSize(value: JsonValue, limit = Number.POSITIVE_INFINITY): nu
         const child = node[key] as JsonValue;
         if (isContainer(child)) pending.push(child);
         else size += scalarSize(child);
-        if (size > limit) return size;
       }
     }
   }

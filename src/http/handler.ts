@@ -96,12 +96,6 @@ function prefersMinimal(req: IncomingMessage): boolean {
   return prefer !== undefined && /(?:^|[,;\s])return\s*=\s*"?minimal"?/i.test(prefer);
 }
 
-/**
- * Sends the status, headers and body. The headers go in one `writeHead`
- * (an object, which middleware wrapping `writeHead` understands) rather than
- * one `setHeader` each: this runs for every request. Headers set before
- * (by Express, CORS, `Vary`) are kept; these win over them.
- */
 /** Whether the preconditions of a read answer it without a body: If-None-Match matches (304) or If-Match fails (412). */
 function answeredWithoutBody(preconditions: ReturnType<typeof preconditionsOf>, etag: string): boolean {
   if (!hasPreconditions(preconditions)) return false;
@@ -112,6 +106,12 @@ function answeredWithoutBody(preconditions: ReturnType<typeof preconditionsOf>, 
   }
 }
 
+/**
+ * Sends the status, headers and body. The headers go in one `writeHead`
+ * (an object, which middleware wrapping `writeHead` understands) rather than
+ * one `setHeader` each: this runs for every request. Headers set before
+ * (by Express, CORS, `Vary`) are kept; these win over them.
+ */
 function send(res: ServerResponse, status: number, body: string | Buffer | StreamedBody | undefined, headers: Record<string, string | undefined>, head: boolean): void {
   const fields: Record<string, string> = {};
   for (const name in headers) {
