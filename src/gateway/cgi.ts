@@ -14,7 +14,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, originalTarget, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
-import { describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
+import { defaultMaxBodySize, describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
 import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
@@ -65,7 +65,6 @@ export interface CgiOptions extends GatewayOptions {
 }
 
 const defaultPath = '/usr/local/bin:/usr/bin:/bin';
-const defaultMaxBodySize = 1024 * 1024 * 1024;
 const defaultSpoolThreshold = 1024 * 1024;
 const maxLocalRedirects = 10;
 const redirectDepth = Symbol('express-jsonstore.cgi.redirectDepth');
@@ -371,7 +370,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       stderr.flush();
       if (input.kind === 'stream') {
         req.unpipe(child.stdin ?? undefined);
-        discardRestOfBody(req);
+        discardRestOfBody(req, res);
       }
       if (spawnError !== undefined) {
         if (phase === 'head') failWith(new GatewayError('bad-gateway', 'The CGI script could not be started.', { cause: spawnError }));

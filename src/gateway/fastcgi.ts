@@ -34,7 +34,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
-import { describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
+import { defaultMaxBodySize, describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 type Params = Readonly<Record<string, string>>;
@@ -115,7 +115,6 @@ export interface FastCgiMiddleware extends GatewayMiddleware {
 }
 
 const requestId = 1;
-const defaultMaxBodySize = 1024 * 1024 * 1024;
 const defaultSpoolThreshold = 1024 * 1024;
 
 /** The record handler of the request a connection is serving. */
@@ -446,7 +445,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
         stdinSource.removeAllListeners('data');
         if (stdinSource !== req) stdinSource.destroy();
       }
-      discardRestOfBody(req);
+      discardRestOfBody(req, res);
       if (input.kind === 'file') void input.file.close();
     };
     /** Ends this request's use of the connection: kept for the next request only after a clean END_REQUEST. */

@@ -16,7 +16,7 @@ import { PythonWorkerPool, runnerPath, type PoolJob, type PythonWorker, type Wor
 import { Deadlines, type Expiring } from './deadlines.js';
 import { decodeResponseHead, FromWorker, requestFrames, ToWorker, type Frame } from './python-protocol.js';
 import { buildHead, parseStatusLine } from './response-head.js';
-import { declaredOverLimit, describeRequest, discardRestOfBody, refuseTooLarge } from './request-body.js';
+import { declaredOverLimit, defaultMaxBodySize, describeRequest, discardRestOfBody, refuseTooLarge } from './request-body.js';
 import { ResponseWriter } from './response-writer.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 import { optionChecks, shown, type OptionChecks } from '../option-checks.js';
@@ -125,7 +125,7 @@ function resolveOptions(appSpec: unknown, options: unknown): ResolvedPythonOptio
     maxRequests,
     maxRequestsJitter,
     maxQueue: checks.wholeNumber('maxQueue', raw.maxQueue, 100, { min: 0 }),
-    maxBodySize: checks.positiveNumber('maxBodySize', raw.maxBodySize, 1024 * 1024 * 1024),
+    maxBodySize: checks.positiveNumber('maxBodySize', raw.maxBodySize, defaultMaxBodySize),
     killGrace: checks.positiveNumber('killGrace', raw.killGrace, 2_000),
     env,
   };
@@ -191,7 +191,7 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
     this.#deadlines.delete(this);
     this.#stopWatchingClient();
     this.#detachBody?.();
-    discardRestOfBody(this.#req);
+    discardRestOfBody(this.#req, this.#res);
     const worker = this.#worker;
     this.#worker = undefined;
     worker?.detach();
@@ -350,16 +350,13 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
     }
   }
 
-  /**
-   * The client left. Queued: forgotten. Running: the worker is told (an abort
-   * frame, which ends a generator at its next chunk and fails wsgi.input
-   * reads) and its output is dropped until it finishes, within the timeout.
-   */
   /** A chunked body passed maxBodySize: the app sees the client leave, the client gets 413 (or a cut connection). */
   #bodyTooLarge(worker: PythonWorker): void {
     const { maxBodySize, common } = this.#settings;
     this.#state = 'discarding';
     this.#detachBody?.();
+    // Removing the data listener does not stop a flowing stream.
+    this.#req.pause();
     worker.send(ToWorker.abort);
     this.#bodySent = true;
     worker.send(ToWorker.bodyEnd);
@@ -370,6 +367,11 @@ class Exchange implements PoolJob, WorkerSession, Expiring {
     } else refuseTooLarge(this.#req, this.#res, this.#writer, { where: bridge, logger: common.logger, maxBodySize }, why);
   }
 
+  /**
+   * The client left. Queued: forgotten. Running: the worker is told (an abort
+   * frame, which ends a generator at its next chunk and fails wsgi.input
+   * reads) and its output is dropped until it finishes, within the timeout.
+   */
   #clientGone(): void {
     if (this.#state === 'queued') {
       this.#pool.withdraw(this);

@@ -26,14 +26,18 @@ export interface BodyLimits {
   readonly tempDir: string;
 }
 
+/** The `maxBodySize` of every bridge that reads request bodies, unless set: 1 GiB. */
+export const defaultMaxBodySize = 1024 * 1024 * 1024;
+
 /**
  * The response is over and the rest of the body is unwanted: read and drop
  * it, as Node does for a body nobody read. A bridge pauses the request for
  * backpressure, and Node skips its own drain for a request that was read
- * from, so a paused remainder would stall the keep-alive connection.
+ * from, so a paused remainder would stall the keep-alive connection. Not when
+ * the response closes the connection (a 413): the rest stays unread.
  */
-export function discardRestOfBody(req: IncomingMessage): void {
-  if (!req.complete) req.resume();
+export function discardRestOfBody(req: IncomingMessage, res: ServerResponse): void {
+  if (!req.complete && String(res.getHeader('connection')).toLowerCase() !== 'close') req.resume();
 }
 
 /** `METHOD /target` of a request, for log lines. */

@@ -430,11 +430,11 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(probe.workerPids).toEqual([before]);
     });
 
-    it('an exception with a 3 MB message: 500 with its traceback logged cut to its end, and the worker lives on', async () => {
+    it.each(['huge-exception', 'huge-emoji-exception'])('an exception with a huge message (%s): 500 with its traceback logged cut to its end, and the worker lives on', async (route) => {
       const probe = pool('probe:app', { workers: 1 });
       const { server } = await serve(probe);
       const [before] = probe.workerPids;
-      await request(server).get('/app/huge-exception').expect(500);
+      await request(server).get(`/app/${route}`).expect(500);
       expect(probe.workerPids).toEqual([before]);
       expect(probe.lines.join('\n')).toMatch(/traceback cut to its end/);
     });

@@ -118,7 +118,6 @@ def frame(kind, payload=b''):
     return FRAME.pack(kind, len(payload)) + payload
 
 
-MAX_BODY_FRAME = 1 << 20
 # Node's limits per frame type (python-protocol.ts): past them it kills the worker as corrupt.
 MAX_FRAME = 1 << 20
 MAX_HEAD_FRAME = 64 << 10
@@ -132,12 +131,17 @@ def text_frame(kind, text):
     return frame(kind, data)
 
 
+def split_frames(kind, data):
+    """Data as frames of at most MAX_FRAME bytes (Node refuses larger ones as corrupt, and joins the pieces)."""
+    if len(data) <= MAX_FRAME:
+        return frame(kind, data)
+    view = memoryview(data)
+    return b''.join(frame(kind, bytes(view[start:start + MAX_FRAME])) for start in range(0, len(data), MAX_FRAME))
+
+
 def body_frames(chunk):
-    """A body chunk as B frames of at most 1 MiB (Node refuses huge frames as corrupt)."""
-    if len(chunk) <= MAX_BODY_FRAME:
-        return frame(b'B', chunk)
-    view = memoryview(chunk)
-    return b''.join(frame(b'B', bytes(view[start:start + MAX_BODY_FRAME])) for start in range(0, len(chunk), MAX_BODY_FRAME))
+    """A body chunk as B frames."""
+    return split_frames(b'B', chunk)
 
 
 class Exchange:
@@ -264,9 +268,8 @@ class WsgiErrors:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode('utf-8', 'replace')
         if text:
-            data = str(text).encode('utf-8', 'replace')
-            # Split as body_frames does; Node joins the pieces (a character split in two included).
-            self.channel.send(b''.join(frame(b'L', data[start:start + MAX_FRAME]) for start in range(0, len(data), MAX_FRAME)))
+            # Node joins the pieces, a character split in two included.
+            self.channel.send(split_frames(b'L', str(text).encode('utf-8', 'replace')))
         return len(text)
 
     def writelines(self, lines):
@@ -427,7 +430,8 @@ def handle(app, channel, kind, payload):
         text = traceback.format_exc()
         payload = json.dumps({'traceback': text}).encode('utf-8')
         if len(payload) > MAX_FRAME:
-            payload = json.dumps({'traceback': '(traceback cut to its end)\n' + text[-(MAX_FRAME // 8):]}).encode('utf-8')
+            # JSON escapes a character in up to 12 bytes (a surrogate pair): the end that fits whatever it holds.
+            payload = json.dumps({'traceback': '(traceback cut to its end)\n' + text[-(MAX_FRAME // 12 - 64):]}).encode('utf-8')
         channel.send(frame(b'X', payload))
     finally:
         close = getattr(result, 'close', None)
