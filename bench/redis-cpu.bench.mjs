@@ -38,7 +38,11 @@ async function connect() {
   return client;
 }
 
-/** CPU seconds (user + system, all threads) of a process, from /proc. */
+/**
+ * CPU seconds (user + system, all threads) of a process, from /proc. As in
+ * lib.mjs, which this file does not import: importing it pins the process
+ * to one core, and these servers and their load generator must float.
+ */
 function cpuSeconds(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -175,7 +179,11 @@ export default async function main() {
       for (const n of counts) rows.push(await round(n, duration, port, redisPid));
     }
   }
-  console.log(`CPU µs per committed write (different leaves, 32 connections, ${duration} s per round, load average ${loadavg()[0].toFixed(1)} at the end)`);
+  const flags = ['FOLLOW', 'MINIMAL', 'FULL'].filter((flag) => process.env[`REDIS_CPU_${flag}`] !== undefined).map((flag) => `REDIS_CPU_${flag}=${process.env[`REDIS_CPU_${flag}`]}`);
+  console.log(
+    `CPU µs per committed write (different leaves, ${process.env.REDIS_CPU_CONNECTIONS ?? 32} connections${flags.length > 0 ? `, ${flags.join(', ')}` : ''}, ` +
+      `${duration} s per round, load average ${loadavg()[0].toFixed(1)} at the end)`,
+  );
   console.table(rows);
   dists.forEach((d, build) => {
     console.log(`build ${build}: ${fileURLToPath(d)}`);

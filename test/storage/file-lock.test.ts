@@ -80,7 +80,6 @@ async function deadPid(): Promise<number> {
   return gone.pid as number;
 }
 
-/** Sets a file's times far enough in the past that it is not "being written right now". */
 /** What is in `dir` besides the store's snapshot and journal (which a store writes when it starts on empty storage). */
 function besidesStoreFiles(dir: string): string[] {
   return readdirSync(dir)
@@ -88,6 +87,7 @@ function besidesStoreFiles(dir: string): string[] {
     .sort();
 }
 
+/** Sets a file's times far enough in the past that it is not "being written right now". */
 function age(path: string): void {
   const past = new Date(Date.now() - 3_600_000);
   utimesSync(path, past, past);
