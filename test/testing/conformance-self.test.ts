@@ -120,10 +120,15 @@ function newSharedDisk(): SharedDisk {
 /**
  * Shared storage that keeps the document and rebases (`capabilities.rebase`,
  * `commitBatch`): a stale change goes in after the ones since when none of
- * those wrote where it writes or reads. `checksFirstOnly` breaks it: a batch
- * is checked by its first change's paths alone.
+ * those wrote where it writes or reads. It seeds empty storage atomically.
+ * Broken on purpose: `checksFirstOnly` checks a batch by its first change's
+ * paths alone, `neverRebases` refuses every stale batch, `logsBatchAsOne`
+ * logs a batch as one change, `seedOverwrites` seeds whatever is stored.
  */
-function rebasingStorage(disk: SharedDisk, options: { checksFirstOnly?: boolean; neverRebases?: boolean } = {}): StorageAdapter {
+function rebasingStorage(
+  disk: SharedDisk,
+  options: { checksFirstOnly?: boolean; neverRebases?: boolean; logsBatchAsOne?: boolean; seedOverwrites?: boolean } = {},
+): StorageAdapter {
   const append = (changes: readonly Change[]): Change[] | undefined => {
     const first = changes[0] as Change;
     let missed: Change[] = [];
@@ -142,7 +147,8 @@ function rebasingStorage(disk: SharedDisk, options: { checksFirstOnly?: boolean;
       applyOperations(state, change.ops);
       disk.document = state.root;
       disk.revision += 1;
-      const kept: Change = structuredClone({ revision: disk.revision, ops: change.ops, touches: change.touches ?? { writes: [''], reads: [] } });
+      const joined = options.logsBatchAsOne && change !== first ? [...(disk.log.pop() as Change).ops, ...change.ops] : change.ops;
+      const kept: Change = structuredClone({ revision: disk.revision, ops: joined, touches: change.touches ?? { writes: [''], reads: [] } });
       disk.log.push(kept);
       for (const listener of disk.listeners) setImmediate(() => listener(structuredClone({ revision: kept.revision, ops: kept.ops })));
     }
@@ -163,6 +169,14 @@ function rebasingStorage(disk: SharedDisk, options: { checksFirstOnly?: boolean;
       return missed === undefined ? undefined : { revision: landed, missed };
     },
     changesSince: (revision) => structuredClone(disk.log.filter((change) => change.revision > revision).map(({ revision: at, ops }) => ({ revision: at, ops }))),
+    seed(document) {
+      // Broken: overwrites a document another adapter seeded (not one it committed).
+      if (disk.document !== undefined && !(options.seedOverwrites && disk.revision === 0)) return { document: structuredClone(disk.document), revision: disk.revision };
+      disk.document = structuredClone(document);
+      disk.revision = 0;
+      disk.log.length = 0;
+      return undefined;
+    },
   };
   sharedDisks.set(adapter, disk);
   return adapter;
@@ -432,6 +446,7 @@ describe('broken adapters fail', () => {
     for (const [broken, message] of [
       [{ checksFirstOnly: true }, /a batch made at revision 4, its second change overlapping/],
       [{ neverRebases: true }, /overlaps nothing committed since must be appended after it .* it threw RevisionConflictError/],
+      [{ logsBatchAsOne: true }, /after a batch of three changes: changesSince\(1\) must list every change/],
     ] as const) {
       const setup: ConformanceSetup = {
         factory: () => rebasingStorage(newSharedDisk(), broken),
@@ -439,6 +454,14 @@ describe('broken adapters fail', () => {
       };
       await expectFailure(setup, 'commitBatch(): consecutive changes go in together', message);
     }
+  });
+
+  test('a shared adapter whose seed() is not atomic: the second of two stores its own document over the first', async () => {
+    const setup: ConformanceSetup = {
+      factory: () => rebasingStorage(newSharedDisk(), { seedOverwrites: true }),
+      peer: (adapter) => rebasingStorage(sharedDiskOf(adapter), { seedOverwrites: true }),
+    };
+    await expectFailure(setup, 'seed(): when another adapter wrote first', /what a second seed\(\) resolved with/);
   });
 
   test('a shared adapter registered without the peer option', async () => {

@@ -12,6 +12,7 @@ import type { Change, StorageAdapter } from '../../storage/types.js';
 import { assertSameJson } from '../assert-json.js';
 import type { CaseContext } from '../context.js';
 import { assertRevisionConflict, assertStoredDocument, attempt, changeFor, rejection, type CaseDefinition } from './helpers.js';
+import { assertConsecutive } from './shared.js';
 
 /** What storage holds, read by a fresh adapter when the setup can open one on the same data; else by `adapter` itself. */
 async function storedNow(context: CaseContext, adapter: StorageAdapter) {
@@ -19,9 +20,9 @@ async function storedNow(context: CaseContext, adapter: StorageAdapter) {
   return reader.load();
 }
 
-/** The change with `touches`, as the engine gives them to an adapter with `capabilities.rebase`. */
-function touching(adapter: StorageAdapter, change: Change): Change {
-  return adapter.capabilities?.rebase ? { ...change, touches: touchedPaths(change.ops) } : change;
+/** The change with `touches`, as the engine gives them to an adapter with `capabilities.rebase` (commitBatch's only users). */
+function touching(change: Change): Change {
+  return { ...change, touches: touchedPaths(change.ops) };
 }
 
 export const optionalMethodCases: CaseDefinition[] = [
@@ -60,6 +61,15 @@ export const optionalMethodCases: CaseDefinition[] = [
       const held = await late.seed!({ other: 'document' });
       assertStoredDocument(held ?? undefined, { first: 1 }, 1, 'what seed() resolved with after another adapter wrote');
       assertStoredDocument(await storedNow(context, adapter), { first: 1 }, 1, 'storage after that seed()');
+
+      // Two processes seeding empty storage together: the second gets the first one's document, at revision 0.
+      const first = await context.open();
+      const second = await context.peer(first);
+      assert.equal(await first.load(), undefined, 'empty storage loads undefined');
+      assert.equal(await second.load(), undefined, 'empty storage loads undefined (the second adapter)');
+      assert.equal(await first.seed!({ seeded: 'first' }), undefined, 'the first seed() on empty storage stores its document');
+      assertStoredDocument((await second.seed!({ seeded: 'second' })) ?? undefined, { seeded: 'first' }, 0, 'what a second seed() resolved with');
+      assertStoredDocument(await storedNow(context, first), { seeded: 'first' }, 0, 'storage after two seed() calls');
     },
   },
   {
@@ -87,25 +97,29 @@ export const optionalMethodCases: CaseDefinition[] = [
       // Optional: without it the engine commits one change per call.
       if (!adapter.commitBatch) return;
       assert.equal(adapter.capabilities?.shared, true, 'commitBatch() is for shared adapters (capabilities.shared)');
+      assert.equal(adapter.capabilities?.rebase, true, 'commitBatch() is for adapters that rebase (capabilities.rebase); the engine uses it only then');
       await adapter.load();
       await adapter.commit(changeFor(adapter, 1, [{ op: 'replace', path: '', value: { a: 0, b: 0, list: [] } }], { a: 0, b: 0, list: [] }));
       await adapter.commitBatch([
-        touching(adapter, changeFor(adapter, 2, [{ op: 'replace', path: '/a', value: 1 }], { a: 1, b: 0, list: [] })),
-        touching(adapter, changeFor(adapter, 3, [{ op: 'add', path: '/list/-', value: 'x' }], { a: 1, b: 0, list: ['x'] })),
-        touching(adapter, changeFor(adapter, 4, [{ op: 'replace', path: '/b', value: 2 }], { a: 1, b: 2, list: ['x'] })),
+        touching(changeFor(adapter, 2, [{ op: 'replace', path: '/a', value: 1 }], { a: 1, b: 0, list: [] })),
+        touching(changeFor(adapter, 3, [{ op: 'add', path: '/list/-', value: 'x' }], { a: 1, b: 0, list: ['x'] })),
+        touching(changeFor(adapter, 4, [{ op: 'replace', path: '/b', value: 2 }], { a: 1, b: 2, list: ['x'] })),
       ]);
       assertStoredDocument(await storedNow(context, adapter), { a: 1, b: 2, list: ['x'] }, 4, 'after a batch of three changes');
+      // Each change of a batch has a revision of its own, as other processes follow them.
+      const logged = await adapter.changesSince?.(1);
+      if (logged !== undefined) assertConsecutive(logged, 1, 4, 'after a batch of three changes');
 
       if (!context.setup.peer) return;
       // Another process appends revision 5 on /list; a batch made at revision 4 whose second change also touches /list overlaps it.
       const peer = await context.peer(adapter);
       await peer.load();
-      await peer.commit(touching(peer, changeFor(peer, 5, [{ op: 'add', path: '/list/-', value: 'peer' }], { a: 1, b: 2, list: ['x', 'peer'] })));
+      await peer.commit(touching(changeFor(peer, 5, [{ op: 'add', path: '/list/-', value: 'peer' }], { a: 1, b: 2, list: ['x', 'peer'] })));
       const stale = await rejection(
         attempt(() =>
           adapter.commitBatch!([
-            touching(adapter, changeFor(adapter, 5, [{ op: 'replace', path: '/a', value: 'stale' }], { a: 'stale', b: 2, list: ['x'] })),
-            touching(adapter, changeFor(adapter, 6, [{ op: 'add', path: '/list/-', value: 'stale' }], { a: 'stale', b: 2, list: ['x', 'stale'] })),
+            touching(changeFor(adapter, 5, [{ op: 'replace', path: '/a', value: 'stale' }], { a: 'stale', b: 2, list: ['x'] })),
+            touching(changeFor(adapter, 6, [{ op: 'add', path: '/list/-', value: 'stale' }], { a: 'stale', b: 2, list: ['x', 'stale'] })),
           ]),
         ),
         'a batch made at revision 4, its second change overlapping the revision another adapter committed since',
@@ -113,21 +127,16 @@ export const optionalMethodCases: CaseDefinition[] = [
       assertRevisionConflict(stale, 'a stale batch that overlaps a newer change');
       assertStoredDocument(await storedNow(context, adapter), { a: 1, b: 2, list: ['x', 'peer'] }, 5, 'after the refused batch (none of it may be stored)');
 
-      // Revision 6 on /list again; a batch made at revision 5 on /a and /b alone overlaps nothing: with
-      // capabilities.rebase it is appended after revision 6 (a RebasedCommit), else refused.
-      const peerChange = touching(peer, changeFor(peer, 6, [{ op: 'add', path: '/list/-', value: 'peer 2' }], { a: 1, b: 2, list: ['x', 'peer', 'peer 2'] }));
+      // Revision 6 on /list again; a batch made at revision 5 on /a and /b alone overlaps nothing:
+      // it is appended after revision 6 (a RebasedCommit).
+      const peerChange = touching(changeFor(peer, 6, [{ op: 'add', path: '/list/-', value: 'peer 2' }], { a: 1, b: 2, list: ['x', 'peer', 'peer 2'] }));
       const peerOps = structuredClone(peerChange.ops);
       await peer.commit(peerChange);
       const disjoint = () =>
         adapter.commitBatch!([
-          touching(adapter, changeFor(adapter, 6, [{ op: 'replace', path: '/a', value: 'A' }], { a: 'A', b: 2, list: ['x', 'peer'] })),
-          touching(adapter, changeFor(adapter, 7, [{ op: 'replace', path: '/b', value: 'B' }], { a: 'A', b: 'B', list: ['x', 'peer'] })),
+          touching(changeFor(adapter, 6, [{ op: 'replace', path: '/a', value: 'A' }], { a: 'A', b: 2, list: ['x', 'peer'] })),
+          touching(changeFor(adapter, 7, [{ op: 'replace', path: '/b', value: 'B' }], { a: 'A', b: 'B', list: ['x', 'peer'] })),
         ]);
-      if (!adapter.capabilities?.rebase) {
-        assertRevisionConflict(await rejection(attempt(disjoint), 'a stale batch, without capabilities.rebase'), 'a stale batch without capabilities.rebase');
-        assertStoredDocument(await storedNow(context, adapter), { a: 1, b: 2, list: ['x', 'peer', 'peer 2'] }, 6, 'after the refused batch');
-        return;
-      }
       const rebased = await attempt(disjoint).catch((error: unknown) =>
         assert.fail(`a stale batch that overlaps nothing committed since must be appended after it (capabilities.rebase), resolving with a RebasedCommit; it threw ${String(error)}`),
       );
@@ -140,6 +149,8 @@ export const optionalMethodCases: CaseDefinition[] = [
       );
       assertSameJson(rebased.missed[0]!.ops as unknown as JsonValue, peerOps as unknown as JsonValue, 'RebasedCommit.missed: the ops of the change it missed');
       assertStoredDocument(await storedNow(context, adapter), { a: 'A', b: 'B', list: ['x', 'peer', 'peer 2'] }, 8, 'after the rebased batch (both processes\' changes)');
+      const relogged = await adapter.changesSince?.(6);
+      if (relogged !== undefined) assertConsecutive(relogged, 6, 8, 'after the rebased batch');
     },
   },
 ];

@@ -92,7 +92,7 @@ function replay(changes: readonly Change[], start: JsonValue): JsonValue {
   return state.root;
 }
 
-function assertConsecutive(changes: readonly Change[], after: number, latest: number, what: string): void {
+export function assertConsecutive(changes: readonly Change[], after: number, latest: number, what: string): void {
   assert.deepEqual(
     changes.map((change) => change.revision),
     Array.from({ length: latest - after }, (_, i) => after + i + 1),
