@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import type { JsonValue } from '../../src/index.js';
 import { nodeFileSystem, type FileStorageFile, type FileStorageFileSystem } from '../../src/storage/file.js';
-import { crashImage, eio, eventually, filesOf, journalLines, removeTempDirs, serve, tempDir, type Served } from './file-support.js';
+import { collectWarnings, crashImage, eio, eventually, filesOf, journalLines, removeTempDirs, serve, tempDir, type Served } from './file-support.js';
 
 afterAll(removeTempDirs);
 
@@ -105,20 +105,6 @@ async function textAfterCrash(file: string, into: string): Promise<string> {
   }
 }
 
-/** Runs `task` and returns the warnings emitted meanwhile. */
-async function collectWarnings(task: (seen: readonly string[]) => Promise<void>): Promise<string[]> {
-  const warnings: string[] = [];
-  const emitWarning = process.emitWarning;
-  process.emitWarning = ((warning: string | Error) => {
-    warnings.push(String(warning));
-  }) as typeof process.emitWarning;
-  try {
-    await task(warnings);
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-  return warnings;
-}
 
 const compactAlways = { compactRatio: 1e-9, compactMinSize: 0 };
 
@@ -208,7 +194,11 @@ describe('compaction of the frozen working document', () => {
       const next = gated.hold('snapshot-temp:write');
       let started = false;
       void next.reached.then(() => (started = true));
-      for (let i = 0; !started; i++) await served.http.put(`/store/log/again${i}`).send({ i }).expect(201);
+      // Writes until one sets off the next compaction (compactAlways: the first one should).
+      for (let i = 0; !started; i++) {
+        if (i === 1000) throw new Error('1000 writes and no compaction started');
+        await served.http.put(`/store/log/again${i}`).send({ i }).expect(201);
+      }
       next.release();
       await eventually('the next compaction', () => served.storage.stats.compactions === 2);
       const after = await textOf(served);

@@ -208,3 +208,18 @@ export function faultyFileSystem(faults: Faults, base: FileStorageFileSystem = n
 }
 
 export { randomSource } from '../support/random.js';
+
+/** Runs `task` (shown the warnings so far) and returns the warnings emitted meanwhile. */
+export async function collectWarnings(task: (seen: readonly string[]) => Promise<void>): Promise<string[]> {
+  const warnings: string[] = [];
+  const emitWarning = process.emitWarning;
+  process.emitWarning = ((warning: string | Error) => {
+    warnings.push(String(warning));
+  }) as typeof process.emitWarning;
+  try {
+    await task(warnings);
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  return warnings;
+}

@@ -9,6 +9,7 @@ import { jsonStore } from '../../src/index.js';
 import { fileStorage, nodeFileSystem, type FileStorageFileSystem } from '../../src/storage/file.js';
 import {
   crashImage,
+  collectWarnings,
   expectProblem,
   filesOf,
   journalLines,
@@ -362,20 +363,6 @@ describe('hand edits', () => {
   });
 });
 
-/** Runs `task` and returns the warnings emitted meanwhile. */
-async function collectWarnings(task: () => Promise<void>): Promise<string[]> {
-  const warnings: string[] = [];
-  const emitWarning = process.emitWarning;
-  process.emitWarning = ((warning: string | Error) => {
-    warnings.push(String(warning));
-  }) as typeof process.emitWarning;
-  try {
-    await task();
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-  return warnings;
-}
 
 describe('damaged files', () => {
   /** A store with a few changes in its journal, left as a crash would leave it. */
