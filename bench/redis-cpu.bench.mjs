@@ -49,6 +49,13 @@ function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
+/** Context switches of a process's main thread (voluntary: it waited for I/O; involuntary: preempted), from /proc. */
+function contextSwitches(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const count = (name) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { voluntary: count('voluntary_ctxt_switches'), involuntary: count('nonvoluntary_ctxt_switches') };
+}
+
 async function serveWorker() {
   const { jsonStore, redisStorage } = await import(dist);
   const client = await connect();
@@ -135,9 +142,9 @@ async function round(processes, duration, port, redisPid) {
   await autocannon({ ...options, duration: 1 });
   const pids = workers.map((w) => w.process.pid);
   const statsBefore = await commandStats(seed);
-  const before = { servers: pids.map(cpuSeconds), redis: cpuSeconds(redisPid), self: process.cpuUsage(), counts: await Promise.all(workers.map(countsOf)) };
+  const before = { switches: pids.map(contextSwitches), servers: pids.map(cpuSeconds), redis: cpuSeconds(redisPid), self: process.cpuUsage(), counts: await Promise.all(workers.map(countsOf)) };
   const result = await autocannon({ ...options, duration });
-  const after = { servers: pids.map(cpuSeconds), redis: cpuSeconds(redisPid), self: process.cpuUsage(before.self), counts: await Promise.all(workers.map(countsOf)) };
+  const after = { switches: pids.map(contextSwitches), servers: pids.map(cpuSeconds), redis: cpuSeconds(redisPid), self: process.cpuUsage(before.self), counts: await Promise.all(workers.map(countsOf)) };
   const statsAfter = await commandStats(seed);
   await Promise.all(workers.map((w) => new Promise((resolve) => { w.once('exit', resolve); w.send('stop'); })));
   const { keys } = redisStorage({ client: seed, key, follow: false });
@@ -149,9 +156,10 @@ async function round(processes, duration, port, redisPid) {
   const redis = after.redis - before.redis;
   const gen = (after.self.user + after.self.system) / 1e6;
   const us = (seconds) => ((seconds / ok) * 1e6).toFixed(0);
+  const switches = (kind) => (after.switches.reduce((s, v, i) => s + v[kind] - before.switches[i][kind], 0) / ok).toFixed(2);
   return {
     build: dists.indexOf(dist), processes, writesPerSecond: Math.round(ok / duration), refused: result.non2xx + result.errors + result.timeouts,
-    serverUs: us(servers), redisUs: us(redis), sumUs: us(servers + redis), loadGenUs: us(gen),
+    serverUs: us(servers), switches: `${switches('voluntary')} + ${switches('involuntary')}`, redisUs: us(redis), sumUs: us(servers + redis), loadGenUs: us(gen),
     redisCalls: Object.entries(statsAfter).map(([c, n]) => [c, n - (statsBefore[c] ?? 0)]).filter(([, n]) => n > 0).map(([c, n]) => `${c} ${(n / ok).toFixed(2)}`).join(', '),
     commitCalls: delta('commits'), batched: delta('batched'), rebased: delta('rebased'), conflicts: delta('refused'), remoteApplied: delta('remote'), writes: ok,
   };

@@ -33,6 +33,12 @@ interface FollowerSettings {
   commandTimeout: number;
   onChange: (change: Change) => void;
   onError: (error: unknown) => void;
+  /**
+   * While this process has commits with Redis: settles once none is left.
+   * Their replies bring the engine every change made before them, so the
+   * follower waits instead of being woken by its own process's entries.
+   */
+  committing?: () => Promise<unknown> | undefined;
 }
 
 interface FollowerConnection {
@@ -99,6 +105,7 @@ export class LogFollower {
       try {
         const connection = await this.connect();
         if (this.brokenBy !== undefined) await this.resume(connection);
+        if (await this.waitedForCommits()) continue;
         const reply = await connection.send(
           ['XREAD', 'COUNT', String(followBatch), 'BLOCK', String(followBlockMs), 'STREAMS', keys.log, `${this.revision}-0`],
           readTimeout,
@@ -149,8 +156,31 @@ export class LogFollower {
     this.report(new Error(`Redis holds revision ${latest} of "${meta}" but this process has seen revision ${seen} (the keys were deleted, or Redis lost data); reloading from Redis`));
   }
 
+  /**
+   * The engine has every change up to `revision` (a commit of this process
+   * landed there, with the changes before it): reading resumes after it.
+   */
+  heardUpTo(revision: number): void {
+    if (revision > this.revision) this.revision = revision;
+  }
+
+  /**
+   * Waits while this process's commits are with Redis, then one turn of the
+   * event loop, in which the engine sends its next group if it has one.
+   * True when it waited (the caller asks again).
+   */
+  private async waitedForCommits(): Promise<boolean> {
+    const committing = this.settings.committing?.();
+    if (committing === undefined) return false;
+    await this.until(committing, 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    return true;
+  }
+
   private deliver(changes: readonly Change[]): void {
     for (const change of changes) {
+      // Heard already with a commit of this process's.
+      if (change.revision <= this.revision) continue;
       this.revision = change.revision;
       try {
         this.settings.onChange(change);

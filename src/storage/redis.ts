@@ -361,6 +361,9 @@ class RedisDocumentStorage implements RedisStorage {
    * trip; any other call discards them, so no later read gets them stale.
    */
   private missed: { after: number; changes: Change[] } | undefined;
+  /** This process's commit calls with Redis, and what settles once there are none (see `LogFollower`). */
+  private commitsInFlight = 0;
+  private commitsDone: { promise: Promise<void>; resolve: () => void } | undefined;
   private closed = false;
 
   constructor(options: ResolvedRedisOptions) {
@@ -450,8 +453,10 @@ class RedisDocumentStorage implements RedisStorage {
     ];
     const { meta, log, snapshot, compaction: lock, idempotency, idempotencyTimes, turn, turnQueue } = this.keys;
     const keys = [meta, log, snapshot, lock, idempotency, idempotencyTimes, turn, turnQueue];
-    const { status, reply } = await this.runCommit(commitScript, 'the commit script', keys, args, change.revision, options?.deadline);
-    return this.commitOutcome(status, reply, change.revision);
+    return this.tracked(async () => {
+      const { status, reply } = await this.runCommit(commitScript, 'the commit script', keys, args, change.revision, options?.deadline);
+      return this.commitOutcome(status, reply, change.revision, 1);
+    });
   }
 
   /** The commit scripts' compaction arguments: none while closing or after a failed compaction (paused). */
@@ -496,8 +501,33 @@ class RedisDocumentStorage implements RedisStorage {
     }
   }
 
-  /** What a commit script's reply means for changes from `revision` on: conflict (thrown), appended, or rebased. */
-  private commitOutcome(status: number, reply: unknown[], revision: number): RebasedCommit | undefined {
+  /** Counts `commit` as in flight until its outcome is known (see `committing`). */
+  private async tracked<T>(commit: () => Promise<T>): Promise<T> {
+    this.commitsInFlight += 1;
+    try {
+      return await commit();
+    } finally {
+      this.commitsInFlight -= 1;
+      if (this.commitsInFlight === 0) {
+        this.commitsDone?.resolve();
+        this.commitsDone = undefined;
+      }
+    }
+  }
+
+  /** While commits of this process are with Redis: settles once none is left (see `LogFollower`). */
+  private committing(): Promise<void> | undefined {
+    if (this.commitsInFlight === 0) return undefined;
+    if (this.commitsDone === undefined) {
+      let resolve = noop;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.commitsDone = { promise, resolve };
+    }
+    return this.commitsDone.promise;
+  }
+
+  /** What a commit script's reply means for `count` changes from `revision` on: conflict (thrown), appended, or rebased. */
+  private commitOutcome(status: number, reply: unknown[], revision: number, count: number): RebasedCommit | undefined {
     if (status === 0) {
       const current = asRevision(reply[1], 'the commit script');
       const after = revision - 1;
@@ -510,7 +540,10 @@ class RedisDocumentStorage implements RedisStorage {
     }
     // The change is saved; a garbled compaction claim must not say otherwise (the lock expires).
     if (reply[1] === 1 || reply[1] === '1') this.compactInBackground();
-    if (status === 1) return undefined;
+    if (status === 1) {
+      this.heardUpTo(revision + count - 1);
+      return undefined;
+    }
     const landed = asRevision(reply[2], 'the commit script');
     const missed = decodeEntries(reply[3], this.keys.log);
     if (missed.length !== landed - revision || missed[0]?.revision !== revision) {
@@ -518,7 +551,17 @@ class RedisDocumentStorage implements RedisStorage {
       // the engine is told it conflicted with nothing it can use and catches up.
       throw new CommitOutcomeUnknownError(this.options.key, revision, unexpected('the commit script', reply.slice(0, 3)));
     }
+    this.heardUpTo(landed + count - 1);
     return { revision: landed, missed };
+  }
+
+  /**
+   * A commit landed at `revision`, and the engine has every change before
+   * it (it planned on them, or gets them with the reply): the followers need
+   * not read them again.
+   */
+  private heardUpTo(revision: number): void {
+    for (const follower of this.followers) follower.heardUpTo(revision);
   }
 
   /**
@@ -554,8 +597,10 @@ class RedisDocumentStorage implements RedisStorage {
     ];
     const { meta, log, snapshot, compaction: lock, turn, turnQueue } = this.keys;
     const keys = [meta, log, snapshot, lock, turn, turnQueue];
-    const { status, reply } = await this.runCommit(commitBatchScript, 'the commit-batch script', keys, args, first.revision, options?.deadline);
-    return this.commitOutcome(status, reply, first.revision);
+    return this.tracked(async () => {
+      const { status, reply } = await this.runCommit(commitBatchScript, 'the commit-batch script', keys, args, first.revision, options?.deadline);
+      return this.commitOutcome(status, reply, first.revision, changes.length);
+    });
   }
 
   /** Waits while another process has the turn: polls briefly, never past the turn's expiry or the request's deadline. */
@@ -708,6 +753,7 @@ class RedisDocumentStorage implements RedisStorage {
       commandTimeout: this.options.commandTimeout,
       onChange,
       onError,
+      committing: () => this.committing(),
     });
     this.followers.add(follower);
     return async () => {
