@@ -175,6 +175,13 @@ interface WriteJob {
 /** The most writes one group commit sends to storage in one call. */
 const maxBatchWrites = 64;
 
+/**
+ * How long after another process's change (or a group refused as stale)
+ * group answers are made as the group lands: while others write, a group is
+ * likely to land after their changes and would be answered twice.
+ */
+const othersWritingMs = 1000;
+
 /** A group write's answer not made yet: it is made once storage has said at which revision the change landed. */
 const unanswered: unique symbol = Symbol('unanswered');
 
@@ -271,14 +278,16 @@ export class DocumentStore extends EventEmitter {
   /** A batch was refused as stale: the next one catches up first. */
   private behindAfterConflict = false;
   /**
-   * The last group was appended after other processes' changes (rebased). Its
-   * answers were then made twice, as planned and as landed; while groups keep
-   * landing so, the next one's are made only once it has landed (an undo and
-   * a replay of its changes, much cheaper than serializing answers). Such a
-   * write's answer can no longer fail before its change is saved: if making
-   * it throws, the client is told the revision the change was saved as.
+   * When a change of another process's was last applied here, or a group
+   * refused as stale. A group answered as planned that lands after other
+   * processes' changes (rebased) is answered twice; so while others write
+   * (`othersWritingMs`), a group's answers are made only once it has landed
+   * (an undo and a replay of its changes, much cheaper than serializing
+   * answers). Such a write's answer can no longer fail before its change is
+   * saved: if making it throws, the client is told the revision the change
+   * was saved as.
    */
-  private lastGroupRebased = false;
+  private othersWroteAt = Number.NEGATIVE_INFINITY;
   /** Bumped each time `rebaseBatch` undoes and replays changes in place: a read whose view ran before looks again. */
   private replays = 0;
   /** Other processes' changes heard from the feed, applied by one queued task. */
@@ -421,7 +430,7 @@ export class DocumentStore extends EventEmitter {
    * refusing it) undoes it exactly, and the adapter is handed only changes
    * the store keeps. One exception: while other processes write to shared
    * storage, a group's answers are made only once it has landed
-   * (see `lastGroupRebased`), so a `respond` that throws then
+   * (see `othersWroteAt`), so a `respond` that throws then
    * finds its change saved, and the write is rejected with an error that
    * says so and names the revision.
    */
@@ -554,7 +563,7 @@ export class DocumentStore extends EventEmitter {
       return;
     }
     const planned: { job: WriteJob; plan: WritePlan; result: unknown; entry: Pending | undefined }[] = [];
-    const answerLater = this.lastGroupRebased;
+    const answerLater = performance.now() - this.othersWroteAt < othersWritingMs;
     for (const job of jobs) {
       if (job.deadline !== undefined && performance.now() >= job.deadline) {
         job.reject(outOfTime('The storage did not finish the requests before this one in time', this.requestTimeout as number));
@@ -589,12 +598,12 @@ export class DocumentStore extends EventEmitter {
       } catch (error) {
         failure = error;
         // Refused as stale: another process is writing too, so the retry is likely to land behind it.
-        if (error instanceof RevisionConflictError) this.lastGroupRebased = true;
+        if (error instanceof RevisionConflictError) this.othersWroteAt = performance.now();
         this.rollback(entries[0] as Pending, error);
       }
       if (failure === undefined) {
-        this.lastGroupRebased = isRebasedCommit(committed);
         if (isRebasedCommit(committed)) {
+          this.othersWroteAt = performance.now();
           this.rebaseBatch(entries, committed, leading);
           rebased = true;
         } else if (answerLater) {
@@ -1092,6 +1101,7 @@ export class DocumentStore extends EventEmitter {
       }
       this.size = meter.sizeAfter(this.size) ?? jsonSize(this.state.root);
       this.revisionNumber = change.revision;
+      this.othersWroteAt = performance.now();
       this.base = undefined;
       if (change.idempotency !== undefined) this.rememberStored(change.idempotency);
       this.emitChange({ revision: change.revision, ops: change.ops, origin: 'remote' });

@@ -286,6 +286,49 @@ describeRedis('redisStorage: group commit', (env) => {
     expect((await fetchJson(`${a.url}/leaves/quiet`)).body).toBe(true);
   });
 
+  test("once another process's change has been heard, a group is answered once, as it lands, even when it lands behind a further change", async () => {
+    const key = env.key('group-heard');
+    const a = await serve(env, key, { leaves: {} });
+    const b = await serve(env, key, { leaves: {} });
+    await patch(`${a.url}/leaves`, { start: true });
+    await eventually('b following a', async () => expect((await fetchJson(`${b.url}/leaves`)).body).toEqual({ start: true }) ?? true);
+    // a's last group landed as planned; then it hears b's write through its follower.
+    const heard = new Promise((resolve) => a.store.store.on('change', (event) => event.origin === 'remote' && resolve(event.revision)));
+    expect((await patch(`${b.url}/leaves`, { b1: 1 })).status).toBe(200);
+    await heard;
+
+    // Three writes in one group, held with Redis while b writes again: the group lands behind b's second write.
+    const released = gate();
+    const calls = a.groups.length;
+    a.holdNext(released.promise);
+    const answered: { leaf: string; revision: number; leaves: unknown }[] = [];
+    const writes = ['x0', 'x1', 'x2'].map((leaf) =>
+      a.store.store.write(
+        (root) => planPut(root, ['leaves', leaf], true),
+        (root, _plan, revision) => {
+          const leaves = structuredClone((root as { leaves: unknown }).leaves);
+          answered.push({ leaf, revision, leaves });
+          return revision;
+        },
+      ),
+    );
+    await eventually('the group with Redis', () => a.groups.length === calls + 1);
+    expect(a.groups[calls]).toBe(3);
+    expect((await patch(`${b.url}/leaves`, { b2: 2 })).status).toBe(200);
+    released.open();
+    const revisions = await Promise.all(writes);
+
+    // Each answer made once, at the revision its change got, after b's second write.
+    expect(answered.map((answer) => answer.leaf)).toEqual(['x0', 'x1', 'x2']);
+    expect(answered.map((answer) => answer.revision)).toEqual(revisions);
+    const base = { start: true, b1: 1, b2: 2 };
+    expect(answered.map((answer) => answer.leaves)).toEqual([
+      { ...base, x0: true },
+      { ...base, x0: true, x1: true },
+      { ...base, x0: true, x1: true, x2: true },
+    ]);
+  });
+
   test('in one group, a write whose answer throws after its change was applied is undone alone; the others commit', async () => {
     const key = env.key('group-respond');
     const a = await serve(env, key, { leaves: {} });
