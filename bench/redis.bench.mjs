@@ -1,6 +1,7 @@
 // Redis storage: requests/s for GET (strong and local reads) and PATCH with
 // 1, 2 and 4 server processes on one Redis key (Node's cluster module, one
-// port, the load generator in this process on the same machine), and the
+// port; the load generator, wrk when installed, else autocannon in this
+// process, on the same machine: see loadGenerator), and the
 // cost of a PATCH on a small leaf in a 1 KB vs a 20 MB document.
 // PATCH runs three times: every request on the same leaf (every write
 // conflicts with the others); each on one of 1024 leaves through a merge
@@ -17,10 +18,14 @@
 //
 // The server processes are this file again (cluster workers). Keys are
 // created under jsonstore-bench:<pid>:... and deleted afterwards.
+import { execFile, execFileSync } from 'node:child_process';
 import cluster from 'node:cluster';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { createClient } from 'redis';
 import { isMain, machine, median, printTable } from './lib.mjs';
@@ -102,8 +107,98 @@ async function startWorkers(count, env) {
   };
 }
 
-async function load(options, duration) {
-  const settings = { connections: 32, ...options };
+/**
+ * The load generator: Debian's wrk when installed (BENCH_LOADGEN=autocannon
+ * forces autocannon). The load generator shares the machine's cores with the
+ * servers and Redis; wrk takes a fraction of autocannon's CPU per request,
+ * which leaves the servers more of them, the way remote clients would.
+ */
+const loadGenerator = process.env.BENCH_LOADGEN ?? (hasCommand('wrk') ? 'wrk' : 'autocannon');
+
+function hasCommand(command) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A kind of request. `path` and `body` are templates: `{n}` is the
+ * request's number (1, 2, ...), `{k}` that number modulo 1024.
+ */
+const requestKinds = {
+  get: { method: 'GET', path: '/stats/hits' },
+  patchSame: { method: 'PATCH', path: '/stats', body: '{"hits":{n}}' },
+  patchSpread: { method: 'PATCH', path: '/leaves', body: '{"k{k}":{n}}' },
+  // The same spread addressed to each leaf: the answer is the leaf, not the 1 024-member parent.
+  patchLeaf: { method: 'PATCH', path: '/leaves/k{k}', body: '{"n":{n}}' },
+};
+
+function fill(template, n) {
+  return template.replaceAll('{n}', String(n)).replaceAll('{k}', String(n % 1024));
+}
+
+/** The template as a Lua expression over the script's `n` and `k`. */
+function luaExpression(template) {
+  return template
+    .split(/(\{n\}|\{k\})/)
+    .filter((part) => part !== '')
+    .map((part) => (part === '{n}' ? 'n' : part === '{k}' ? 'k' : JSON.stringify(part)))
+    .join(' .. ');
+}
+
+let scriptDir;
+
+/** A wrk script sending `kind`'s requests. */
+function wrkScript(name, kind) {
+  scriptDir ??= mkdtempSync(join(tmpdir(), 'jsonstore-redis-bench-'));
+  const file = join(scriptDir, `${name}.lua`);
+  const headers = kind.body === undefined ? '{}' : '{["content-type"] = "application/merge-patch+json"}';
+  const body = kind.body === undefined ? 'nil' : luaExpression(kind.body);
+  writeFileSync(
+    file,
+    `local n = 0\nrequest = function()\n  n = n + 1\n  local k = n % 1024\n  return wrk.format(${JSON.stringify(kind.method)}, ${luaExpression(kind.path)}, ${headers}, ${body})\nend\n`,
+  );
+  return file;
+}
+
+const runFile = promisify(execFile);
+
+/** wrk's "1.23ms" as milliseconds. */
+function milliseconds(text) {
+  const [, value, unit] = /([\d.]+)(us|ms|s|m)/.exec(text) ?? [];
+  return Number(value) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[unit];
+}
+
+/** Requests/s of `kind` against `port` with 32 connections, after a 1 s warm-up; failed = not 2xx, errors and timeouts. */
+async function load(name, port, duration) {
+  const kind = requestKinds[name];
+  const connections = 32;
+  if (loadGenerator === 'wrk') {
+    // Asynchronous: this process is the cluster primary, which hands the connections to the workers.
+    const run = (seconds) => runFile('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', wrkScript(name, kind), `http://127.0.0.1:${port}`]);
+    await run(1);
+    const { stdout } = await run(duration);
+    const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
+    const rps = Number(/Requests\/sec:\s*([\d.]+)/.exec(stdout)?.[1]);
+    if (!Number.isFinite(requests) || !Number.isFinite(rps)) throw new Error(`could not read wrk's output:\n${stdout}`);
+    const nonOk = Number(/Non-2xx or 3xx responses:\s*(\d+)/.exec(stdout)?.[1] ?? 0);
+    const errors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+    const failed = nonOk + (errors ? errors.slice(1).reduce((sum, count) => sum + Number(count), 0) : 0);
+    return { rps, failed, latency: milliseconds(/Latency\s+(\S+)/.exec(stdout)?.[1] ?? '0ms') };
+  }
+  let n = 0;
+  const request = kind.body === undefined ? { method: kind.method, path: kind.path } : {
+    method: kind.method,
+    headers: { 'content-type': 'application/merge-patch+json' },
+    setupRequest: (request) => {
+      n += 1;
+      return { ...request, path: fill(kind.path, n), body: fill(kind.body, n) };
+    },
+  };
+  const settings = { url: `http://127.0.0.1:${port}`, connections, requests: [request] };
   await autocannon({ ...settings, duration: 1 });
   const result = await autocannon({ ...settings, duration });
   return { rps: result.requests.average, failed: result.non2xx + result.errors + result.timeouts, latency: result.latency.average };
@@ -122,53 +217,11 @@ async function throughput(processes, duration, port) {
   for (const reads of ['strong', 'local']) {
     const stop = await startWorkers(processes, { BENCH_KEY: key, BENCH_READS: reads, BENCH_PORT: String(port) });
     try {
-      row[`get-${reads}`] = await load({ url: `http://127.0.0.1:${port}/stats/hits` }, duration);
+      row[`get-${reads}`] = await load('get', port, duration);
       if (reads === 'strong') {
-        let n = 0;
-        row.patchSame = await load(
-          {
-            url: `http://127.0.0.1:${port}/stats`,
-            requests: [
-              {
-                method: 'PATCH',
-                headers: { 'content-type': 'application/merge-patch+json' },
-                setupRequest: (request) => ({ ...request, body: JSON.stringify({ hits: ++n }) }),
-              },
-            ],
-          },
-          duration,
-        );
-        let m = 0;
-        row.patchSpread = await load(
-          {
-            url: `http://127.0.0.1:${port}/leaves`,
-            requests: [
-              {
-                method: 'PATCH',
-                headers: { 'content-type': 'application/merge-patch+json' },
-                setupRequest: (request) => ({ ...request, body: JSON.stringify({ [`k${++m % 1024}`]: m }) }),
-              },
-            ],
-          },
-          duration,
-        );
-        // The same spread addressed to each leaf: the answer is the leaf, not
-        // the 1 024-member parent (whose serializing and hashing is about half
-        // a write's CPU in the case above).
-        let l = 0;
-        row.patchLeaf = await load(
-          {
-            url: `http://127.0.0.1:${port}/leaves/k0`,
-            requests: [
-              {
-                method: 'PATCH',
-                headers: { 'content-type': 'application/merge-patch+json' },
-                setupRequest: (request) => ({ ...request, path: `/leaves/k${++l % 1024}`, body: JSON.stringify({ n: l }) }),
-              },
-            ],
-          },
-          duration,
-        );
+        row.patchSame = await load('patchSame', port, duration);
+        row.patchSpread = await load('patchSpread', port, duration);
+        row.patchLeaf = await load('patchLeaf', port, duration);
       }
     } finally {
       await stop();
@@ -244,10 +297,14 @@ export default async function run({ duration = Number(process.env.BENCH_DURATION
   }
   const port = 18_000 + (process.pid % 1000);
   const rows = [];
-  for (const processes of [1, 2, 4]) rows.push(await throughput(processes, duration, port));
+  try {
+    for (const processes of [1, 2, 4]) rows.push(await throughput(processes, duration, port));
+  } finally {
+    if (scriptDir !== undefined) rmSync(scriptDir, { recursive: true, force: true });
+  }
   const fmt = (r) => `${Math.round(r.rps)}${r.failed > 0 ? ` (${r.failed} failed)` : ''}`;
   const refused = (r) => `${Math.round(r.rps)} (${r.failed} refused)`;
-  printTable(`Requests/s, one Redis key, N server processes behind one port (${machine()}; 32 connections, ${duration} s each; load average ${loadavg()[0].toFixed(1)} at the end)`, [
+  printTable(`Requests/s, one Redis key, N server processes behind one port (${machine()}; load generator ${loadGenerator}, 32 connections, ${duration} s each; load average ${loadavg()[0].toFixed(1)} at the end)`, [
     ['processes', 'GET strong', 'GET local', 'PATCH same leaf', 'PATCH different leaves', 'PATCH /leaves/kN (each its leaf)'],
     ...rows.map((r) => [r.processes, fmt(r['get-strong']), fmt(r['get-local']), refused(r.patchSame), refused(r.patchSpread), refused(r.patchLeaf)]),
   ]);
