@@ -114,6 +114,7 @@ async function startWorkers(count, env) {
  * which leaves the servers more of them, the way remote clients would.
  */
 const loadGenerator = process.env.BENCH_LOADGEN ?? (hasCommand('wrk') ? 'wrk' : 'autocannon');
+if (loadGenerator !== 'wrk' && loadGenerator !== 'autocannon') throw new Error(`BENCH_LOADGEN must be wrk or autocannon, got ${JSON.stringify(loadGenerator)}`);
 
 function hasCommand(command) {
   try {
@@ -301,6 +302,7 @@ export default async function run({ duration = Number(process.env.BENCH_DURATION
     for (const processes of [1, 2, 4]) rows.push(await throughput(processes, duration, port));
   } finally {
     if (scriptDir !== undefined) rmSync(scriptDir, { recursive: true, force: true });
+    scriptDir = undefined;
   }
   const fmt = (r) => `${Math.round(r.rps)}${r.failed > 0 ? ` (${r.failed} failed)` : ''}`;
   const refused = (r) => `${Math.round(r.rps)} (${r.failed} refused)`;

@@ -47,6 +47,12 @@ interface FollowerConnection {
   ready: Promise<unknown>;
   /** The handshake finished (`ready` resolved). */
   connected: boolean;
+  /**
+   * The first error the client reported since the loop last looked: the
+   * connection broke (and the client is reconnecting), perhaps while no
+   * XREAD was waiting on it to fail.
+   */
+  failed: unknown;
 }
 
 /**
@@ -104,6 +110,9 @@ export class LogFollower {
     while (!this.stopped) {
       try {
         const connection = await this.connect();
+        // The connection broke while no XREAD was waiting (this process was committing): changes may have been lost with Redis.
+        if (connection.failed !== undefined) this.broken(connection.failed);
+        connection.failed = undefined;
         if (this.brokenBy !== undefined) await this.resume(connection);
         if (await this.waitedForCommits()) continue;
         const reply = await connection.send(
@@ -117,10 +126,7 @@ export class LogFollower {
         else await this.checkNotBehind(connection);
       } catch (error) {
         if (this.stopped) break;
-        if (this.brokenBy === undefined) {
-          this.brokenBy = error;
-          this.report(new Error(`lost the Redis connection that follows changes to "${keys.meta}" (${describe(error)})`, { cause: error }));
-        }
+        this.broken(error);
         // A command that timed out may sit on a dead socket: start afresh.
         if (error instanceof RedisTimeoutError) this.dropConnection();
         await this.sleep(retryMs);
@@ -130,13 +136,22 @@ export class LogFollower {
     this.dropConnection();
   }
 
+  /** The feed broke: the engine hears it once, and again once it works (`resume`). */
+  private broken(error: unknown): void {
+    if (this.brokenBy !== undefined) return;
+    this.brokenBy = error;
+    this.report(new Error(`lost the Redis connection that follows changes to "${this.settings.keys.meta}" (${describe(error)})`, { cause: error }));
+  }
+
   /**
    * After a break: Redis may have restarted with less data, so reading
    * resumes from what it holds, and the engine resyncs from the log.
    */
   private async resume(connection: FollowerConnection): Promise<void> {
+    const seen = this.revision;
     const revision = await readRevision(connection.send, this.settings.keys.meta, this.settings.commandTimeout);
-    if (revision < this.revision) this.revision = revision;
+    // (A commit of this process's that landed meanwhile raised this.revision: Redis has that much.)
+    if (revision < seen && this.revision === seen) this.revision = revision;
     const cause = this.brokenBy;
     this.brokenBy = undefined;
     this.report(new Error(`the Redis connection that follows changes to "${this.settings.keys.meta}" is back; catching up from the log`, { cause }));
@@ -149,19 +164,27 @@ export class LogFollower {
    */
   private async checkNotBehind(connection: FollowerConnection): Promise<void> {
     const { meta } = this.settings.keys;
-    const latest = await readRevision(connection.send, meta, this.settings.commandTimeout);
-    if (latest >= this.revision) return;
     const seen = this.revision;
+    const latest = await readRevision(connection.send, meta, this.settings.commandTimeout);
+    // A commit of this process's that landed meanwhile raised this.revision: Redis is not behind.
+    if (latest >= seen || this.revision !== seen) return;
     this.revision = latest;
     this.report(new Error(`Redis holds revision ${latest} of "${meta}" but this process has seen revision ${seen} (the keys were deleted, or Redis lost data); reloading from Redis`));
   }
 
   /**
-   * The engine has every change up to `revision` (a commit of this process
-   * landed there, with the changes before it): reading resumes after it.
+   * A commit of this process's, planned at revision `planned`, landed at
+   * `landed` (`count` changes), after `missed`: the changes other processes
+   * made since `planned - 1`, which its reply brought (decoded afresh for
+   * each follower: the engine keeps the values it was given). When this
+   * follower has delivered everything before `planned`, it delivers those
+   * now and skips the commit's own changes; otherwise it reads them all from
+   * the log as usual. Its watcher thus gets every other process's change, once.
    */
-  heardUpTo(revision: number): void {
-    if (revision > this.revision) this.revision = revision;
+  heard(planned: number, landed: number, count: number, missed: () => readonly Change[]): void {
+    if (this.revision < planned - 1) return;
+    if (landed > planned) this.deliver(missed());
+    if (this.revision >= landed - 1 && landed + count - 1 > this.revision) this.revision = landed + count - 1;
   }
 
   /**
@@ -205,11 +228,12 @@ export class LogFollower {
       const client = this.settings.client.duplicate();
       // Ours to own: an unhandled 'error' event would end the process. The
       // loop notices the failures through its commands.
-      client.on('error', noop);
+      const connection: FollowerConnection = { client, send: senderFor(client, this.settings.keys.log), ready: Promise.resolve(), connected: false, failed: undefined };
+      client.on('error', (error: unknown) => (connection.failed ??= error));
       // Following is background work: it must never keep a process alive
       // (the app's own client and server decide that).
       if (!isCluster(client)) client.unref();
-      const connection: FollowerConnection = { client, send: senderFor(client, this.settings.keys.log), ready: client.connect(), connected: false };
+      connection.ready = client.connect();
       connection.ready.then(() => (connection.connected = true), noop);
       this.connection = connection;
     }

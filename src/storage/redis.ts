@@ -541,7 +541,7 @@ class RedisDocumentStorage implements RedisStorage {
     // The change is saved; a garbled compaction claim must not say otherwise (the lock expires).
     if (reply[1] === 1 || reply[1] === '1') this.compactInBackground();
     if (status === 1) {
-      this.heardUpTo(revision + count - 1);
+      this.heard(revision, revision, count, () => []);
       return undefined;
     }
     const landed = asRevision(reply[2], 'the commit script');
@@ -551,17 +551,13 @@ class RedisDocumentStorage implements RedisStorage {
       // the engine is told it conflicted with nothing it can use and catches up.
       throw new CommitOutcomeUnknownError(this.options.key, revision, unexpected('the commit script', reply.slice(0, 3)));
     }
-    this.heardUpTo(landed + count - 1);
+    this.heard(revision, landed, count, () => decodeEntries(reply[3], this.keys.log));
     return { revision: landed, missed };
   }
 
-  /**
-   * A commit landed at `revision`, and the engine has every change before
-   * it (it planned on them, or gets them with the reply): the followers need
-   * not read them again.
-   */
-  private heardUpTo(revision: number): void {
-    for (const follower of this.followers) follower.heardUpTo(revision);
+  /** A commit landed: the followers need not read it, nor the changes its reply brought, from the log (see `LogFollower.heard`). */
+  private heard(planned: number, landed: number, count: number, missed: () => readonly Change[]): void {
+    for (const follower of this.followers) follower.heard(planned, landed, count, missed);
   }
 
   /**

@@ -297,7 +297,7 @@ describeRedis('redisStorage: group commit', (env) => {
     expect((await patch(`${b.url}/leaves`, { b1: 1 })).status).toBe(200);
     await heard;
 
-    // Three writes in one group, held with Redis while b writes again: the group lands behind b's second write.
+    // Three writes in one group, planned within a second of hearing b (the store's window), held with Redis while b writes again: the group lands behind b's second write.
     const released = gate();
     const calls = a.groups.length;
     a.holdNext(released.promise);
