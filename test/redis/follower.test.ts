@@ -121,6 +121,25 @@ describe('LogFollower', () => {
     }
   });
 
+  test('stop() ends a follower that waits for commits that never settle', async () => {
+    const { client } = scriptedClient();
+    let asked = 0;
+    const follower = new LogFollower({
+      client,
+      keys: { meta: 'doc:meta', log: 'doc:log' },
+      from: 0,
+      commandTimeout: 0,
+      onChange: () => {},
+      onError: () => {},
+      committing: () => {
+        asked += 1;
+        return new Promise<void>(() => {});
+      },
+    });
+    await eventually('the follower waiting for commits', () => asked > 0);
+    await follower.stop();
+  });
+
   test('Redis going back to a lower revision is still reported', async () => {
     const { client, next } = scriptedClient();
     const errors: unknown[] = [];
