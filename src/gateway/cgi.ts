@@ -9,12 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
 import { cgiVariables, originalTarget, requestTarget } from './environ.js';
 import { GatewayError } from './errors.js';
-import { defaultMaxBodySize, describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
+import { bodyOptionNames, describeRequest, discardRestOfBody, receiveBody, resolveBodyLimits, type ProgramInput } from './request-body.js';
 import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
@@ -43,6 +42,14 @@ export interface CgiOptions extends GatewayOptions {
    * `client_body_buffer_size` / `client_body_temp`). Default 1 MiB.
    */
   spoolThreshold?: number;
+  /**
+   * The most bytes of chunked request bodies held at once, in memory and in
+   * `tempDir`, across all requests to this middleware: a body that would go
+   * past it is answered 503 with `Retry-After: 1`, its rest left unread.
+   * `maxBodySize` bounds one body; this bounds them all, so that concurrent
+   * uploads cannot fill the disk. Default: `maxBodySize`.
+   */
+  maxSpoolTotal?: number;
   /** Directory for spooled request bodies. Default: `os.tmpdir()`. */
   tempDir?: string;
   /**
@@ -65,7 +72,6 @@ export interface CgiOptions extends GatewayOptions {
 }
 
 const defaultPath = '/usr/local/bin:/usr/bin:/bin';
-const defaultSpoolThreshold = 1024 * 1024;
 const maxLocalRedirects = 10;
 const redirectDepth = Symbol('express-jsonstore.cgi.redirectDepth');
 
@@ -152,9 +158,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
     'timeout',
     'killGrace',
     'maxHeaderSize',
-    'maxBodySize',
-    'spoolThreshold',
-    'tempDir',
+    ...bodyOptionNames,
     'env',
     'cwd',
     'passAuthorization',
@@ -163,8 +167,6 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
   const timeout = checkPositiveNumber('cgi', 'timeout', raw.timeout, 30_000);
   const killGrace = checkPositiveNumber('cgi', 'killGrace', raw.killGrace, 2_000);
   const maxHeaderSize = checkPositiveNumber('cgi', 'maxHeaderSize', raw.maxHeaderSize, 64 * 1024);
-  const maxBodySize = checkPositiveNumber('cgi', 'maxBodySize', raw.maxBodySize, defaultMaxBodySize);
-  const spoolThreshold = checkPositiveNumber('cgi', 'spoolThreshold', raw.spoolThreshold, defaultSpoolThreshold);
   const passAuthorization = checkBoolean('cgi', 'passAuthorization', raw.passAuthorization, false);
   const envOption = raw.env;
   const envOf: (req: IncomingMessage) => Record<string, string> =
@@ -172,7 +174,6 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
       const fixed = checkEnv(envOption);
       return () => fixed;
     })();
-  const tempDir = checkDirectory('tempDir', raw.tempDir ?? tmpdir());
   const cwd = checkDirectory('cwd', raw.cwd ?? dirname(script));
   // Not in RFC 3875, but what PHP and most CGI programs read (Apache sets
   // them): the env option may replace them.
@@ -181,7 +182,7 @@ export function cgi(scriptPath: string, options?: CgiOptions): GatewayMiddleware
   const scriptLabel = basename(script);
 
   /** The request as the log names it. */
-  const bodyLimits = { where: where, logger: common.logger, maxBodySize, spoolThreshold, tempDir };
+  const bodyLimits = resolveBodyLimits(where, raw, common.logger);
 
   /** Runs the script for one request, with `input` as its stdin. */
   function run(req: IncomingMessage, res: ServerResponse, writer: ResponseWriter, input: ProgramInput): void {

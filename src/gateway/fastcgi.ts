@@ -10,10 +10,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { statSync } from 'node:fs';
 import { JsonStoreError } from '../errors.js';
 import { optionChecks } from '../option-checks.js';
 import { CgiHeadReader, withoutScriptOutput, type CompleteCgiHead } from './cgi-head.js';
@@ -34,7 +32,7 @@ import { LineLogStream } from './log-stream.js';
 import { checkBoolean, checkOptionObject, checkPositiveNumber, commonOptionNames, resolveCommonOptions, safeLog } from './options.js';
 import { buildHead } from './response-head.js';
 import { ResponseWriter } from './response-writer.js';
-import { defaultMaxBodySize, describeRequest, discardRestOfBody, receiveBody, type ProgramInput } from './request-body.js';
+import { bodyOptionNames, describeRequest, discardRestOfBody, receiveBody, resolveBodyLimits, type ProgramInput } from './request-body.js';
 import type { GatewayMiddleware, GatewayOptions, NextFunction } from './types.js';
 
 type Params = Readonly<Record<string, string>>;
@@ -100,6 +98,8 @@ export interface FastCgiOptions extends GatewayOptions {
    * past it in an unlinked temporary file. Default 1 MiB.
    */
   spoolThreshold?: number;
+  /** The most bytes of chunked request bodies held at once, across all requests (503 past it), as for `cgi()`. Default: `maxBodySize`. */
+  maxSpoolTotal?: number;
   /** Directory for spooled request bodies. Default `os.tmpdir()`. */
   tempDir?: string;
   /** Pass `Authorization` as HTTP_AUTHORIZATION. Default true: nginx does, and PHP builds PHP_AUTH_USER from it. */
@@ -115,7 +115,6 @@ export interface FastCgiMiddleware extends GatewayMiddleware {
 }
 
 const requestId = 1;
-const defaultSpoolThreshold = 1024 * 1024;
 
 /** The record handler of the request a connection is serving. */
 interface Exchange {
@@ -336,9 +335,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
     'maxQueue',
     'idleTimeout',
     'maxHeaderSize',
-    'maxBodySize',
-    'spoolThreshold',
-    'tempDir',
+    ...bodyOptionNames,
     'passAuthorization',
   ]);
   const address = checkAddress(raw);
@@ -348,11 +345,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
   const idleTimeout = checkPositiveNumber(bridge, 'idleTimeout', raw.idleTimeout, 10_000);
   const maxQueue = optionChecks(`${bridge}()`).wholeNumber('maxQueue', raw.maxQueue, 100, { min: 0 });
   const maxHeaderSize = checkPositiveNumber(bridge, 'maxHeaderSize', raw.maxHeaderSize, 64 * 1024);
-  const maxBodySize = checkPositiveNumber(bridge, 'maxBodySize', raw.maxBodySize, defaultMaxBodySize);
-  const spoolThreshold = checkPositiveNumber(bridge, 'spoolThreshold', raw.spoolThreshold, defaultSpoolThreshold);
   const passAuthorization = checkBoolean(bridge, 'passAuthorization', raw.passAuthorization, true);
-  const tempDir = raw.tempDir ?? tmpdir();
-  if (typeof tempDir !== 'string' || !isDirectory(tempDir)) throw new TypeError(`fastcgi(): option "tempDir" (${JSON.stringify(tempDir)}) is not a directory`);
   if (raw.root !== undefined && (typeof raw.root !== 'string' || !isAbsolute(raw.root))) {
     throw new TypeError('fastcgi(): option "root" must be an absolute path (on the FastCGI server\'s side)');
   }
@@ -377,7 +370,7 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
           return () => fixed;
         })();
   const pool = new ConnectionPool(address, maxConnections, idleTimeout, maxQueue);
-  const bodyLimits = { where: bridge, logger: common.logger, maxBodySize, spoolThreshold, tempDir };
+  const bodyLimits = resolveBodyLimits(bridge, raw, common.logger);
 
   /** The params of one request; a JsonStoreError (404) for a path that leaves `root`. */
   function paramsFor(req: IncomingMessage, input: ProgramInput): Array<[string, string]> {
@@ -652,12 +645,4 @@ export function fastcgi(options: FastCgiOptions): FastCgiMiddleware {
   Object.defineProperty(middleware, 'connections', { get: () => pool.stats, enumerable: true });
   middleware.close = () => pool.close();
   return middleware;
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }

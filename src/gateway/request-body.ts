@@ -5,13 +5,15 @@
  * still gets a CONTENT_LENGTH. Past `maxBodySize` the answer is 413, logged with
  * the reason, and the connection closes (the rest stays unread).
  */
+import { statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
 import { originalTarget } from './environ.js';
 import { GatewayError } from './errors.js';
 import { consumedBody, hasRequestBody } from './input.js';
-import { reportEscaped, safeLog } from './options.js';
+import { checkPositiveNumber, reportEscaped, safeLog } from './options.js';
 import type { ResponseWriter } from './response-writer.js';
-import { spoolRequestBody, type SpooledBody } from './spool.js';
+import { SpoolBudget, spoolRequestBody, type SpooledBody } from './spool.js';
 import type { GatewayLogger } from './types.js';
 
 /** A request body as a program gets it. `stream`: read from the request as it arrives, its length declared. */
@@ -24,10 +26,32 @@ export interface BodyLimits {
   readonly maxBodySize: number;
   readonly spoolThreshold: number;
   readonly tempDir: string;
+  /** What the bridge's chunked bodies may hold at once (`maxSpoolTotal`). */
+  readonly spool: SpoolBudget;
 }
 
 /** The `maxBodySize` of every bridge that reads request bodies, unless set: 1 GiB. */
 export const defaultMaxBodySize = 1024 * 1024 * 1024;
+
+/** The options `receiveBody` reads, in the option lists of `cgi()` and `fastcgi()`. */
+export const bodyOptionNames = ['maxBodySize', 'spoolThreshold', 'maxSpoolTotal', 'tempDir'] as const;
+
+/** `cgi()`'s and `fastcgi()`'s body options, checked once, at factory time. */
+export function resolveBodyLimits(where: string, raw: Record<string, unknown>, logger: GatewayLogger): BodyLimits {
+  const maxBodySize = checkPositiveNumber(where, 'maxBodySize', raw.maxBodySize, defaultMaxBodySize);
+  const spoolThreshold = checkPositiveNumber(where, 'spoolThreshold', raw.spoolThreshold, 1024 * 1024);
+  // By default as much as one body may take: a second large upload waits for the first.
+  const maxSpoolTotal = checkPositiveNumber(where, 'maxSpoolTotal', raw.maxSpoolTotal, maxBodySize);
+  const tempDir = raw.tempDir ?? tmpdir();
+  let isDirectory = false;
+  try {
+    isDirectory = typeof tempDir === 'string' && statSync(tempDir).isDirectory();
+  } catch {
+    // Missing or unreadable: refused below.
+  }
+  if (!isDirectory) throw new TypeError(`${where}(): option "tempDir" (${JSON.stringify(tempDir)}) is not a directory`);
+  return { where, logger, maxBodySize, spoolThreshold, tempDir: tempDir as string, spool: new SpoolBudget(maxSpoolTotal) };
+}
 
 /**
  * The response is over and the rest of the body is unwanted: read and drop
@@ -65,7 +89,15 @@ export function refuseTooLarge(
   writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${limits.maxBodySize} bytes.`), limits.where);
 }
 
-/** Calls `run` with the body once it can be handed over, or answers 413 or the failure. */
+/** Answers 503 (the writer logs it, as every 5xx) and closes the connection after it: the bridge holds `maxSpoolTotal` of chunked bodies already. */
+function overBudget(res: ServerResponse, writer: ResponseWriter, limits: BodyLimits): void {
+  res.setHeader('Connection', 'close');
+  res.setHeader('Retry-After', '1');
+  const detail = `The server is receiving as many request bodies as it holds at once (maxSpoolTotal, ${limits.spool.limit} bytes); retry shortly.`;
+  writer.fail(new GatewayError('service-unavailable', detail), limits.where);
+}
+
+/** Calls `run` with the body once it can be handed over, or answers 413, 503 or the failure. */
 export function receiveBody(
   req: IncomingMessage,
   res: ServerResponse,
@@ -84,10 +116,16 @@ export function receiveBody(
     if (over !== undefined) tooLarge(over);
     else run({ kind: 'stream' });
   } else {
-    spoolRequestBody(req, { memoryLimit: limits.spoolThreshold, maxSize: maxBodySize, directory: limits.tempDir })
+    // Held from the budget until the answer is sent or the connection closes.
+    const share = limits.spool.share();
+    res.once('finish', share.release);
+    res.once('close', share.release);
+    spoolRequestBody(req, { memoryLimit: limits.spoolThreshold, maxSize: maxBodySize, directory: limits.tempDir, take: share.take })
       .then((body) => {
+        if (body.kind !== 'memory' && body.kind !== 'file') share.release();
         if (body.kind === 'gone') return;
         if (body.kind === 'too-large') tooLarge(`the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`);
+        else if (body.kind === 'over-budget') overBudget(res, writer, limits);
         else if (body.kind === 'failed') writer.fail(body.error, where);
         else if (writer.clientGone) {
           if (body.kind === 'file') void body.file.close();

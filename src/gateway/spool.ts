@@ -18,6 +18,43 @@ export interface SpoolLimits {
   maxSize: number;
   /** Where the temporary file is created. */
   directory: string;
+  /** Takes each chunk's bytes from the bridge's budget; false when they do not fit (nothing taken), and the rest is left unread (503). */
+  take?: (bytes: number) => boolean;
+}
+
+/**
+ * The bytes of chunked request bodies one bridge holds at once, in memory
+ * and in temporary files, whatever their number: `maxBodySize` bounds one
+ * body, this bounds them all, so concurrent uploads cannot fill the disk.
+ */
+export class SpoolBudget {
+  readonly limit: number;
+  #used = 0;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** One request's share: `take` as its body arrives, `release` (idempotent) once it is answered. */
+  share(): { take: (bytes: number) => boolean; release: () => void } {
+    let held = 0;
+    return {
+      take: (bytes) => {
+        if (this.#used + bytes > this.limit) return false;
+        this.#used += bytes;
+        held += bytes;
+        return true;
+      },
+      release: () => {
+        this.#used -= held;
+        held = 0;
+      },
+    };
+  }
 }
 
 /** A complete body: in memory, or in an unlinked file read from its start. */
@@ -28,6 +65,7 @@ export type SpooledBody =
 export type SpoolResult =
   | SpooledBody
   | { kind: 'too-large' }
+  | { kind: 'over-budget' }
   | { kind: 'gone' }
   | { kind: 'failed'; error: unknown };
 
@@ -81,8 +119,9 @@ export class SpoolFile {
 }
 
 /**
- * Reads `req`'s body to its end. Past `maxSize` it stops reading and leaves
- * the rest unread (the caller answers 413 and closes the connection);
+ * Reads `req`'s body to its end. Past `maxSize`, or past what `take` allows,
+ * it stops reading and leaves the rest unread (the caller answers 413 or 503
+ * and closes the connection);
  * `'gone'` when the client went away first. The caller owns a returned file.
  */
 export async function spoolRequestBody(req: IncomingMessage, limits: SpoolLimits): Promise<SpoolResult> {
@@ -108,6 +147,10 @@ export async function spoolRequestBody(req: IncomingMessage, limits: SpoolLimits
       if (size > limits.maxSize) {
         await file?.close();
         return { kind: 'too-large' };
+      }
+      if (limits.take !== undefined && !limits.take(chunk.length)) {
+        await file?.close();
+        return { kind: 'over-budget' };
       }
       if (file !== undefined) {
         await file.append(chunk);

@@ -2,13 +2,14 @@
  * cgi(): RFC 3875 scripts run as real child processes (the executables in
  * ./fixtures), over real HTTP, in Express 5 and Express 4.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cgi, GatewayError } from '../../src/gateway/index.js';
-import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, leaveAfterFirstChunk, listen, postUnreadThenGet, rawRequest, waitFor, type Listening } from './helpers.js';
+import { captureLogger, expressVersions, fixture, header, isRunning, isZombie, leaveAfterFirstChunk, listen, parseRaw, postUnreadThenGet, rawRequest, waitFor, type Listening } from './helpers.js';
 
 let scratch: string;
 beforeAll(() => {
@@ -300,6 +301,47 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       expect(readdirSync(spoolDir)).toEqual([]);
     });
 
+    it('holds at most maxSpoolTotal of chunked bodies at once: one more is a 503 with Retry-After, and the room comes back once a body is answered', async () => {
+      const spoolDir = mkdtempSync(join(scratch, 'spool-'));
+      const { port, lines } = await serveScript('echo.sh', { spoolThreshold: 100, maxSpoolTotal: 4000, tempDir: spoolDir });
+      const chunked = (text: string) => `${text.length.toString(16)}\r\n${text}\r\n`;
+      const head = 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Type: text/plain\nTransfer-Encoding: chunked';
+      // A first upload sends 3 000 bytes and waits: they are in its spool file.
+      const first = connect(port, '127.0.0.1');
+      const firstAnswer: Buffer[] = [];
+      first.on('data', (chunk) => firstAnswer.push(chunk));
+      const firstClosed = new Promise((resolve) => first.on('close', resolve));
+      first.write(`${head.replace(/\n/g, '\r\n')}\r\nConnection: close\r\n\r\n${chunked('a'.repeat(3000))}`);
+      const spoolFiles = () =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${spoolDir}/express-jsonstore-body-`);
+          } catch {
+            return false;
+          }
+        }).length;
+      await waitFor(() => spoolFiles() > 0, 'the first body in its spool file');
+
+      // A second one would take the total past 4 000 bytes.
+      const refused = await rawRequest(port, head, `${chunked('b'.repeat(2000))}0\r\n\r\n`);
+      expect(refused.status).toBe(503);
+      expect(header(refused, 'Retry-After')).toEqual(['1']);
+      const detail = 'The server is receiving as many request bodies as it holds at once (maxSpoolTotal, 4000 bytes); retry shortly.';
+      expect(JSON.parse(refused.body.toString())).toMatchObject({ status: 503, detail });
+      expect(lines).toEqual([`cgi: ${detail}`]);
+
+      // The first finishes and is answered in full; then there is room again.
+      first.write('0\r\n\r\n');
+      await firstClosed;
+      const answer = parseRaw(Buffer.concat(firstAnswer), 'POST');
+      expect(answer.status).toBe(200);
+      expect(answer.body.toString()).toBe('a'.repeat(3000));
+      const after = await rawRequest(port, head, `${chunked('c'.repeat(2000))}0\r\n\r\n`);
+      expect(after.status).toBe(200);
+      expect(after.body.toString()).toBe('c'.repeat(2000));
+      expect(readdirSync(spoolDir)).toEqual([]);
+    });
+
     it('answers 413 to a declared Content-Length over maxBodySize without starting the script, and logs it', async () => {
       const { port, lines } = await serveScript('echo.sh', { maxBodySize: 8 });
       const response = await rawRequest(port, 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Length: 11', 'hello world');
@@ -417,6 +459,8 @@ describe('cgi() options', () => {
     [() => cgi(script, { killGrace: Number.NaN }), /option "killGrace"/],
     [() => cgi(script, { maxHeaderSize: 0 }), /option "maxHeaderSize"/],
     [() => cgi(script, { maxBodySize: Infinity }), /option "maxBodySize"/],
+    [() => cgi(script, { maxSpoolTotal: 0 }), /option "maxSpoolTotal" must be a positive number/],
+    [() => cgi(script, { tempDir: '/no/such/dir' }), /cgi\(\): option "tempDir" \("\/no\/such\/dir"\) is not a directory/],
     [() => cgi(script, { env: { 'A=B': 'x' } }), /option "env"/],
     [() => cgi(script, { env: { A: 1 } } as never), /option "env"/],
     [() => cgi(script, { cwd: '/no/such/dir' }), /option "cwd"/],

@@ -356,6 +356,8 @@ describe('fastcgi() without a server', () => {
     [{ port: 9000, root: '/srv', splitPathInfo: '^(.+\\.php)(/.*)$' }, /"splitPathInfo" must be a RegExp/],
     [{ port: 9000, params: 'x' }, /"params"/],
     [{ port: 9000, maxConnections: 0 }, /"maxConnections"/],
+    [{ port: 9000, maxSpoolTotal: -1 }, /fastcgi\(\): option "maxSpoolTotal" must be a positive number/],
+    [{ port: 9000, tempDir: 42 }, /fastcgi\(\): option "tempDir" \(42\) is not a directory/],
     [{ port: 9000, sokcet: '/s' }, /unknown option "sokcet"/],
   ])('throws a TypeError naming the problem (%#)', (options, message) => {
     expect(() => fastcgi(options as never)).toThrow(TypeError);

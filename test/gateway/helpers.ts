@@ -72,7 +72,7 @@ export function header(response: RawResponse, name: string): string[] {
   return response.headerLines.filter(([key]) => key.toLowerCase() === name.toLowerCase()).map(([, value]) => value);
 }
 
-function parseRaw(raw: Buffer, method: string): RawResponse {
+export function parseRaw(raw: Buffer, method: string): RawResponse {
   const end = raw.indexOf('\r\n\r\n');
   if (end === -1) return { status: 0, reason: '', headerLines: [], body: Buffer.alloc(0), complete: false, raw };
   const [statusLine = '', ...lines] = raw.toString('latin1', 0, end).split('\r\n');
