@@ -41,7 +41,7 @@ import {
 } from './file-journal.js';
 import { acquireLock, type FileLock } from './file-lock.js';
 import { planRecovery } from './file-recovery.js';
-import { journalChangesSince } from './file-history.js';
+import { changesAfter, readJournalChanges, type JournalChanges } from './file-history.js';
 import { errorCode, nodeFileSystem, reasonOf, writeAll, type FileStorageFile, type FileStorageFileSystem } from './file-system.js';
 import { retainedRecords } from './idempotency.js';
 import { frozenDocumentReader, markFoldsWorkingDocument, type FrozenDocument } from './working-document.js';
@@ -68,6 +68,14 @@ export interface FileStorageOptions {
   compactRatio?: number;
   /** Never compact a journal smaller than this many bytes. Default 65536 (64 KiB). */
   compactMinSize?: number;
+  /**
+   * Most bytes of journal that `changesSince` reads: live clients reconnecting
+   * with a `Last-Event-ID` older than the store's recent history are replayed
+   * the changes they missed from the journal. A larger journal is not read,
+   * and such a client gets the current value instead. Concurrent reads share
+   * one. Default 8 MiB.
+   */
+  maxJournalRead?: number;
   /**
    * The permissions of every file the store creates (snapshot, journal,
    * lock and their temporary files). Default `0o600`: only the owner may
@@ -98,6 +106,7 @@ interface ResolvedFileStorageOptions {
   fsync: 'always' | 'never';
   compactRatio: number;
   compactMinSize: number;
+  maxJournalRead: number;
   fileMode: number;
   folderMode: number;
   readOnly: boolean;
@@ -131,7 +140,7 @@ export interface FileStorage extends StorageAdapter {
   changesSince(revision: number): Promise<readonly Change[] | undefined>;
 }
 
-const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'mode', 'readOnly', 'watch', 'fs'];
+const optionNames = ['fsync', 'compactRatio', 'compactMinSize', 'maxJournalRead', 'mode', 'readOnly', 'watch', 'fs'];
 const fileSystemMethods = ['readFile', 'open', 'rename', 'removeFile', 'makeDirectory', 'syncDirectory', 'entryKind'] as const;
 
 const checks = optionChecks('fileStorage()');
@@ -149,6 +158,7 @@ function resolveOptions(path: unknown, options: FileStorageOptions | undefined):
   const fsync = checks.oneOf('fsync', options.fsync ?? undefined, ['always', 'never'] as const, 'always');
   const compactRatio = checks.positiveNumber('compactRatio', options.compactRatio ?? undefined, 1, true);
   const compactMinSize = checks.wholeNumber('compactMinSize', options.compactMinSize ?? undefined, 64 * 1024, { min: 0, unit: 'bytes' });
+  const maxJournalRead = checks.wholeNumber('maxJournalRead', options.maxJournalRead ?? undefined, 8 * 1024 * 1024, { min: 0, unit: 'bytes' });
   const fileMode = options.mode ?? 0o600;
   if (typeof fileMode !== 'number' || !Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777 || (fileMode & 0o600) !== 0o600) {
     const got = typeof fileMode === 'number' && Number.isInteger(fileMode) && fileMode >= 0 ? `0o${fileMode.toString(8)}` : shown(options.mode);
@@ -162,7 +172,7 @@ function resolveOptions(path: unknown, options: FileStorageOptions | undefined):
   }
   const readOnly = checks.boolean('readOnly', options.readOnly ?? undefined, false);
   const watchInterval = watchIntervalOf(options.watch);
-  return { fsync, compactRatio, compactMinSize, fileMode, folderMode, readOnly, watchInterval, fs };
+  return { fsync, compactRatio, compactMinSize, maxJournalRead, fileMode, folderMode, readOnly, watchInterval, fs };
 }
 
 function watchIntervalOf(watch: FileStorageOptions['watch']): number | undefined {
@@ -313,6 +323,8 @@ class FileStorageAdapter implements FileStorage {
   private readonly journalTemp: string;
   private readonly directory: string;
   private readonly context: JournalContext;
+  /** A read of the journal for `changesSince` in progress, shared by the calls made meanwhile. */
+  private journalRead: Promise<JournalChanges | 'empty' | undefined> | undefined;
   private readonly settings: ResolvedFileStorageOptions;
   private readonly fs: FileStorageFileSystem;
   private readonly counters = { changes: 0, appends: 0, fsyncs: 0, compactions: 0 };
@@ -375,7 +387,15 @@ class FileStorageAdapter implements FileStorage {
   }
 
   changesSince(revision: number): Promise<readonly Change[] | undefined> {
-    return journalChangesSince(this.fs, this.context, revision, this.snapshot.revision);
+    // Past the budget, a reconnecting live client gets the current value instead of the changes it missed.
+    if ((this.journal?.size ?? 0) > this.settings.maxJournalRead) return Promise.resolve(undefined);
+    if (this.journalRead === undefined) {
+      const read = readJournalChanges(this.fs, this.context).finally(() => {
+        if (this.journalRead === read) this.journalRead = undefined;
+      });
+      this.journalRead = read;
+    }
+    return this.journalRead.then((journal) => changesAfter(journal, revision, this.snapshot.revision));
   }
 
   // ---- loading -----------------------------------------------------------------------

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { fileStorage } from '../../src/index.js';
+import { nodeFileSystem, type FileStorageFileSystem } from '../../src/storage/file-system.js';
 import { liveRules } from './rules.js';
 
 const folders: string[] = [];
@@ -35,5 +36,40 @@ describe('live updates on file storage', () => {
     expect(await reopened.changesSince(1)).toBeUndefined();
     expect(await reopened.changesSince(3)).toEqual([]);
     await reopened.close?.();
+  });
+
+  test('concurrent changesSince calls share one read of the journal; past maxJournalRead it is not read, and answers undefined', async () => {
+    const path = await freshFile();
+    const journalReads: string[] = [];
+    const counting: FileStorageFileSystem = {
+      ...nodeFileSystem,
+      readFile: (file) => {
+        if (file.endsWith('.journal')) journalReads.push(file);
+        return nodeFileSystem.readFile(file);
+      },
+    };
+    const storage = fileStorage(path, { compactMinSize: 1_000_000, maxJournalRead: 4096, fs: counting });
+    await storage.load();
+    await storage.commit({ revision: 1, ops: [{ op: 'replace', path: '', value: { n: 0 } }] });
+    for (let revision = 2; revision <= 20; revision++) await storage.commit({ revision, ops: [{ op: 'replace', path: '/n', value: revision }] });
+    journalReads.length = 0;
+    // (The first change, which set the whole document, went to the snapshot.)
+    const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => storage.changesSince(i + 1)));
+    expect(journalReads).toHaveLength(1);
+    answers.forEach((changes, i) => expect(changes?.map((change) => change.revision)).toEqual(Array.from({ length: 19 - i }, (_, k) => i + 2 + k)));
+    // A later call reads again: it sees what was appended since.
+    await storage.commit({ revision: 21, ops: [{ op: 'replace', path: '/n', value: 21 }] });
+    expect((await storage.changesSince(19))?.map((change) => change.revision)).toEqual([20, 21]);
+    expect(journalReads).toHaveLength(2);
+
+    // Grown past 4 KiB: not read at all.
+    for (let revision = 22; storage.stats.journalBytes <= 4096; revision++) await storage.commit({ revision, ops: [{ op: 'replace', path: '/n', value: 'x'.repeat(100) }] });
+    expect(await storage.changesSince(19)).toBeUndefined();
+    expect(journalReads).toHaveLength(2);
+    await storage.close?.();
+  });
+
+  test('maxJournalRead is checked when the storage is made', () => {
+    expect(() => fileStorage('x.json', { maxJournalRead: -1 })).toThrow(/fileStorage\(\): option "maxJournalRead"/);
   });
 });
