@@ -10,6 +10,13 @@ import type { ErrorStream, GatewayLogger } from './types.js';
 /** Longest partial line kept while waiting for its end; past it that much is logged, marked truncated, and the rest of the line dropped. */
 const maxPending = 16 * 1024;
 
+/**
+ * What one request's stream (`perRequest`) logs at most, in characters of
+ * its lines: a program that writes without end must not flood the log.
+ * Past it one line says so and the rest is read and dropped.
+ */
+export const maxRequestLog = 1024 * 1024;
+
 export class LineLogStream implements ErrorStream {
   readonly #logger: GatewayLogger;
   readonly #prefix: string;
@@ -17,10 +24,29 @@ export class LineLogStream implements ErrorStream {
   /** Past maxPending: the rest of the current line is dropped until its newline. */
   #dropping = false;
   #decoder: StringDecoder | undefined;
+  /** Characters the stream may still log; Infinity for a stream that outlives requests (a worker's). */
+  #left: number;
 
-  constructor(logger: GatewayLogger, prefix: string) {
+  constructor(logger: GatewayLogger, prefix: string, { perRequest = true }: { perRequest?: boolean } = {}) {
     this.#logger = logger;
     this.#prefix = prefix;
+    this.#left = perRequest ? maxRequestLog : Number.POSITIVE_INFINITY;
+  }
+
+  /** A worker's stream that serves one request after another: the next one gets the whole budget again. */
+  nextRequest(): void {
+    this.#left = maxRequestLog;
+  }
+
+  /** Logs one line, within the stream's budget. */
+  #log(line: string): void {
+    if (this.#left <= 0) return;
+    this.#left -= line.length;
+    if (this.#left >= 0) {
+      safeLog(this.#logger, this.#prefix + line);
+      return;
+    }
+    safeLog(this.#logger, `${this.#prefix}… (this request logged more than ${maxRequestLog} characters; the rest of its output is dropped)`);
   }
 
   write(text: string | Uint8Array): void {
@@ -39,12 +65,12 @@ export class LineLogStream implements ErrorStream {
     let newline = pending.indexOf('\n');
     while (newline !== -1) {
       const line = pending.slice(0, newline).replace(/\r$/, '');
-      safeLog(this.#logger, this.#prefix + (line.length > maxPending ? `${line.slice(0, maxPending)}… (truncated)` : line));
+      this.#log(line.length > maxPending ? `${line.slice(0, maxPending)}… (truncated)` : line);
       pending = pending.slice(newline + 1);
       newline = pending.indexOf('\n');
     }
     if (pending.length > maxPending) {
-      safeLog(this.#logger, `${this.#prefix}${pending.slice(0, maxPending)}… (truncated)`);
+      this.#log(`${pending.slice(0, maxPending)}… (truncated)`);
       pending = '';
       this.#dropping = true;
     }
@@ -60,6 +86,6 @@ export class LineLogStream implements ErrorStream {
     const rest = this.#dropping ? '' : this.#pending + tail;
     this.#pending = '';
     this.#dropping = false;
-    if (rest !== '') safeLog(this.#logger, this.#prefix + rest);
+    if (rest !== '') this.#log(rest);
   }
 }

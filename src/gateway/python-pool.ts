@@ -99,7 +99,7 @@ export class PythonWorker {
       // pipes ends the workers).
       detached: true,
     });
-    this.#stderr = new LineLogStream(settings.logger, `python[${this.child.pid ?? '?'}]: `);
+    this.#stderr = new LineLogStream(settings.logger, `python[${this.child.pid ?? '?'}]: `, { perRequest: false });
     const { child } = this;
     child.stdin?.on('error', () => undefined); // EPIPE once the worker is gone; its exit says why.
     child.stdout?.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -122,6 +122,7 @@ export class PythonWorker {
   attach(session: WorkerSession): void {
     this.state = 'busy';
     this.#session = session;
+    this.#errors.nextRequest();
   }
 
   /** The request is over (its E or X frame arrived); the pool decides what the worker does next. */

@@ -430,6 +430,18 @@ describe.skipIf(missing !== undefined)(`pythonWsgi (skipped: ${missing ?? 'no'})
       expect(probe.workerPids).toEqual([before]);
     });
 
+    it('a request logs at most 1 MiB of wsgi.errors, then one line saying so; the same worker\'s next request logs again', async () => {
+      const probe = pool('probe:app', { workers: 1 });
+      const { server } = await serve(probe);
+      const notice = 'wsgi.errors: … (this request logged more than 1048576 characters; the rest of its output is dropped)';
+      for (const round of [1, 2]) {
+        expect((await request(server).get('/app/errors-many').expect(200)).body).toEqual({ logged: true });
+        await eventually(`the notice of request ${round}`, () => (probe.lines.filter((line) => line === notice).length === round ? true : undefined));
+        expect(probe.lines.filter((line) => line === `wsgi.errors: ${'m'.repeat(1000)}`)).toHaveLength(round * 1048);
+      }
+      expect(probe.lines).not.toContain('wsgi.errors: the last line');
+    });
+
     it.each(['huge-exception', 'huge-emoji-exception'])('an exception with a huge message (%s): 500 with its traceback logged cut to its end, and the worker lives on', async (route) => {
       const probe = pool('probe:app', { workers: 1 });
       const { server } = await serve(probe);

@@ -589,6 +589,27 @@ describe.each(expressVersions)('wsgi in %s', (_version, express) => {
       expect(lines).toEqual(['wsgi.errors: first line', 'wsgi.errors: second line', 'wsgi.errors: unterminated']);
     });
 
+    it('logs at most 1 MiB of wsgi.errors per request, then one line saying the rest was dropped; the next request logs again', async () => {
+      const line = 'e'.repeat(999);
+      const { server, lines } = mount((environ, startResponse) => {
+        // 3 000 lines of 1 000 characters: about 3 MB.
+        for (let i = 0; i < 3000; i++) environ['wsgi.errors'].write(`${line}\n`);
+        environ['wsgi.errors'].write('after the budget');
+        startResponse('200 OK', [text]);
+        return ['ok'];
+      });
+      await request(server).get('/app').expect(200);
+      await settle();
+      const logged = lines.filter((entry) => entry === `wsgi.errors: ${line}`).length;
+      expect(logged).toBe(Math.floor((1024 * 1024) / 999));
+      expect(lines.length).toBe(logged + 1);
+      expect(lines.at(-1)).toBe('wsgi.errors: … (this request logged more than 1048576 characters; the rest of its output is dropped)');
+      // Each request has its own budget.
+      await request(server).get('/app').expect(200);
+      await settle();
+      expect(lines.length).toBe(2 * (logged + 1));
+    });
+
     it('reads the body with read(size), readline() and line iteration', async () => {
       const { server } = mount(
         echoEnviron(async (environ) => {
