@@ -199,11 +199,12 @@ export async function serializeInSlices(
   aborted: () => boolean = () => false,
   sliceMs = 10,
   keepBytes = Infinity,
+  indent = 0,
 ): Promise<SlicedJson | undefined> {
   const hash = createHash('sha256');
   let chunks: Buffer[] | undefined = [];
   let size = 0;
-  for await (const piece of piecesInSlices(value, { sliceMs, aborted })) {
+  for await (const piece of piecesInSlices(value, { sliceMs, aborted, indent })) {
     if (chunks !== undefined) {
       const chunk = Buffer.from(piece, 'utf8');
       hash.update(chunk);

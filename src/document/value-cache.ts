@@ -140,6 +140,18 @@ export function needsSlicing(value: JsonValue): boolean {
   return largeTags.has(value) || jsonSize(value, slicedAbove) > slicedAbove;
 }
 
+/**
+ * The same for `value`'s pretty text (`?pretty`), which its cached compact
+ * JSON does not make cheap: whether its compact JSON is over 1 MB (the pretty
+ * text is longer still).
+ */
+export function prettyNeedsSlicing(value: JsonValue): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const cached = byContainer.get(value);
+  if (cached !== undefined) return cached.json.bytes.length > slicedAbove;
+  return largeTags.has(value) || jsonSize(value, slicedAbove) > slicedAbove;
+}
+
 /** Size and tags already measured for a container too large for the cache (`slicedJsonOf`), if any. */
 export function knownLargeJson(value: JsonValue): { readonly size: number; readonly etag: string } | undefined {
   return typeof value === 'object' && value !== null ? largeTags.get(value) : undefined;

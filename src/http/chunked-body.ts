@@ -10,10 +10,14 @@ import type { ServerResponse } from 'node:http';
 import type { JsonValue } from '../document/json.js';
 import { piecesInSlices } from '../document/json-slices.js';
 
-/** A body sent as it is serialized: `value`'s compact JSON, `size` bytes of it. */
+/**
+ * A body sent as it is serialized: `value`'s compact JSON, `size` bytes of
+ * it; with `indent`, its pretty JSON and a line break (as `?pretty` answers).
+ */
 export interface StreamedBody {
   readonly streamed: JsonValue;
   readonly size: number;
+  readonly indent?: number;
 }
 
 export function isStreamed(body: unknown): body is StreamedBody {
@@ -33,6 +37,11 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+async function* withFinalLineBreak(pieces: AsyncIterable<string>): AsyncGenerator<string, void, undefined> {
+  yield* pieces;
+  yield '\n';
+}
+
 export function sendStreamed(res: ServerResponse, body: StreamedBody, head: boolean): void {
   res.setHeader('Content-Length', body.size);
   if (head) {
@@ -41,7 +50,9 @@ export function sendStreamed(res: ServerResponse, body: StreamedBody, head: bool
   }
   const pump = async (): Promise<void> => {
     let sent = 0;
-    for await (const piece of piecesInSlices(body.streamed, { aborted: () => res.destroyed })) {
+    const indent = body.indent ?? 0;
+    const pieces = piecesInSlices(body.streamed, { aborted: () => res.destroyed, indent });
+    for await (const piece of indent > 0 ? withFinalLineBreak(pieces) : pieces) {
       if (res.destroyed) return;
       sent += Buffer.byteLength(piece, 'utf8');
       // Cannot happen while the value stays frozen; if it did, a cut answer beats a wrong one.

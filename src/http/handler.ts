@@ -9,7 +9,8 @@ import { JsonStoreError, StorageError } from '../errors.js';
 import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
-import { compactJsonOf, knownLargeJson, needsSlicing, slicedJsonOf } from '../document/value-cache.js';
+import { compactJsonOf, knownLargeJson, needsSlicing, prettyNeedsSlicing, slicedJsonOf } from '../document/value-cache.js';
+import { serializeInSlices } from '../document/json-slices.js';
 import { isStreamed, sendStreamed, type StreamedBody } from './chunked-body.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
@@ -39,6 +40,8 @@ interface ReadOutcome {
   etag: string | undefined;
   /** Too large to serialize in one go: serialized in slices once the read returns (the store is frozen for it). */
   sliced?: boolean;
+  /** Sliced, and answered pretty-printed (`?pretty`). */
+  pretty?: boolean;
 }
 
 interface WriteOutcome {
@@ -50,8 +53,11 @@ interface WriteOutcome {
   replayed?: boolean;
 }
 
+/** Spaces per level of `?pretty` answers. */
+const prettyIndent = 2;
+
 function serialize(value: JsonValue, pretty: boolean): string {
-  return pretty ? JSON.stringify(value, null, 2) + '\n' : JSON.stringify(value);
+  return pretty ? JSON.stringify(value, null, prettyIndent) + '\n' : JSON.stringify(value);
 }
 
 /** A container with each child replaced by `true`; scalars as they are. */
@@ -166,6 +172,10 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
         return { value, body: json.bytes, etag: json.etag };
       }
       if (!shallow) {
+        if (prettyNeedsSlicing(value)) {
+          store.freeze();
+          return { value, body: undefined, etag: undefined, sliced: true, pretty: true };
+        }
         // Pretty: the tag is the compact JSON's, cached per value; only the pretty text is made.
         return { value, body: serialize(value, true), etag: formatEtag(compactJsonOf(value).tag, representation) };
       }
@@ -193,9 +203,15 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
   ): Promise<void> {
     let outcome = now ?? (await store.read(view));
     if (outcome.sliced === true) {
-      const json = await slicedJsonOf(outcome.value as JsonValue, () => res.destroyed);
+      const value = outcome.value as JsonValue;
+      const json = await slicedJsonOf(value, () => res.destroyed);
       if (json === undefined) return;
-      outcome = { value: outcome.value, body: 'bytes' in json ? json.bytes : { streamed: json.value, size: json.size }, etag: json.etag };
+      if (outcome.pretty === true) {
+        // The tag is the compact JSON's; the pretty text is measured in slices, then made again as it is sent.
+        const pretty = await serializeInSlices(value, () => res.destroyed, undefined, 0, prettyIndent);
+        if (pretty === undefined) return;
+        outcome = { value, body: { streamed: value, size: pretty.size + 1, indent: prettyIndent }, etag: formatEtag(json.tag, 'pretty') };
+      } else outcome = { value, body: 'bytes' in json ? json.bytes : { streamed: json.value, size: json.size }, etag: json.etag };
     }
     // Preconditions only apply to what would otherwise be a 2xx (RFC 9110 section 13.2.1).
     if (outcome.value === undefined || outcome.etag === undefined) {

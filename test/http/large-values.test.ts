@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { expect, test } from 'vitest';
-import { etagOf } from '../../src/document/etag.js';
+import { contentTag, etagOf, formatEtag } from '../../src/document/etag.js';
 import { jsonStore } from '../../src/index.js';
 import type { JsonValue } from '../../src/document/json.js';
 
@@ -33,6 +33,42 @@ test('GET of a large value answers its exact bytes and ETag, and a repeat comes 
   }
   const etag = etagOf(initial);
   expect((await request(store).get('/').set('If-None-Match', etag)).status).toBe(304);
+}, 60_000);
+
+test('?pretty of a large value is made in slices too: its exact bytes, the pretty ETag, HEAD with its length, and no one serialization over 1 MB', async () => {
+  const initial = document(16_000);
+  const store = jsonStore({ initial, maxDocumentSize: 1e9 });
+  await store.ready();
+  const stringify = JSON.stringify;
+  const expected = stringify(initial, null, 2) + '\n';
+  expect(expected.length).toBeGreaterThan(2 * 1024 * 1024);
+  // Every JSON text made while the store answers: one made in a single call would hold the event loop for all of it.
+  let longest = 0;
+  JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => {
+    const text = stringify(...args);
+    if (typeof text === 'string') longest = Math.max(longest, text.length);
+    return text;
+  }) as typeof JSON.stringify;
+  let response;
+  let head;
+  let tail;
+  try {
+    response = await request(store).get('/?pretty');
+    head = await request(store).head('/?print=pretty');
+    tail = await request(store).get('/items/r15999?pretty');
+  } finally {
+    JSON.stringify = stringify;
+  }
+  expect(response.status).toBe(200);
+  expect(response.text).toBe(expected);
+  expect(response.headers['etag']).toBe(formatEtag(contentTag(stringify(initial)), 'pretty'));
+  expect(Number(response.headers['content-length'])).toBe(Buffer.byteLength(expected));
+  expect(head.status).toBe(200);
+  expect(head.headers['etag']).toBe(response.headers['etag']);
+  expect(Number(head.headers['content-length'])).toBe(Buffer.byteLength(expected));
+  expect(tail.text).toBe(stringify(initial.items?.['r15999' as never], null, 2) + '\n');
+  expect(longest).toBeLessThan(1024 * 1024);
+  expect((await request(store).get('/?pretty').set('If-None-Match', response.headers['etag'] as string)).status).toBe(304);
 }, 60_000);
 
 test('writes during a large GET change nothing in its answer, and show in the next one', async () => {
