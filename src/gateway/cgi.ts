@@ -47,7 +47,8 @@ export interface CgiOptions extends GatewayOptions {
    * `tempDir`, across all requests to this middleware: a body that would go
    * past it is answered 503 with `Retry-After: 1`, its rest left unread.
    * `maxBodySize` bounds one body; this bounds them all, so that concurrent
-   * uploads cannot fill the disk. Default: `maxBodySize`.
+   * uploads cannot fill the disk (a chunked body larger than this alone is
+   * a 413). Default 1 GiB, or `maxBodySize` if that is larger.
    */
   maxSpoolTotal?: number;
   /** Directory for spooled request bodies. Default: `os.tmpdir()`. */

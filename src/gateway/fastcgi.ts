@@ -98,7 +98,7 @@ export interface FastCgiOptions extends GatewayOptions {
    * past it in an unlinked temporary file. Default 1 MiB.
    */
   spoolThreshold?: number;
-  /** The most bytes of chunked request bodies held at once, across all requests (503 past it), as for `cgi()`. Default: `maxBodySize`. */
+  /** The most bytes of chunked request bodies held at once, across all requests (503 past it), as for `cgi()`. Default 1 GiB, or `maxBodySize` if larger. */
   maxSpoolTotal?: number;
   /** Directory for spooled request bodies. Default `os.tmpdir()`. */
   tempDir?: string;

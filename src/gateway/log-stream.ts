@@ -12,8 +12,9 @@ const maxPending = 16 * 1024;
 
 /**
  * What one request's stream (`perRequest`) logs at most, in characters of
- * its lines: a program that writes without end must not flood the log.
- * Past it one line says so and the rest is read and dropped.
+ * its log lines (prefix and line break included, so empty lines count
+ * too): a program that writes without end must not flood the log. Past it
+ * one line says so and the rest is read and dropped.
  */
 export const maxRequestLog = 1024 * 1024;
 
@@ -40,13 +41,16 @@ export class LineLogStream implements ErrorStream {
 
   /** Logs one line, within the stream's budget. */
   #log(line: string): void {
-    if (this.#left <= 0) return;
-    this.#left -= line.length;
-    if (this.#left >= 0) {
-      safeLog(this.#logger, this.#prefix + line);
+    // Below zero: the notice was logged, and nothing more is.
+    if (this.#left < 0) return;
+    const cost = this.#prefix.length + line.length + 1;
+    if (cost > this.#left) {
+      this.#left = -1;
+      safeLog(this.#logger, `${this.#prefix}… (this request logged more than ${maxRequestLog} characters; the rest of its output is dropped)`);
       return;
     }
-    safeLog(this.#logger, `${this.#prefix}… (this request logged more than ${maxRequestLog} characters; the rest of its output is dropped)`);
+    this.#left -= cost;
+    safeLog(this.#logger, this.#prefix + line);
   }
 
   write(text: string | Uint8Array): void {

@@ -40,8 +40,8 @@ export const bodyOptionNames = ['maxBodySize', 'spoolThreshold', 'maxSpoolTotal'
 export function resolveBodyLimits(where: string, raw: Record<string, unknown>, logger: GatewayLogger): BodyLimits {
   const maxBodySize = checkPositiveNumber(where, 'maxBodySize', raw.maxBodySize, defaultMaxBodySize);
   const spoolThreshold = checkPositiveNumber(where, 'spoolThreshold', raw.spoolThreshold, 1024 * 1024);
-  // By default as much as one body may take: a second large upload waits for the first.
-  const maxSpoolTotal = checkPositiveNumber(where, 'maxSpoolTotal', raw.maxSpoolTotal, maxBodySize);
+  // By default 1 GiB, or one largest body: concurrent uploads share it, and one past it is a 503.
+  const maxSpoolTotal = checkPositiveNumber(where, 'maxSpoolTotal', raw.maxSpoolTotal, Math.max(maxBodySize, defaultMaxBodySize));
   const tempDir = raw.tempDir ?? tmpdir();
   let isDirectory = false;
   try {
@@ -120,14 +120,18 @@ export function receiveBody(
     const share = limits.spool.share();
     res.once('finish', share.release);
     res.once('close', share.release);
-    spoolRequestBody(req, { memoryLimit: limits.spoolThreshold, maxSize: maxBodySize, directory: limits.tempDir, take: share.take })
+    // A chunked body larger than all the spool holds could never fit: a 413, not a 503 to retry forever.
+    const chunkedLimit = Math.min(maxBodySize, limits.spool.limit);
+    const limitName = chunkedLimit < maxBodySize ? 'maxSpoolTotal' : 'maxBodySize';
+    spoolRequestBody(req, { memoryLimit: limits.spoolThreshold, maxSize: chunkedLimit, directory: limits.tempDir, take: share.take })
       .then((body) => {
         if (body.kind !== 'memory' && body.kind !== 'file') share.release();
         if (body.kind === 'gone') return;
-        if (body.kind === 'too-large') tooLarge(`the chunked body passed maxBodySize (${maxBodySize}); the rest was left unread`);
+        if (body.kind === 'too-large') refuseTooLarge(req, res, writer, { ...limits, maxBodySize: chunkedLimit }, `the chunked body passed ${limitName} (${chunkedLimit}); the rest was left unread`);
         else if (body.kind === 'over-budget') overBudget(res, writer, limits);
         else if (body.kind === 'failed') writer.fail(body.error, where);
         else if (writer.clientGone) {
+          share.release();
           if (body.kind === 'file') void body.file.close();
         } else {
           try {

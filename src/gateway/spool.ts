@@ -39,17 +39,19 @@ export class SpoolBudget {
     return this.#used;
   }
 
-  /** One request's share: `take` as its body arrives, `release` (idempotent) once it is answered. */
+  /** One request's share: `take` as its body arrives, `release` (idempotent, and final) once it is answered. */
   share(): { take: (bytes: number) => boolean; release: () => void } {
     let held = 0;
+    let released = false;
     return {
       take: (bytes) => {
-        if (this.#used + bytes > this.limit) return false;
+        if (released || this.#used + bytes > this.limit) return false;
         this.#used += bytes;
         held += bytes;
         return true;
       },
       release: () => {
+        released = true;
         this.#used -= held;
         held = 0;
       },

@@ -17,8 +17,11 @@ export interface JournalChanges {
   changes: readonly Change[];
 }
 
-/** Reads and parses the journal; `'empty'` when it is empty, `undefined` when it cannot be read. */
-export async function readJournalChanges(fs: FileStorageFileSystem, context: JournalContext): Promise<JournalChanges | 'empty' | undefined> {
+/**
+ * Reads and parses the journal; `'empty'` when it is empty, `undefined` when
+ * it cannot be read or is over `maxBytes` (then it is not parsed).
+ */
+export async function readJournalChanges(fs: FileStorageFileSystem, context: JournalContext, maxBytes: number): Promise<JournalChanges | 'empty' | undefined> {
   let bytes: Uint8Array | undefined;
   try {
     bytes = await fs.readFile(context.journalPath);
@@ -26,6 +29,7 @@ export async function readJournalChanges(fs: FileStorageFileSystem, context: Jou
     return undefined;
   }
   if (bytes === undefined || bytes.length === 0) return 'empty';
+  if (bytes.length > maxBytes) return undefined;
   let parsed;
   try {
     // Only complete lines count: an append in progress is not a change yet.

@@ -323,8 +323,8 @@ class FileStorageAdapter implements FileStorage {
   private readonly journalTemp: string;
   private readonly directory: string;
   private readonly context: JournalContext;
-  /** A read of the journal for `changesSince` in progress, shared by the calls made meanwhile. */
-  private journalRead: Promise<JournalChanges | 'empty' | undefined> | undefined;
+  /** A read of the journal for `changesSince` in progress, started at durable revision `from`, shared by the calls made meanwhile (its changes too: read-only). */
+  private journalRead: { from: number; result: Promise<JournalChanges | 'empty' | undefined> } | undefined;
   private readonly settings: ResolvedFileStorageOptions;
   private readonly fs: FileStorageFileSystem;
   private readonly counters = { changes: 0, appends: 0, fsyncs: 0, compactions: 0 };
@@ -388,14 +388,16 @@ class FileStorageAdapter implements FileStorage {
 
   changesSince(revision: number): Promise<readonly Change[] | undefined> {
     // Past the budget, a reconnecting live client gets the current value instead of the changes it missed.
+    // (A read-only store does not track the journal's size: its read stops before parsing.)
     if ((this.journal?.size ?? 0) > this.settings.maxJournalRead) return Promise.resolve(undefined);
-    if (this.journalRead === undefined) {
-      const read = readJournalChanges(this.fs, this.context).finally(() => {
-        if (this.journalRead === read) this.journalRead = undefined;
+    // A read started before the last change was made durable would miss it: calls join only a read that has every durable change.
+    if (this.journalRead === undefined || this.journalRead.from !== this.durableRevision) {
+      const read = readJournalChanges(this.fs, this.context, this.settings.maxJournalRead).finally(() => {
+        if (this.journalRead?.result === read) this.journalRead = undefined;
       });
-      this.journalRead = read;
+      this.journalRead = { from: this.durableRevision, result: read };
     }
-    return this.journalRead.then((journal) => changesAfter(journal, revision, this.snapshot.revision));
+    return this.journalRead.result.then((journal) => changesAfter(journal, revision, this.snapshot.revision));
   }
 
   // ---- loading -----------------------------------------------------------------------

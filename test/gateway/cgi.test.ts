@@ -2,7 +2,7 @@
  * cgi(): RFC 3875 scripts run as real child processes (the executables in
  * ./fixtures), over real HTTP, in Express 5 and Express 4.
  */
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -52,6 +52,19 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       res.json({ method: req.method, url: req.originalUrl, from: req.query.from ?? null });
     });
     return { app, lines: log.lines };
+  }
+
+  /** The sizes of this process's open spool files in `spoolDir` (unlinked, so found through /proc). */
+  function spooledSizes(spoolDir: string): number[] {
+    const sizes: number[] = [];
+    for (const fd of readdirSync('/proc/self/fd')) {
+      try {
+        if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${spoolDir}/express-jsonstore-body-`)) sizes.push(statSync(`/proc/self/fd/${fd}`).size);
+      } catch {
+        // Closed meanwhile.
+      }
+    }
+    return sizes;
   }
 
   async function serveScript(script: string, options: Parameters<typeof cgi>[1] = {}) {
@@ -312,15 +325,7 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       first.on('data', (chunk) => firstAnswer.push(chunk));
       const firstClosed = new Promise((resolve) => first.on('close', resolve));
       first.write(`${head.replace(/\n/g, '\r\n')}\r\nConnection: close\r\n\r\n${chunked('a'.repeat(3000))}`);
-      const spoolFiles = () =>
-        readdirSync('/proc/self/fd').filter((fd) => {
-          try {
-            return readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${spoolDir}/express-jsonstore-body-`);
-          } catch {
-            return false;
-          }
-        }).length;
-      await waitFor(() => spoolFiles() > 0, 'the first body in its spool file');
+      await waitFor(() => spooledSizes(spoolDir).includes(3000), 'the first body, whole, in its spool file');
 
       // A second one would take the total past 4 000 bytes.
       const refused = await rawRequest(port, head, `${chunked('b'.repeat(2000))}0\r\n\r\n`);
@@ -340,6 +345,27 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       expect(after.status).toBe(200);
       expect(after.body.toString()).toBe('c'.repeat(2000));
       expect(readdirSync(spoolDir)).toEqual([]);
+    });
+
+    it('a client that leaves mid-upload gives its share of maxSpoolTotal back; a chunked body larger than maxSpoolTotal is a 413', async () => {
+      const spoolDir = mkdtempSync(join(scratch, 'spool-'));
+      const { port } = await serveScript('echo.sh', { spoolThreshold: 100, maxSpoolTotal: 4000, tempDir: spoolDir });
+      const chunked = (text: string) => `${text.length.toString(16)}\r\n${text}\r\n`;
+      const head = 'POST /cgi/respond HTTP/1.1\nHost: x\nContent-Type: text/plain\nTransfer-Encoding: chunked';
+      const leaving = connect(port, '127.0.0.1');
+      leaving.on('error', () => {});
+      leaving.write(`${head.replace(/\n/g, '\r\n')}\r\n\r\n${chunked('a'.repeat(3000))}`);
+      await waitFor(() => spooledSizes(spoolDir).includes(3000), 'the body in its spool file');
+      leaving.destroy();
+      await waitFor(() => spooledSizes(spoolDir).length === 0, 'the spool file closed');
+      // All 4 000 bytes are free again.
+      const whole = await rawRequest(port, head, `${chunked('d'.repeat(4000))}0\r\n\r\n`);
+      expect(whole.status).toBe(200);
+      expect(whole.body.toString()).toBe('d'.repeat(4000));
+      // Over maxSpoolTotal (below the 1 GiB maxBodySize): it could never fit, so 413 rather than a 503 to retry.
+      const over = await rawRequest(port, head, `${chunked('e'.repeat(4001))}0\r\n\r\n`);
+      expect(over.status).toBe(413);
+      expect(JSON.parse(over.body.toString())).toMatchObject({ detail: 'The request body is larger than 4000 bytes.' });
     });
 
     it('answers 413 to a declared Content-Length over maxBodySize without starting the script, and logs it', async () => {

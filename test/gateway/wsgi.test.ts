@@ -601,13 +601,29 @@ describe.each(expressVersions)('wsgi in %s', (_version, express) => {
       await request(server).get('/app').expect(200);
       await settle();
       const logged = lines.filter((entry) => entry === `wsgi.errors: ${line}`).length;
-      expect(logged).toBe(Math.floor((1024 * 1024) / 999));
+      // Each line counts with its prefix and line break.
+      expect(logged).toBe(Math.floor((1024 * 1024) / ('wsgi.errors: '.length + 999 + 1)));
       expect(lines.length).toBe(logged + 1);
       expect(lines.at(-1)).toBe('wsgi.errors: … (this request logged more than 1048576 characters; the rest of its output is dropped)');
       // Each request has its own budget.
       await request(server).get('/app').expect(200);
       await settle();
       expect(lines.length).toBe(2 * (logged + 1));
+    });
+
+    it.each([
+      ['empty lines', () => '\n', 1024 * 1024 / ('wsgi.errors: '.length + 1)],
+      // Lines that use up the budget exactly: the next one brings the notice.
+      ['lines ending exactly at the budget', () => `${'x'.repeat(1024 - 'wsgi.errors: '.length - 1)}\n`, 1024],
+    ])('the log budget holds for %s, and the notice comes once', async (_name, next, fit) => {
+      const { server, lines } = mount((environ, startResponse) => {
+        for (let i = 0; i < 2 * fit; i++) environ['wsgi.errors'].write(next());
+        startResponse('200 OK', [text]);
+        return ['ok'];
+      });
+      await request(server).get('/app').expect(200);
+      expect(lines.length).toBe(Math.floor(fit) + 1);
+      expect(lines.at(-1)).toMatch(/^wsgi\.errors: … \(this request logged more than 1048576 characters/);
     });
 
     it('reads the body with read(size), readline() and line iteration', async () => {
