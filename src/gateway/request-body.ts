@@ -129,7 +129,11 @@ export function receiveBody(
         if (body.kind === 'gone') return;
         if (body.kind === 'too-large') refuseTooLarge(req, res, writer, { ...limits, maxBodySize: chunkedLimit }, `the chunked body passed ${limitName} (${chunkedLimit}); the rest was left unread`);
         else if (body.kind === 'over-budget') overBudget(res, writer, limits);
-        else if (body.kind === 'failed') writer.fail(body.error, where);
+        else if (body.kind === 'failed') {
+          // The rest of the body stays unread (a temporary file could not be written): the connection closes after the answer.
+          res.setHeader('Connection', 'close');
+          writer.fail(body.error, where);
+        }
         else if (writer.clientGone) {
           share.release();
           if (body.kind === 'file') void body.file.close();

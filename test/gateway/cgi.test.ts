@@ -347,6 +347,22 @@ describe.each(expressVersions)('cgi in %s', (_version, express) => {
       expect(readdirSync(spoolDir)).toEqual([]);
     });
 
+    it('a body that cannot be spooled (tempDir gone) is a 500, and the connection closes after it: the rest is unread', async () => {
+      const spoolDir = mkdtempSync(join(scratch, 'spool-'));
+      const { port } = await serveScript('echo.sh', { spoolThreshold: 100, tempDir: spoolDir });
+      rmSync(spoolDir, { recursive: true });
+      // Keep-alive asked for (no Connection: close), and the body's end not yet sent.
+      const socket = connect(port, '127.0.0.1');
+      const received: Buffer[] = [];
+      socket.on('data', (chunk) => received.push(chunk));
+      const closed = new Promise((resolve) => socket.on('close', resolve));
+      socket.write(`POST /cgi/respond HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nbb8\r\n${'f'.repeat(3000)}\r\n`);
+      await closed;
+      const response = parseRaw(Buffer.concat(received), 'POST');
+      expect(response.status).toBe(500);
+      expect(header(response, 'Connection')).toEqual(['close']);
+    });
+
     it('a client that leaves mid-upload gives its share of maxSpoolTotal back; a chunked body larger than maxSpoolTotal is a 413', async () => {
       const spoolDir = mkdtempSync(join(scratch, 'spool-'));
       const { port } = await serveScript('echo.sh', { spoolThreshold: 100, maxSpoolTotal: 4000, tempDir: spoolDir });
