@@ -60,25 +60,23 @@ function scriptedClient() {
   return { client, next, breakConnection };
 }
 
+/** A follower of `doc:log` from revision 5 on `client`, with no timeouts; `settings` replace the rest. */
+function follower(client: RedisClientLike, settings: Partial<ConstructorParameters<typeof LogFollower>[0]>): LogFollower {
+  return new LogFollower({ client, keys: { meta: 'doc:meta', log: 'doc:log' }, from: 5, commandTimeout: 0, onChange: () => {}, onError: () => {}, ...settings });
+}
+
 describe('LogFollower', () => {
   test('a commit of this process that lands while the follower asks for the revision is not taken for lost data', async () => {
     const { client, next } = scriptedClient();
     const errors: unknown[] = [];
     const delivered: Change[] = [];
-    const follower = new LogFollower({
-      client,
-      keys: { meta: 'doc:meta', log: 'doc:log' },
-      from: 5,
-      commandTimeout: 0,
-      onChange: (change) => delivered.push(change),
-      onError: (error) => errors.push(error),
-    });
+    const following = follower(client, { onChange: (change) => delivered.push(change), onError: (error) => errors.push(error) });
     try {
       // The log was quiet: the XREAD comes back empty, so the follower checks the revision.
       (await next('XREAD')).answer(null);
       const check = await next('HGET');
       // Meanwhile a commit of this process's lands at 6 (Redis answered the HGET first: 5).
-      follower.heard(6, 6, 1, () => []);
+      following.heard(6, 6, 1, () => []);
       check.answer('5');
       // The follower reads on from 6, with no alarm.
       const read = await next('XREAD');
@@ -86,7 +84,7 @@ describe('LogFollower', () => {
       expect(errors).toEqual([]);
       expect(delivered).toEqual([]);
     } finally {
-      await follower.stop();
+      await following.stop();
     }
   });
 
@@ -96,15 +94,7 @@ describe('LogFollower', () => {
     // A commit of this process's is with Redis until the test settles it.
     let settle = () => {};
     let commits: Promise<void> | undefined = new Promise<void>((resolve) => (settle = resolve));
-    const follower = new LogFollower({
-      client,
-      keys: { meta: 'doc:meta', log: 'doc:log' },
-      from: 5,
-      commandTimeout: 0,
-      onChange: () => {},
-      onError: (error) => errors.push(String(error)),
-      committing: () => commits,
-    });
+    const following = follower(client, { onError: (error) => errors.push(String(error)), committing: () => commits });
     try {
       breakConnection(new Error('Socket closed unexpectedly'));
       commits = undefined;
@@ -117,33 +107,27 @@ describe('LogFollower', () => {
       expect(errors[0]).toMatch(/lost the Redis connection .*Socket closed unexpectedly/);
       expect(errors[1]).toMatch(/is back; catching up from the log/);
     } finally {
-      await follower.stop();
+      await following.stop();
     }
   });
 
   test('stop() ends a follower that waits for commits that never settle', async () => {
     const { client } = scriptedClient();
     let asked = 0;
-    const follower = new LogFollower({
-      client,
-      keys: { meta: 'doc:meta', log: 'doc:log' },
-      from: 0,
-      commandTimeout: 0,
-      onChange: () => {},
-      onError: () => {},
+    const following = follower(client, {
       committing: () => {
         asked += 1;
         return new Promise<void>(() => {});
       },
     });
     await eventually('the follower waiting for commits', () => asked > 0);
-    await follower.stop();
+    await following.stop();
   });
 
   test('Redis going back to a lower revision is still reported', async () => {
     const { client, next } = scriptedClient();
     const errors: unknown[] = [];
-    const follower = new LogFollower({ client, keys: { meta: 'doc:meta', log: 'doc:log' }, from: 5, commandTimeout: 0, onChange: () => {}, onError: (error) => errors.push(error) });
+    const following = follower(client, { onError: (error) => errors.push(error) });
     try {
       (await next('XREAD')).answer(null);
       (await next('HGET')).answer('3');
@@ -151,7 +135,7 @@ describe('LogFollower', () => {
       expect(read.args.at(-1)).toBe('3-0');
       expect(String(errors[0])).toMatch(/holds revision 3 .* seen revision 5/);
     } finally {
-      await follower.stop();
+      await following.stop();
     }
   });
 });

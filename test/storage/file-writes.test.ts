@@ -9,6 +9,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import type { JsonValue } from '../../src/document/json.js';
 import { fileStorage } from '../../src/storage/file.js';
 import {
+  collectWarnings,
   crashImage,
   eventually,
   expectProblem,
@@ -367,13 +368,8 @@ describe('a failing disk', () => {
     const dir = await tempDir();
     const file = join(dir, 'store.json');
     const faults = newFaults();
-    const warnings: string[] = [];
     // Caught here rather than printed.
-    const emitWarning = process.emitWarning;
-    process.emitWarning = ((warning: string | Error) => {
-      warnings.push(String(warning));
-    }) as typeof process.emitWarning;
-    try {
+    await collectWarnings(async (warnings) => {
       const served = await serve(file, { fs: faultyFileSystem(faults), compactRatio: 0.2, compactMinSize: 0 }, { log: [] });
       expect((await call(served.port, 'POST', '/log', 0)).status).toBe(201);
       faults.rename = true;
@@ -396,8 +392,6 @@ describe('a failing disk', () => {
       const reopened = await serve(file);
       expect((await documentOf(reopened))['log']).toHaveLength(written);
       await reopened.close();
-    } finally {
-      process.emitWarning = emitWarning;
-    }
+    });
   });
 });

@@ -241,27 +241,20 @@ describe('symbolic links and leftovers', () => {
 
   test('a symbolic link planted as a temp file while the store runs is not written through: the compaction fails, nothing outside changes', async () => {
     const { file, target } = await setup();
-    const warnings: string[] = [];
-    const emitWarning = process.emitWarning;
-    process.emitWarning = ((warning: string | Error) => {
-      warnings.push(String(warning));
-    }) as typeof process.emitWarning;
-    try {
+    const warnings = await collectWarnings(async () => {
       const served = await serve(file, {}, { log: [] });
       for (let i = 0; i < 3; i++) await served.http.post('/store/log').send({ i }).expect(201);
       symlinkSync(target, `${file}.tmp`);
       // Closing folds the journal into a new snapshot, written to store.json.tmp.
       await served.close();
-      expect(warnings.some((warning) => warning.includes(`${file}.tmp is a symbolic link; the store does not write through it`))).toBe(true);
-      expect(readFileSync(target, 'utf8')).toBe('{"precious":true}');
-      // Cleaning up after the failed compaction may have removed the link itself (never what it points to).
-      rmSync(`${file}.tmp`, { force: true });
-      const reopened = await serve(file);
-      expect(await documentOf(reopened)).toEqual({ log: [{ i: 0 }, { i: 1 }, { i: 2 }] });
-      await reopened.close();
-    } finally {
-      process.emitWarning = emitWarning;
-    }
+    });
+    expect(warnings.some((warning) => warning.includes(`${file}.tmp is a symbolic link; the store does not write through it`))).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('{"precious":true}');
+    // Cleaning up after the failed compaction may have removed the link itself (never what it points to).
+    rmSync(`${file}.tmp`, { force: true });
+    const reopened = await serve(file);
+    expect(await documentOf(reopened)).toEqual({ log: [{ i: 0 }, { i: 1 }, { i: 2 }] });
+    await reopened.close();
   });
 
   test('something other than a file (a folder) where a file should be is refused at startup', async () => {
