@@ -178,6 +178,13 @@ export async function* piecesInSlices(value: JsonValue, options: SliceOptions = 
   }
 }
 
+/** The size in UTF-8 bytes of `value`'s JSON text (as `piecesInSlices` makes it), measured in slices; `undefined` when aborted. */
+export async function jsonBytesInSlices(value: JsonValue, options: SliceOptions = {}): Promise<number | undefined> {
+  let size = 0;
+  for await (const piece of piecesInSlices(value, options)) size += Buffer.byteLength(piece, 'utf8');
+  return options.aborted?.() === true ? undefined : size;
+}
+
 export interface SlicedJson {
   /** The text in UTF-8, when it is at most `keepBytes`; otherwise only measured and hashed. */
   chunks: Buffer[] | undefined;
@@ -199,12 +206,11 @@ export async function serializeInSlices(
   aborted: () => boolean = () => false,
   sliceMs = 10,
   keepBytes = Infinity,
-  indent = 0,
 ): Promise<SlicedJson | undefined> {
   const hash = createHash('sha256');
   let chunks: Buffer[] | undefined = [];
   let size = 0;
-  for await (const piece of piecesInSlices(value, { sliceMs, aborted, indent })) {
+  for await (const piece of piecesInSlices(value, { sliceMs, aborted })) {
     if (chunks !== undefined) {
       const chunk = Buffer.from(piece, 'utf8');
       hash.update(chunk);

@@ -137,7 +137,12 @@ const largeTags = new WeakMap<object, { size: number; tag: string; etag: string 
  */
 export function needsSlicing(value: JsonValue): boolean {
   if (typeof value !== 'object' || value === null || byContainer.has(value)) return false;
-  return largeTags.has(value) || jsonSize(value, slicedAbove) > slicedAbove;
+  return overSliceLimit(value);
+}
+
+/** A container known to be, or measured as, over 1 MB of JSON (the measure stops there). */
+function overSliceLimit(value: object): boolean {
+  return largeTags.has(value) || jsonSize(value as JsonValue, slicedAbove) > slicedAbove;
 }
 
 /**
@@ -149,7 +154,7 @@ export function prettyNeedsSlicing(value: JsonValue): boolean {
   if (typeof value !== 'object' || value === null) return false;
   const cached = byContainer.get(value);
   if (cached !== undefined) return cached.json.bytes.length > slicedAbove;
-  return largeTags.has(value) || jsonSize(value, slicedAbove) > slicedAbove;
+  return overSliceLimit(value);
 }
 
 /** Size and tags already measured for a container too large for the cache (`slicedJsonOf`), if any. */

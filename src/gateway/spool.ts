@@ -35,10 +35,6 @@ export class SpoolBudget {
     this.limit = limit;
   }
 
-  get used(): number {
-    return this.#used;
-  }
-
   /** One request's share: `take` as its body arrives, `release` (idempotent, and final) once it is answered. */
   share(): { take: (bytes: number) => boolean; release: () => void } {
     let held = 0;

@@ -10,7 +10,7 @@ import { valueAt } from '../document/apply.js';
 import { describeType, isContainer, isObject, type JsonValue } from '../document/json.js';
 import { contentTag, formatEtag, type Representation } from '../document/etag.js';
 import { compactJsonOf, knownLargeJson, needsSlicing, prettyNeedsSlicing, slicedJsonOf } from '../document/value-cache.js';
-import { serializeInSlices } from '../document/json-slices.js';
+import { jsonBytesInSlices } from '../document/json-slices.js';
 import { isStreamed, sendStreamed, type StreamedBody } from './chunked-body.js';
 import { displayPath, isArrayIndex, parseUrlPath, urlPath } from '../document/path.js';
 import { planWrite, valueAfterWrite, type WriteKind } from '../document/operations.js';
@@ -208,9 +208,9 @@ export function createRequestHandler(store: DocumentStore, options: ResolvedOpti
       if (json === undefined) return;
       if (outcome.pretty === true) {
         // The tag is the compact JSON's; the pretty text is measured in slices, then made again as it is sent.
-        const pretty = await serializeInSlices(value, () => res.destroyed, undefined, 0, prettyIndent);
-        if (pretty === undefined) return;
-        outcome = { value, body: { streamed: value, size: pretty.size + 1, indent: prettyIndent }, etag: formatEtag(json.tag, 'pretty') };
+        const size = await jsonBytesInSlices(value, { indent: prettyIndent, aborted: () => res.destroyed });
+        if (size === undefined) return;
+        outcome = { value, body: { streamed: value, size: size + 1, indent: prettyIndent }, etag: formatEtag(json.tag, 'pretty') };
       } else outcome = { value, body: 'bytes' in json ? json.bytes : { streamed: json.value, size: json.size }, etag: json.etag };
     }
     // Preconditions only apply to what would otherwise be a 2xx (RFC 9110 section 13.2.1).

@@ -453,10 +453,7 @@ class RedisDocumentStorage implements RedisStorage {
     ];
     const { meta, log, snapshot, compaction: lock, idempotency, idempotencyTimes, turn, turnQueue } = this.keys;
     const keys = [meta, log, snapshot, lock, idempotency, idempotencyTimes, turn, turnQueue];
-    return this.tracked(async () => {
-      const { status, reply } = await this.runCommit(commitScript, 'the commit script', keys, args, change.revision, options?.deadline);
-      return this.commitOutcome(status, reply, change.revision, 1);
-    });
+    return this.runCommit(commitScript, 'the commit script', keys, args, change.revision, 1, options?.deadline);
   }
 
   /** The commit scripts' compaction arguments: none while closing or after a failed compaction (paused). */
@@ -473,7 +470,7 @@ class RedisDocumentStorage implements RedisStorage {
    * again), nothing was written, so it asks again shortly, or when the turn
    * expires.
    */
-  private async runCommit(
+  private async runInTurn(
     script: LuaScript,
     what: string,
     keys: string[],
@@ -501,11 +498,24 @@ class RedisDocumentStorage implements RedisStorage {
     }
   }
 
-  /** Counts `commit` as in flight until its outcome is known (see `committing`). */
-  private async tracked<T>(commit: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a commit script for `count` changes from `revision` on, and says
+   * what its reply means (`commitOutcome`). Counted as in flight until then
+   * (see `committing`).
+   */
+  private async runCommit(
+    script: LuaScript,
+    what: string,
+    keys: string[],
+    args: string[],
+    revision: number,
+    count: number,
+    deadline: number | undefined,
+  ): Promise<RebasedCommit | undefined> {
     this.commitsInFlight += 1;
     try {
-      return await commit();
+      const { status, reply } = await this.runInTurn(script, what, keys, args, revision, deadline);
+      return this.commitOutcome(status, reply, revision, count);
     } finally {
       this.commitsInFlight -= 1;
       if (this.commitsInFlight === 0) {
@@ -593,10 +603,7 @@ class RedisDocumentStorage implements RedisStorage {
     ];
     const { meta, log, snapshot, compaction: lock, turn, turnQueue } = this.keys;
     const keys = [meta, log, snapshot, lock, turn, turnQueue];
-    return this.tracked(async () => {
-      const { status, reply } = await this.runCommit(commitBatchScript, 'the commit-batch script', keys, args, first.revision, options?.deadline);
-      return this.commitOutcome(status, reply, first.revision, changes.length);
-    });
+    return this.runCommit(commitBatchScript, 'the commit-batch script', keys, args, first.revision, changes.length, options?.deadline);
   }
 
   /** Waits while another process has the turn: polls briefly, never past the turn's expiry or the request's deadline. */
