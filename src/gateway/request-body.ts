@@ -85,16 +85,20 @@ export function refuseTooLarge(
   why: string,
 ): void {
   safeLog(limits.logger, `${limits.where}: 413 for ${describeRequest(req)}: ${why}`);
+  failLeavingBodyUnread(res, writer, new GatewayError('payload-too-large', `The request body is larger than ${limits.maxBodySize} bytes.`), limits.where);
+}
+
+/** Answers `error` and closes the connection after it: the rest of the request body stays unread (see `discardRestOfBody`). */
+function failLeavingBodyUnread(res: ServerResponse, writer: ResponseWriter, error: unknown, where: string): void {
   res.setHeader('Connection', 'close');
-  writer.fail(new GatewayError('payload-too-large', `The request body is larger than ${limits.maxBodySize} bytes.`), limits.where);
+  writer.fail(error, where);
 }
 
 /** Answers 503 (the writer logs it, as every 5xx) and closes the connection after it: the bridge holds `maxSpoolTotal` of chunked bodies already. */
 function overBudget(res: ServerResponse, writer: ResponseWriter, limits: BodyLimits): void {
-  res.setHeader('Connection', 'close');
   res.setHeader('Retry-After', '1');
   const detail = `The server is receiving as many request bodies as it holds at once (maxSpoolTotal, ${limits.spool.limit} bytes); retry shortly.`;
-  writer.fail(new GatewayError('service-unavailable', detail), limits.where);
+  failLeavingBodyUnread(res, writer, new GatewayError('service-unavailable', detail), limits.where);
 }
 
 /** Calls `run` with the body once it can be handed over, or answers 413, 503 or the failure. */
@@ -129,11 +133,8 @@ export function receiveBody(
         if (body.kind === 'gone') return;
         if (body.kind === 'too-large') refuseTooLarge(req, res, writer, { ...limits, maxBodySize: chunkedLimit }, `the chunked body passed ${limitName} (${chunkedLimit}); the rest was left unread`);
         else if (body.kind === 'over-budget') overBudget(res, writer, limits);
-        else if (body.kind === 'failed') {
-          // The rest of the body stays unread (a temporary file could not be written): the connection closes after the answer.
-          res.setHeader('Connection', 'close');
-          writer.fail(body.error, where);
-        }
+        // A temporary file could not be written.
+        else if (body.kind === 'failed') failLeavingBodyUnread(res, writer, body.error, where);
         else if (writer.clientGone) {
           share.release();
           if (body.kind === 'file') void body.file.close();
