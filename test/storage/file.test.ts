@@ -10,6 +10,7 @@ import { fileStorage, nodeFileSystem, type FileStorageFileSystem } from '../../s
 import {
   crashImage,
   collectWarnings,
+  eventually,
   expectProblem,
   filesOf,
   journalLines,
@@ -480,6 +481,11 @@ describe('compaction', () => {
     }
     const expected = (await documentOf(served)) as { log: unknown[] };
     expect(expected.log).toHaveLength(200);
+    // A compaction may still be under way (writes set one off in the background): the counters match the files once it is done.
+    await eventually('the stats to match the files', () => {
+      const { snapshotBytes } = served.storage.stats;
+      return snapshotBytes === statSync(file).size ? true : undefined;
+    });
     const { compactions, journalBytes, snapshotBytes } = served.storage.stats;
     expect(compactions).toBeGreaterThan(0);
     // Without compaction the journal would hold all 200 changes.
